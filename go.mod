@@ -1,0 +1,3 @@
+module github.com/tokamak-ai/tokamak
+
+go 1.26
