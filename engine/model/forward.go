@@ -1,0 +1,139 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/tokamak-ai/tokamak/engine/backend"
+)
+
+// KVSpec returns the paged KV cache layout this model needs for numBlocks
+// blocks of blockSizeTokens tokens, in the backend's activation dtype.
+func (m *Model) KVSpec(numBlocks, blockSizeTokens int) backend.KVCacheSpec {
+	return backend.KVCacheSpec{
+		Layers:    m.Config.NumHiddenLayers,
+		NumBlocks: numBlocks,
+		BlockSize: blockSizeTokens,
+		KVHeads:   m.Config.NumKeyValueHeads,
+		HeadDim:   m.Config.HeadDim,
+		DType:     m.b.ActivationDType(),
+	}
+}
+
+// scratch holds one step's activations, freed when the step ends.
+type scratch struct {
+	b    backend.Backend
+	list []backend.Tensor
+	err  error
+}
+
+func (s *scratch) alloc(dt backend.DType, shape ...int) backend.Tensor {
+	if s.err != nil {
+		return nil
+	}
+	t, err := s.b.Alloc(dt, shape...)
+	if err != nil {
+		s.err = fmt.Errorf("alloc %s%v: %w", dt, shape, err)
+		return nil
+	}
+	s.list = append(s.list, t)
+	return t
+}
+
+func (s *scratch) free(keep backend.Tensor) {
+	for _, t := range s.list {
+		if t != keep {
+			s.b.Free(t)
+		}
+	}
+}
+
+// Forward runs one step over the batch's new tokens, writing their K and V
+// into cache, and returns float32 logits [len(batch.LogitRows), vocab]. The
+// caller owns the returned tensor and frees it with the backend.
+func (m *Model) Forward(batch *backend.Batch, cache backend.KVCache) (logits backend.Tensor, err error) {
+	spec := cache.Spec()
+	if err := batch.Validate(spec.NumBlocks, spec.BlockSize); err != nil {
+		return nil, err
+	}
+	if len(batch.LogitRows) == 0 {
+		return nil, errors.New("forward: batch asks for no logits")
+	}
+	for _, id := range batch.Tokens {
+		if id < 0 || int(id) >= m.Config.VocabSize {
+			return nil, fmt.Errorf("forward: token id %d outside vocabulary of %d", id, m.Config.VocabSize)
+		}
+	}
+	b := m.b
+	st, err := b.Stage(batch)
+	if err != nil {
+		return nil, fmt.Errorf("forward: stage: %w", err)
+	}
+	c := m.Config
+	t := len(batch.Tokens)
+	hd, hq := c.HeadDim, c.NumAttentionHeads
+	act := b.ActivationDType()
+	s := &scratch{b: b}
+	resid := s.alloc(act, t, c.HiddenSize)
+	x := s.alloc(act, t, c.HiddenSize)
+	qkv := s.alloc(act, t, c.QKVRows())
+	q := s.alloc(act, t, hq*hd)
+	attn := s.alloc(act, t, hq*hd)
+	proj := s.alloc(act, t, c.HiddenSize)
+	gu := s.alloc(act, t, 2*c.IntermediateSize)
+	mid := s.alloc(act, t, c.IntermediateSize)
+	n := len(batch.LogitRows)
+	last := s.alloc(act, n, c.HiddenSize)
+	logits = s.alloc(backend.F32, n, c.VocabSize)
+	defer func() {
+		if err != nil {
+			s.free(nil)
+			logits = nil
+		} else {
+			s.free(logits)
+		}
+	}()
+	if s.err != nil {
+		return nil, fmt.Errorf("forward: %w", s.err)
+	}
+	eps := float32(c.RMSNormEps)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	run := func(what string, layer int, e error) error {
+		if e != nil && err == nil {
+			err = fmt.Errorf("forward: layer %d %s: %w", layer, what, e)
+		}
+		return err
+	}
+	if run("embed", -1, b.Embed(resid, m.embed, st)) != nil {
+		return nil, err
+	}
+	for i := range m.layers {
+		ly := &m.layers[i]
+		if i == 0 {
+			run("input norm", i, b.RMSNorm(x, resid, ly.inNorm, eps))
+		} else {
+			run("input norm", i, b.AddRMSNorm(x, resid, proj, ly.inNorm, eps))
+		}
+		run("qkv", i, b.MatMul(qkv, x, ly.qkv))
+		if c.QKNorm {
+			run("q norm", i, b.HeadRMSNorm(qkv, 0, hq, hd, ly.qNorm, eps))
+			run("k norm", i, b.HeadRMSNorm(qkv, hq*hd, c.NumKeyValueHeads, hd, ly.kNorm, eps))
+		}
+		run("rope", i, b.RoPEWriteKV(q, qkv, cache, i, m.rope, st))
+		run("attention", i, b.Attention(attn, q, cache, i, scale, st))
+		run("o_proj", i, b.MatMul(proj, attn, ly.o))
+		run("post norm", i, b.AddRMSNorm(x, resid, proj, ly.postNorm, eps))
+		run("gate_up", i, b.MatMul(gu, x, ly.gateUp))
+		run("silu", i, b.SiLUMul(mid, gu))
+		if run("down", i, b.MatMul(proj, mid, ly.down)) != nil {
+			return nil, err
+		}
+	}
+	run("final norm", -1, b.AddRMSNorm(x, resid, proj, m.norm, eps))
+	run("gather", -1, b.GatherRows(last, x, st))
+	if run("lm_head", -1, b.MatMul(logits, last, m.lmHead)) != nil {
+		return nil, err
+	}
+	return logits, nil
+}
