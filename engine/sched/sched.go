@@ -1,0 +1,338 @@
+// Package sched decides, step by step, which sequences run and how many of
+// their tokens each step computes (continuous batching). It asks the block
+// manager (engine/kvcache) whether blocks are available; it never runs the
+// model. Schedule is the whole policy and reads top to bottom:
+//
+//  1. batch work yields to interactive work that cannot start;
+//  2. running sequences that decode get their one token, oldest first;
+//  3. running sequences still prefilling get a chunk of their prompt;
+//  4. waiting sequences are admitted, highest priority and oldest first,
+//     while seats (MaxSeqs), the token budget (MaxBatchTokens) and free
+//     blocks last.
+//
+// When a running sequence needs a block and none is free, the newest
+// running sequence of the lowest priority is preempted: its blocks are
+// freed and it goes back to the waiting queue to be recomputed later
+// (its full blocks usually stay in the prefix cache, so recomputing them
+// is cheap).
+//
+// A Scheduler is not safe for concurrent use: the engine loop owns it.
+package sched
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/tokamak-ai/tokamak/engine/kvcache"
+)
+
+// Priority is a scheduling class; lower values run first.
+type Priority int
+
+// Priority classes.
+const (
+	Interactive Priority = 0
+	Batch       Priority = 1
+)
+
+// State is where a sequence is in its life.
+type State int
+
+// Sequence states.
+const (
+	Waiting State = iota
+	Running
+	Finished
+)
+
+// Seq is one sequence as the scheduler sees it. The engine owns Tokens
+// (prompt, then generated tokens) and appends to it; the scheduler owns
+// NumComputed and KV.
+type Seq struct {
+	// ID identifies the sequence to its owner.
+	ID uint64
+	// Tokens are the sequence's tokens from position 0.
+	Tokens []int32
+	// NumComputed is the number of leading tokens whose K/V are in the cache.
+	NumComputed int
+	// Priority is the sequence's class.
+	Priority Priority
+	// KV is the sequence's block table.
+	KV kvcache.Seq
+	// CachedTokens is the number of prompt tokens the prefix cache held at
+	// the sequence's first admission (or that a fork shared).
+	CachedTokens int
+	// Preemptions counts how often the sequence was preempted.
+	Preemptions int
+
+	state    State
+	arrival  uint64
+	admitted bool
+}
+
+// State returns the sequence's state.
+func (q *Seq) State() State { return q.state }
+
+// remaining is the number of tokens not yet computed.
+func (q *Seq) remaining() int { return len(q.Tokens) - q.NumComputed }
+
+// decoding reports whether the sequence has exactly its last sampled token
+// to compute.
+func (q *Seq) decoding() bool { return q.remaining() == 1 && q.NumComputed > 0 }
+
+// before orders sequences: higher priority, then earlier arrival, then ID.
+func before(a, b *Seq) bool {
+	if a.Priority != b.Priority {
+		return a.Priority < b.Priority
+	}
+	if a.arrival != b.arrival {
+		return a.arrival < b.arrival
+	}
+	return a.ID < b.ID
+}
+
+func compare(a, b *Seq) int {
+	switch {
+	case before(a, b):
+		return -1
+	case before(b, a):
+		return 1
+	}
+	return 0
+}
+
+// Config holds the scheduler's limits.
+type Config struct {
+	// MaxBatchTokens caps the tokens computed in one step (> 0).
+	MaxBatchTokens int
+	// MaxSeqs caps the number of running sequences (> 0).
+	MaxSeqs int
+}
+
+// Item is one sequence's share of a step: its tokens
+// Seq.Tokens[Start : Start+NumTokens].
+type Item struct {
+	Seq       *Seq
+	Start     int
+	NumTokens int
+}
+
+// Last reports whether the item reaches the end of the sequence's tokens,
+// so that the step's logits for its last row are sampled.
+func (it Item) Last() bool { return it.Start+it.NumTokens == len(it.Seq.Tokens) }
+
+// Plan is what one step computes.
+type Plan struct {
+	// Items are the sequences of the step, in batch order.
+	Items []Item
+	// NumTokens is the sum of the items' NumTokens.
+	NumTokens int
+	// Preempted are the sequences preempted while planning.
+	Preempted []*Seq
+}
+
+// Empty reports whether the plan computes nothing.
+func (p *Plan) Empty() bool { return len(p.Items) == 0 }
+
+// Scheduler holds the waiting and running queues.
+type Scheduler struct {
+	cfg         Config
+	kv          *kvcache.Manager
+	waiting     []*Seq // sorted by before
+	running     []*Seq // sorted by before
+	nextArrival uint64
+	preemptions int64
+}
+
+// New makes a Scheduler over a block manager.
+func New(cfg Config, kv *kvcache.Manager) (*Scheduler, error) {
+	if cfg.MaxBatchTokens <= 0 || cfg.MaxSeqs <= 0 {
+		return nil, fmt.Errorf("sched: need positive MaxBatchTokens and MaxSeqs, got %d and %d", cfg.MaxBatchTokens, cfg.MaxSeqs)
+	}
+	if kv == nil {
+		return nil, errors.New("sched: nil block manager")
+	}
+	return &Scheduler{cfg: cfg, kv: kv}, nil
+}
+
+// Add queues a new sequence (len(Tokens) > 0, NumComputed 0, no blocks).
+func (s *Scheduler) Add(q *Seq) {
+	q.arrival = s.nextArrival
+	s.nextArrival++
+	s.enqueue(q)
+}
+
+// Fork queues a sequence that continues tokens (a prefix of parent's
+// computed tokens, for n > 1 completions of one prompt): it shares the
+// parent's computed full blocks and computes the rest itself. It runs in
+// the parent's place in the queue order.
+func (s *Scheduler) Fork(parent *Seq, id uint64, tokens []int32) *Seq {
+	kv, shared := s.kv.Fork(&parent.KV, min(parent.NumComputed, len(tokens)-1))
+	q := &Seq{ID: id, Tokens: tokens, NumComputed: shared, Priority: parent.Priority, KV: *kv, CachedTokens: shared, arrival: parent.arrival}
+	q.admitted = true // its cached prefix is settled; no prefix lookup
+	s.enqueue(q)
+	return q
+}
+
+func (s *Scheduler) enqueue(q *Seq) {
+	q.state = Waiting
+	i, _ := slices.BinarySearchFunc(s.waiting, q, compare)
+	s.waiting = slices.Insert(s.waiting, i, q)
+}
+
+// NumRunning and NumWaiting are the queue lengths.
+func (s *Scheduler) NumRunning() int { return len(s.running) }
+
+// NumWaiting is the number of sequences waiting to run.
+func (s *Scheduler) NumWaiting() int { return len(s.waiting) }
+
+// Preemptions is the number of preemptions so far.
+func (s *Scheduler) Preemptions() int64 { return s.preemptions }
+
+// Schedule plans the next step.
+func (s *Scheduler) Schedule() *Plan {
+	p := &Plan{}
+	s.yieldToInteractive(p)
+
+	// Running sequences: decodes first, then prefill chunks, in queue order.
+	order := slices.Clone(s.running)
+	for _, decodes := range []bool{true, false} {
+		for _, q := range order {
+			if q.state != Running || q.decoding() != decodes || q.remaining() == 0 {
+				continue
+			}
+			n := min(q.remaining(), s.cfg.MaxBatchTokens-p.NumTokens)
+			if n == 0 {
+				break
+			}
+			if s.reserve(q, n, p) {
+				p.add(q, n)
+			}
+		}
+	}
+
+	// Waiting sequences, while seats, budget and blocks last.
+	for len(s.waiting) > 0 && len(s.running) < s.cfg.MaxSeqs && p.NumTokens < s.cfg.MaxBatchTokens {
+		if !s.admit(s.waiting[0], p) {
+			break
+		}
+	}
+	return p
+}
+
+// reserve gets blocks for n more tokens of running sequence q, preempting
+// the newest running sequences as needed. It reports false when q itself
+// had to be preempted.
+func (s *Scheduler) reserve(q *Seq, n int, p *Plan) bool {
+	for s.kv.Reserve(&q.KV, q.NumComputed+n) != nil {
+		victim := s.running[len(s.running)-1]
+		s.preempt(victim, p)
+		if victim == q {
+			return false
+		}
+	}
+	return true
+}
+
+// admit moves the head of the waiting queue to running with its first
+// chunk, if its blocks can be had without preempting anyone.
+func (s *Scheduler) admit(q *Seq, p *Plan) bool {
+	budget := s.cfg.MaxBatchTokens - p.NumTokens
+	if len(q.KV.Blocks) == 0 {
+		// New or preempted: start from the longest cached prefix, but
+		// always compute at least the last token, whose logits are needed.
+		cached, err := s.kv.Admit(&q.KV, q.Tokens, len(q.Tokens)-1, budget)
+		if err != nil {
+			return false
+		}
+		q.NumComputed = cached
+		if !q.admitted {
+			q.CachedTokens = cached
+			q.admitted = true
+		}
+	}
+	n := min(q.remaining(), budget)
+	if s.kv.Reserve(&q.KV, q.NumComputed+n) != nil {
+		return false // a fork keeps its shared prefix while it waits
+	}
+	s.waiting = s.waiting[1:]
+	q.state = Running
+	i, _ := slices.BinarySearchFunc(s.running, q, compare)
+	s.running = slices.Insert(s.running, i, q)
+	p.add(q, n)
+	return true
+}
+
+// yieldToInteractive preempts running batch sequences, newest first, while
+// the first waiting sequence is interactive and lacks a seat or the blocks
+// for its first chunk.
+func (s *Scheduler) yieldToInteractive(p *Plan) {
+	for len(s.waiting) > 0 && len(s.running) > 0 {
+		w, last := s.waiting[0], s.running[len(s.running)-1]
+		if w.Priority != Interactive || last.Priority == Interactive {
+			return
+		}
+		n := min(w.remaining(), s.cfg.MaxBatchTokens)
+		needBlocks := (w.NumComputed+n+s.kv.BlockSizeTokens()-1)/s.kv.BlockSizeTokens() - len(w.KV.Blocks)
+		if len(s.running) < s.cfg.MaxSeqs && needBlocks <= s.kv.NumFree() {
+			return
+		}
+		s.preempt(last, p)
+	}
+}
+
+// preempt frees a running sequence's blocks and sends it back to wait; its
+// tokens are recomputed when it runs again.
+func (s *Scheduler) preempt(q *Seq, p *Plan) {
+	s.removeRunning(q)
+	if i := slices.IndexFunc(p.Items, func(it Item) bool { return it.Seq == q }); i >= 0 {
+		p.NumTokens -= p.Items[i].NumTokens
+		p.Items = slices.Delete(p.Items, i, i+1)
+	}
+	s.kv.Free(&q.KV)
+	q.NumComputed = 0
+	q.Preemptions++
+	s.preemptions++
+	p.Preempted = append(p.Preempted, q)
+	s.enqueue(q)
+}
+
+func (p *Plan) add(q *Seq, n int) {
+	p.Items = append(p.Items, Item{Seq: q, Start: q.NumComputed, NumTokens: n})
+	p.NumTokens += n
+}
+
+// Advance records that the plan's step has run: each item's tokens are
+// computed, and newly full blocks enter the prefix cache. The engine then
+// appends the sampled token to every sequence whose item was Last.
+func (s *Scheduler) Advance(p *Plan) {
+	for _, it := range p.Items {
+		q := it.Seq
+		if q.state != Running || q.NumComputed != it.Start {
+			continue // finished or preempted meanwhile
+		}
+		q.NumComputed += it.NumTokens
+		s.kv.Commit(&q.KV, q.Tokens, q.NumComputed)
+	}
+}
+
+// Finish removes a sequence, waiting or running, and frees its blocks.
+func (s *Scheduler) Finish(q *Seq) {
+	switch q.state {
+	case Running:
+		s.removeRunning(q)
+	case Waiting:
+		if i := slices.Index(s.waiting, q); i >= 0 {
+			s.waiting = slices.Delete(s.waiting, i, i+1)
+		}
+	}
+	s.kv.Free(&q.KV)
+	q.state = Finished
+}
+
+func (s *Scheduler) removeRunning(q *Seq) {
+	if i := slices.Index(s.running, q); i >= 0 {
+		s.running = slices.Delete(s.running, i, i+1)
+	}
+}
