@@ -162,8 +162,8 @@ func f32Bytes(f []float32) []byte {
 }
 
 // New binds a checkpoint's tensors to a backend.
-func New(cfg *Config, src Source, b backend.Backend) (m *Model, err error) {
-	m = &Model{Config: cfg, b: b}
+func New(cfg *Config, src Source, b backend.Backend) (_ *Model, err error) {
+	m := &Model{Config: cfg, b: b}
 	defer func() {
 		if err != nil {
 			m.Close()
