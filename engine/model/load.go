@@ -24,12 +24,12 @@ type Model struct {
 	// Config is the parsed config.json.
 	Config *Config
 
-	b      backend.Backend
-	embed  *backend.Weight
-	lmHead *backend.Weight
-	norm   backend.Tensor
-	layers []layer
-	rope   *backend.RoPE
+	b       backend.Backend
+	embed   *backend.Weight
+	lmHead  *backend.Weight
+	norm    backend.Tensor
+	layers  []layer
+	rope    *backend.RoPE
 	tensors []backend.Tensor
 	// WeightBytes is the size of the weights on the backend.
 	WeightBytes int64
