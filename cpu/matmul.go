@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
+	"github.com/tokamak-ai/tokamak/engine/weights"
 )
 
 // MatMul implements backend.Backend: out[T, Rows] = x[T, Cols] · Wᵀ + bias.
@@ -146,7 +147,7 @@ func rowReader(w *backend.Weight) (func(r int, buf []float32), error) {
 
 var fp8Table = func() (t [256]float32) {
 	for i := range t {
-		t[i] = FP8E4M3ToF32(byte(i))
+		t[i] = weights.FP8E4M3ToF32(byte(i))
 	}
 	return
 }()

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
+	"github.com/tokamak-ai/tokamak/engine/weights"
 )
 
 // Tensor is a CPU tensor. Float activations live in F32; every other dtype
@@ -169,47 +170,6 @@ func f32(t backend.Tensor, what string, n int) ([]float32, error) {
 	return c.F32, nil
 }
 
-// BF16ToF32 widens a bfloat16 bit pattern.
-func BF16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
-
-// F16ToF32 widens an IEEE half-precision bit pattern.
-func F16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0:
-		if mant == 0 {
-			return math.Float32frombits(sign)
-		}
-		f := float32(mant) / 1024 / 16384 // 2^-14 * mant/1024
-		if sign != 0 {
-			return -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
-}
-
-// FP8E4M3ToF32 widens an OCP E4M3 (fn: no infinities, 0x7f/0xff NaN) value.
-func FP8E4M3ToF32(v byte) float32 {
-	sign := float32(1)
-	if v&0x80 != 0 {
-		sign = -1
-	}
-	exp := int(v>>3) & 0xf
-	mant := float32(v & 7)
-	if exp == 0xf && v&7 == 7 {
-		return float32(math.NaN())
-	}
-	if exp == 0 {
-		return sign * mant / 8 * float32(math.Ldexp(1, -6))
-	}
-	return sign * (1 + mant/8) * float32(math.Ldexp(1, exp-7))
-}
-
 // widen converts n 16-bit floats from raw into out.
 func widen(dt backend.DType, raw []byte, out []float32) {
 	u := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(raw))), len(raw)/2)
@@ -220,7 +180,7 @@ func widen(dt backend.DType, raw []byte, out []float32) {
 		return
 	}
 	for i := range out {
-		out[i] = F16ToF32(u[i])
+		out[i] = weights.F16ToF32(u[i])
 	}
 }
 
