@@ -20,7 +20,8 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, kind endpoint, v 
 		return nil, nil, false
 	}
 	s.metrics.inFlight.Inc()
-	return m, func() { s.metrics.inFlight.Dec(); release() }, true
+	s.active.Add(1)
+	return m, func() { s.active.Add(-1); s.metrics.inFlight.Dec(); release() }, true
 }
 
 func checkModelName(m *Model, name string) *APIError {

@@ -119,6 +119,7 @@ type Server struct {
 	// request context derives from it.
 	hardStop   context.Context
 	cancelHard context.CancelFunc
+	active     atomic.Int64
 	idMu       sync.Mutex
 	nextID     uint64
 }
@@ -159,7 +160,12 @@ func New(cfg Config) *Server {
 }
 
 // SetModel installs the model to serve and marks the server ready.
-func (s *Server) SetModel(m *Model) { s.model.Store(m) }
+func (s *Server) SetModel(m *Model) {
+	for _, h := range []*prometheus.HistogramVec{s.metrics.ttft, s.metrics.itl, s.metrics.e2e, s.metrics.queue} {
+		h.WithLabelValues(m.Name) // export the series from the start
+	}
+	s.model.Store(m)
+}
 
 // Ready reports whether the server accepts generation requests.
 func (s *Server) Ready() bool { return s.model.Load() != nil && !s.draining.Load() }
@@ -171,9 +177,10 @@ func (s *Server) Registry() *prometheus.Registry { return s.registry }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Serve serves HTTP on ln until ctx is done (e.g. on SIGTERM), then
-// drains: new requests get 503, in-flight requests may finish for up to
-// grace, after which they are cancelled. It returns nil after a clean
-// drain, or the listener's error.
+// drains: the listener stays open but /health and new generation requests
+// get 503, in-flight requests may finish for up to grace, after which they
+// are cancelled and the listener closes. It returns nil after the drain,
+// or the listener's error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
@@ -184,26 +191,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
-	s.cfg.Logger.Info("draining", "grace", grace)
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	if err != nil {
-		// Grace is over: cancel what is left and give handlers a moment to
-		// notice before closing connections.
+	s.cfg.Logger.Info("draining", "in_flight", s.active.Load(), "grace", grace)
+	deadline := time.Now().Add(grace)
+	for s.active.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.active.Load(); n > 0 {
+		s.cfg.Logger.Warn("drain grace expired; cancelling in-flight requests", "in_flight", n)
 		s.cancelHard()
-		fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer fcancel()
-		if err2 := hs.Shutdown(fctx); err2 != nil {
-			_ = hs.Close()
-		}
-		s.cfg.Logger.Warn("drain grace expired; in-flight requests cancelled", "grace", grace)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		_ = hs.Close()
 	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serr)
 	}
+	s.cfg.Logger.Info("drained")
 	return nil
 }
+
+// InFlight returns the number of generation requests being handled.
+func (s *Server) InFlight() int64 { return s.active.Load() }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	switch {
