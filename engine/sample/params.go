@@ -3,10 +3,16 @@
 // sampling kernel must match what this package computes.
 package sample
 
+import (
+	"fmt"
+	"math"
+)
+
 // Params are one request's sampling parameters, with the meanings the
 // OpenAI and vLLM APIs give them.
 type Params struct {
-	// Temperature divides the logits; 0 means greedy (argmax).
+	// Temperature divides the logits; 0 (or anything below
+	// GreedyTemperature) means greedy (argmax).
 	Temperature float32
 	// TopK keeps the K most likely tokens; 0 or negative disables it.
 	TopK int
@@ -37,5 +43,45 @@ type Params struct {
 	Logprobs bool
 }
 
+// GreedyTemperature is the temperature below which sampling is greedy
+// (as in vLLM): dividing by a smaller one would overflow float32 logits.
+const GreedyTemperature = 1e-5
+
 // Greedy reports whether the parameters select the argmax.
-func (p Params) Greedy() bool { return p.Temperature <= 0 }
+func (p Params) Greedy() bool { return p.Temperature < GreedyTemperature }
+
+// MaxTopLogprobs is the largest TopLogprobs a request may ask for (the
+// OpenAI API's limit).
+const MaxTopLogprobs = 20
+
+// Validate checks the parameters' ranges and returns an error naming the
+// first bad field in the API's spelling. Zero values mean "unset" where the
+// field's doc says so (TopP 0, RepetitionPenalty 0).
+func (p Params) Validate() error {
+	bad := func(f float32) bool { return math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) }
+	switch {
+	case bad(p.Temperature) || p.Temperature < 0:
+		return fmt.Errorf("temperature must be a number >= 0, got %v", p.Temperature)
+	case bad(p.TopP) || p.TopP < 0 || p.TopP > 1:
+		return fmt.Errorf("top_p must be in (0, 1], got %v", p.TopP)
+	case bad(p.MinP) || p.MinP < 0 || p.MinP > 1:
+		return fmt.Errorf("min_p must be in [0, 1], got %v", p.MinP)
+	case bad(p.RepetitionPenalty) || p.RepetitionPenalty < 0:
+		return fmt.Errorf("repetition_penalty must be > 0, got %v", p.RepetitionPenalty)
+	case bad(p.PresencePenalty) || p.PresencePenalty < -2 || p.PresencePenalty > 2:
+		return fmt.Errorf("presence_penalty must be in [-2, 2], got %v", p.PresencePenalty)
+	case bad(p.FrequencyPenalty) || p.FrequencyPenalty < -2 || p.FrequencyPenalty > 2:
+		return fmt.Errorf("frequency_penalty must be in [-2, 2], got %v", p.FrequencyPenalty)
+	case p.TopLogprobs < 0 || p.TopLogprobs > MaxTopLogprobs:
+		return fmt.Errorf("top_logprobs must be in [0, %d], got %d", MaxTopLogprobs, p.TopLogprobs)
+	}
+	return nil
+}
+
+// penalised reports whether any penalty is active.
+func (p Params) penalised() bool {
+	return (p.RepetitionPenalty != 0 && p.RepetitionPenalty != 1) || p.PresencePenalty != 0 || p.FrequencyPenalty != 0
+}
+
+// wantLogprobs reports whether the result must carry log-probabilities.
+func (p Params) wantLogprobs() bool { return p.Logprobs || p.TopLogprobs > 0 }
