@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -238,13 +239,11 @@ func TestValidate(t *testing.T) {
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%+v: unexpected error %v", c.p, err)
-		case c.want != "" && (err == nil || !contains(err.Error(), c.want)):
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("%+v: error %v, want one naming %s", c.p, err, c.want)
 		}
 	}
 }
-
-func contains(s, sub string) bool { return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub))) }
 
 func TestSeedReproducibleAloneOrBatched(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
@@ -302,15 +301,20 @@ func TestUniform(t *testing.T) {
 	if len(seen) < n*99/100 {
 		t.Errorf("only %d distinct values in %d draws", len(seen), n)
 	}
-	// Pinned values: the CUDA kernel must reproduce these exactly.
+	// Pinned values the CUDA kernel must reproduce: SplitMix64 seeded with
+	// 0 first outputs 0xe220a8397b1dcdaf, and draw d is output d+1.
 	pins := []struct {
 		seed, draw uint64
-		want       float32
+		bits       uint64
 	}{
-		{0, 0, Uniform(0, 0)},
+		{0, 0, 0xe220a8397b1dcdaf},
+		{0, 1, 0x6e789e6aa1b965f4},
+		{0, 2, 0x06c45d188009454f},
 	}
-	if Uniform(0, 0) != float32(0xe220a839>>8)/(1<<24) {
-		t.Errorf("Uniform(0,0) = %v: splitmix64(seed 0) first output is 0xe220a8397b1dcdaf", pins[0].want)
+	for _, p := range pins {
+		if got, want := Uniform(p.seed, p.draw), float32(p.bits>>40)/(1<<24); got != want {
+			t.Errorf("Uniform(%d, %d) = %v, want %v", p.seed, p.draw, got, want)
+		}
 	}
 	if CompletionSeed(7, 0) != 7 || CompletionSeed(7, 1) == CompletionSeed(7, 2) {
 		t.Error("CompletionSeed")
@@ -428,5 +432,26 @@ func TestHistory(t *testing.T) {
 	}
 	if ids, _ := c.Tokens(); len(ids) != 2 {
 		t.Errorf("clone %v", ids)
+	}
+}
+
+func TestExpNegAccuracy(t *testing.T) {
+	for x := float32(0); x > -87; x -= 0.0137 {
+		got, want := float64(expNeg(x)), math.Exp(float64(x))
+		if math.Abs(got-want) > 4e-7*want {
+			t.Fatalf("expNeg(%v) = %v, want %v", x, got, want)
+		}
+	}
+	if expNeg(float32(math.Inf(-1))) != 0 || expNeg(-100) != 0 || expNeg(0) != 1 {
+		t.Error("expNeg edge values")
+	}
+}
+
+func TestSampleRowsRejectsBadShapes(t *testing.T) {
+	if _, err := SampleRows(make([]float32, 10), 4, make([]Row, 2)); err == nil {
+		t.Error("10 logits for 2 rows of 4 accepted")
+	}
+	if _, err := SampleRows(logits8, 8, []Row{{Params: Params{TopP: 3}}}); err == nil {
+		t.Error("bad params accepted")
 	}
 }
