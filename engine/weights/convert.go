@@ -102,10 +102,26 @@ func ToFloat32(dt backend.DType, raw []byte) ([]float32, error) {
 	if size == 0 || dt == backend.I4 {
 		return nil, fmt.Errorf("to float32: unsupported dtype %v", dt)
 	}
-	if len(raw)%size != 0 {
-		return nil, fmt.Errorf("to float32: %d bytes is not a whole number of %v elements", len(raw), dt)
-	}
 	out := make([]float32, len(raw)/size)
+	if err := ToFloat32Into(out, dt, raw); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ToFloat32Into is ToFloat32 into a caller-owned buffer, which must hold
+// exactly len(raw)/element-size values (no allocation).
+func ToFloat32Into(out []float32, dt backend.DType, raw []byte) error {
+	size := dt.Bits() / 8
+	if size == 0 || dt == backend.I4 {
+		return fmt.Errorf("to float32: unsupported dtype %v", dt)
+	}
+	if len(raw)%size != 0 {
+		return fmt.Errorf("to float32: %d bytes is not a whole number of %v elements", len(raw), dt)
+	}
+	if len(out) != len(raw)/size {
+		return fmt.Errorf("to float32: %d %v elements into a buffer of %d", len(raw)/size, dt, len(out))
+	}
 	switch dt {
 	case backend.F32:
 		for i := range out {
@@ -136,9 +152,9 @@ func ToFloat32(dt backend.DType, raw []byte) ([]float32, error) {
 			out[i] = float32(int64(binary.LittleEndian.Uint64(raw[8*i:])))
 		}
 	default:
-		return nil, fmt.Errorf("to float32: unsupported dtype %v", dt)
+		return fmt.Errorf("to float32: unsupported dtype %v", dt)
 	}
-	return out, nil
+	return nil
 }
 
 // FromFloat32 encodes float32 values as little-endian bytes of dtype dt

@@ -190,9 +190,10 @@ func TestToFloat32(t *testing.T) {
 
 func BenchmarkBF16ToFloat32(b *testing.B) {
 	raw := make([]byte, 2<<20)
+	out := make([]float32, len(raw)/2)
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
-		if _, err := ToFloat32(backend.BF16, raw); err != nil {
+		if err := ToFloat32Into(out, backend.BF16, raw); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -203,9 +204,10 @@ func BenchmarkF16ToFloat32(b *testing.B) {
 	for i := range raw {
 		raw[i] = byte(i * 7)
 	}
+	out := make([]float32, len(raw)/2)
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
-		if _, err := ToFloat32(backend.F16, raw); err != nil {
+		if err := ToFloat32Into(out, backend.F16, raw); err != nil {
 			b.Fatal(err)
 		}
 	}
