@@ -15,7 +15,7 @@ type fileJSON struct {
 	PreTokenizer  *componentJSON   `json:"pre_tokenizer"`
 	PostProcessor *componentJSON   `json:"post_processor"`
 	Decoder       *componentJSON   `json:"decoder"`
-	Model         modelJSON        `json:"model"`
+	Model         json.RawMessage  `json:"model"`
 }
 
 type addedTokenJSON struct {

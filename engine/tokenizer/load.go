@@ -42,9 +42,19 @@ func parse(tokJSON, cfgJSON []byte) (*Tokenizer, error) {
 }
 
 func (t *Tokenizer) setModel(f *fileJSON) error {
-	m := f.Model
-	if m.Type != "BPE" && !(m.Type == "" && m.Merges != nil) {
-		return fmt.Errorf("%w: model type %q: supported is BPE (byte-level, or SentencePiece-style with byte_fallback)", ErrUnsupported, m.Type)
+	var kind struct {
+		Type   string          `json:"type"`
+		Merges json.RawMessage `json:"merges"`
+	}
+	if err := json.Unmarshal(f.Model, &kind); err != nil {
+		return err
+	}
+	if kind.Type != "BPE" && !(kind.Type == "" && kind.Merges != nil) {
+		return fmt.Errorf("%w: model type %q: supported is BPE (byte-level, or SentencePiece-style with byte_fallback)", ErrUnsupported, kind.Type)
+	}
+	var m modelJSON
+	if err := json.Unmarshal(f.Model, &m); err != nil {
+		return err
 	}
 	if m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "" ||
 		m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "" {
