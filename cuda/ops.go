@@ -1,0 +1,336 @@
+//go:build cuda
+
+package cuda
+
+/*
+#include "tokamak.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/tokamak-ai/tokamak/engine/backend"
+)
+
+// gemvMaxTokens is the largest T that MatMul sends to the GEMV kernel
+// rather than cuBLASLt (bf16 weights); measured in bench/cuda.
+const gemvMaxTokens = 8
+
+func act(t backend.Tensor, what string, n int) (*Tensor, error) {
+	c, err := asTensor(t, what)
+	if err != nil {
+		return nil, err
+	}
+	if c.dt != backend.BF16 {
+		return nil, fmt.Errorf("cuda: %s: dtype %s, want bf16 activations", what, c.dt)
+	}
+	if n >= 0 && c.numel() != n {
+		return nil, fmt.Errorf("cuda: %s: %d elements, want %d", what, c.numel(), n)
+	}
+	return c, nil
+}
+
+func floatParam(t backend.Tensor, what string, n int) (*Tensor, error) {
+	c, err := asTensor(t, what)
+	if err != nil {
+		return nil, err
+	}
+	switch c.dt {
+	case backend.F32, backend.BF16, backend.F16:
+	default:
+		return nil, fmt.Errorf("cuda: %s: dtype %s not supported", what, c.dt)
+	}
+	if n >= 0 && c.numel() != n {
+		return nil, fmt.Errorf("cuda: %s: %d elements, want %d", what, c.numel(), n)
+	}
+	return c, nil
+}
+
+// Embed implements backend.Backend.
+func (b *Backend) Embed(out backend.Tensor, table *backend.Weight, st backend.Step) error {
+	s, err := b.stepOf(st)
+	if err != nil {
+		return err
+	}
+	if table == nil || table.Quantized() {
+		return fmt.Errorf("cuda: embed: table must be an unquantized weight")
+	}
+	tt, err := floatParam(table.Data, "embed table", table.Rows*table.Cols)
+	if err != nil {
+		return err
+	}
+	t := len(s.b.Tokens)
+	o, err := act(out, "embed out", t*table.Cols)
+	if err != nil {
+		return err
+	}
+	return callError("embed", C.tk_embed(o.ptr, tt.ptr, C.int(tt.dt), i32p(s.tokens()), C.int(t), C.int(table.Cols), C.int(table.Rows), b.stream))
+}
+
+// RMSNorm implements backend.Backend.
+func (b *Backend) RMSNorm(out, x, w backend.Tensor, eps float32) error {
+	xt, err := act(x, "rmsnorm x", -1)
+	if err != nil {
+		return err
+	}
+	d := xt.cols()
+	o, err := act(out, "rmsnorm out", xt.numel())
+	if err != nil {
+		return err
+	}
+	wt, err := floatParam(w, "rmsnorm weight", d)
+	if err != nil {
+		return err
+	}
+	return callError("rmsnorm", C.tk_rmsnorm(o.ptr, xt.ptr, wt.ptr, C.int(wt.dt), C.int(xt.rows()), C.int(d), C.float(eps), b.stream))
+}
+
+// AddRMSNorm implements backend.Backend.
+func (b *Backend) AddRMSNorm(out, residual, x, w backend.Tensor, eps float32) error {
+	rt, err := act(residual, "add_rmsnorm residual", -1)
+	if err != nil {
+		return err
+	}
+	d := rt.cols()
+	xt, err := act(x, "add_rmsnorm x", rt.numel())
+	if err != nil {
+		return err
+	}
+	o, err := act(out, "add_rmsnorm out", rt.numel())
+	if err != nil {
+		return err
+	}
+	wt, err := floatParam(w, "add_rmsnorm weight", d)
+	if err != nil {
+		return err
+	}
+	return callError("add_rmsnorm", C.tk_add_rmsnorm(o.ptr, rt.ptr, xt.ptr, wt.ptr, C.int(wt.dt), C.int(rt.rows()), C.int(d), C.float(eps), b.stream))
+}
+
+// HeadRMSNorm implements backend.Backend.
+func (b *Backend) HeadRMSNorm(x backend.Tensor, colStart, heads, headDim int, w backend.Tensor, eps float32) error {
+	xt, err := act(x, "head_rmsnorm x", -1)
+	if err != nil {
+		return err
+	}
+	cols := xt.cols()
+	if colStart < 0 || heads <= 0 || headDim <= 0 || headDim > 256 || colStart+heads*headDim > cols {
+		return fmt.Errorf("cuda: head_rmsnorm: columns [%d,%d) outside row of %d (head_dim %d, at most 256)", colStart, colStart+heads*headDim, cols, headDim)
+	}
+	wt, err := floatParam(w, "head_rmsnorm weight", headDim)
+	if err != nil {
+		return err
+	}
+	return callError("head_rmsnorm", C.tk_head_rmsnorm(xt.ptr, C.int(xt.rows()), C.int(cols), C.int(colStart), C.int(heads), C.int(headDim), wt.ptr, C.int(wt.dt), C.float(eps), b.stream))
+}
+
+// MatMul implements backend.Backend: bf16 x, unquantized f32/bf16/f16
+// weights, bf16 or f32 out. Small T runs the GEMV kernel (bound by reading
+// W), larger T with bf16 weights runs cuBLASLt.
+func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
+	if w == nil || w.Data == nil {
+		return fmt.Errorf("cuda: matmul: nil weight")
+	}
+	if w.Quantized() {
+		return fmt.Errorf("cuda: matmul: quantized %s weights are not implemented on CUDA yet", w.Data.DType())
+	}
+	xt, err := act(x, "matmul x", -1)
+	if err != nil {
+		return err
+	}
+	if xt.cols() != w.Cols {
+		return fmt.Errorf("cuda: matmul: x has %d columns, weight has %d", xt.cols(), w.Cols)
+	}
+	t := xt.rows()
+	wt, err := floatParam(w.Data, "matmul weight", w.Rows*w.Cols)
+	if err != nil {
+		return err
+	}
+	o, err := asTensor(out, "matmul out")
+	if err != nil {
+		return err
+	}
+	if (o.dt != backend.F32 && o.dt != backend.BF16) || o.numel() != t*w.Rows {
+		return fmt.Errorf("cuda: matmul out: %s with %d elements, want f32 or bf16 with %d", o.dt, o.numel(), t*w.Rows)
+	}
+	var bias unsafe.Pointer
+	biasDT := C.int(0)
+	if w.Bias != nil {
+		bt, err := floatParam(w.Bias, "matmul bias", w.Rows)
+		if err != nil {
+			return err
+		}
+		bias, biasDT = bt.ptr, C.int(bt.dt)
+	}
+	if t <= gemvMaxTokens || wt.dt != backend.BF16 {
+		return callError("gemv", C.tk_gemv(o.ptr, C.int(o.dt), xt.ptr, wt.ptr, C.int(wt.dt), bias, biasDT, C.int(t), C.int(w.Rows), C.int(w.Cols), b.stream))
+	}
+	if err := callError("cublasLt gemm", C.tk_blas_gemm(b.blas, o.ptr, C.int(o.dt), xt.ptr, wt.ptr, C.int(t), C.int(w.Rows), C.int(w.Cols), b.stream)); err != nil {
+		return err
+	}
+	if bias != nil {
+		return callError("add_bias", C.tk_add_bias(o.ptr, C.int(o.dt), bias, biasDT, C.int(t), C.int(w.Rows), b.stream))
+	}
+	return nil
+}
+
+// RoPEWriteKV implements backend.Backend.
+func (b *Backend) RoPEWriteKV(q, qkv backend.Tensor, kv backend.KVCache, layer int, rope *backend.RoPE, st backend.Step) error {
+	s, err := b.stepOf(st)
+	if err != nil {
+		return err
+	}
+	c, err := b.cacheOf(kv, layer)
+	if err != nil {
+		return err
+	}
+	hd, hkv := c.spec.HeadDim, c.spec.KVHeads
+	if rope == nil || rope.HeadDim != hd || len(rope.InvFreq) != hd/2 {
+		return fmt.Errorf("cuda: rope: rope for a different head_dim than the cache's %d", hd)
+	}
+	t := len(s.b.Tokens)
+	src, err := act(qkv, "rope qkv", -1)
+	if err != nil {
+		return err
+	}
+	width := src.numel() / t
+	hq := width/hd - 2*hkv
+	if hq <= 0 || width != (hq+2*hkv)*hd || src.numel() != t*width {
+		return fmt.Errorf("cuda: rope: qkv of %d elements does not split into %d rows of heads of %d", src.numel(), t, hd)
+	}
+	qt, err := act(q, "rope q", t*hq*hd)
+	if err != nil {
+		return err
+	}
+	inv, err := b.invFreq(rope)
+	if err != nil {
+		return err
+	}
+	kp, vp := c.kv(layer)
+	return callError("rope_write_kv", C.tk_rope_write_kv(qt.ptr, src.ptr, kp, vp, i32p(s.positions()), i32p(s.slots()), (*C.float)(inv), C.float(rope.AttnFactor), C.int(t), C.int(hq), C.int(hkv), C.int(hd), b.stream))
+}
+
+// invFreq returns a device copy of the rope frequencies, uploaded once per
+// distinct RoPE value (the model passes the same one every layer).
+func (b *Backend) invFreq(rope *backend.RoPE) (unsafe.Pointer, error) {
+	raw := make([]byte, 4*len(rope.InvFreq))
+	for i, f := range rope.InvFreq {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
+	}
+	key := string(raw)
+	if t, ok := b.ropeCache[key]; ok {
+		return t.ptr, nil
+	}
+	if b.capturing {
+		return nil, fmt.Errorf("cuda: rope frequencies first seen during graph capture")
+	}
+	t, err := b.Upload(backend.F32, []int{len(rope.InvFreq)}, raw)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: rope frequencies: %w", err)
+	}
+	if b.ropeCache == nil {
+		b.ropeCache = map[string]*Tensor{}
+	}
+	b.ropeCache[key] = t.(*Tensor)
+	return t.(*Tensor).ptr, nil
+}
+
+// Attention implements backend.Backend.
+func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int, scale float32, st backend.Step) error {
+	s, err := b.stepOf(st)
+	if err != nil {
+		return err
+	}
+	c, err := b.cacheOf(kv, layer)
+	if err != nil {
+		return err
+	}
+	hd, hkv := c.spec.HeadDim, c.spec.KVHeads
+	t := len(s.b.Tokens)
+	qt, err := act(q, "attention q", -1)
+	if err != nil {
+		return err
+	}
+	hq := qt.numel() / (t * hd)
+	if hq*t*hd != qt.numel() || hq%hkv != 0 {
+		return fmt.Errorf("cuda: attention: q of %d elements is not %d rows of heads of %d grouped over %d kv heads", qt.numel(), t, hd, hkv)
+	}
+	o, err := act(out, "attention out", qt.numel())
+	if err != nil {
+		return err
+	}
+	splits := int(C.tk_attention_splits(C.int(t), C.int(hq), C.int(hkv), C.int(b.smCount)))
+	need := int64(C.tk_attention_workspace(C.int(t), C.int(hq), C.int(hd), C.int(splits)))
+	if need > b.attnWSBytes {
+		if b.capturing {
+			return fmt.Errorf("cuda: attention workspace would grow during graph capture")
+		}
+		if b.attnWS != nil {
+			if err := b.Sync(); err != nil {
+				return err
+			}
+			C.tk_free(b.attnWS)
+			b.attnWS, b.attnWSBytes = nil, 0
+		}
+		if rc := C.tk_malloc(&b.attnWS, C.size_t(need)); rc != 0 {
+			return callError("cudaMalloc(attention workspace)", rc)
+		}
+		b.attnWSBytes = need
+	}
+	kp, vp := c.kv(layer)
+	return callError("attention", C.tk_attention(o.ptr, qt.ptr, kp, vp, i32p(s.positions()), i32p(s.rowSeq()), i32p(s.tables()), C.int(s.stride), C.int(c.spec.BlockSize), C.float(scale), C.int(t), C.int(hq), C.int(hkv), C.int(hd), C.int(splits), b.attnWS, b.stream))
+}
+
+// SiLUMul implements backend.Backend.
+func (b *Backend) SiLUMul(out, gu backend.Tensor) error {
+	g, err := act(gu, "silu_mul gu", -1)
+	if err != nil {
+		return err
+	}
+	inter := g.cols() / 2
+	if inter*2 != g.cols() {
+		return fmt.Errorf("cuda: silu_mul: odd width %d", g.cols())
+	}
+	o, err := act(out, "silu_mul out", g.rows()*inter)
+	if err != nil {
+		return err
+	}
+	return callError("silu_mul", C.tk_silu_mul(o.ptr, g.ptr, C.int(g.rows()), C.int(inter), b.stream))
+}
+
+// GatherRows implements backend.Backend.
+func (b *Backend) GatherRows(out, x backend.Tensor, st backend.Step) error {
+	s, err := b.stepOf(st)
+	if err != nil {
+		return err
+	}
+	xt, err := asTensor(x, "gather_rows x")
+	if err != nil {
+		return err
+	}
+	if xt.dt != backend.BF16 && xt.dt != backend.F32 {
+		return fmt.Errorf("cuda: gather_rows: dtype %s not supported", xt.dt)
+	}
+	n := len(s.b.LogitRows)
+	cols := xt.cols()
+	o, err := asTensor(out, "gather_rows out")
+	if err != nil {
+		return err
+	}
+	if o.dt != xt.dt || o.numel() != n*cols {
+		return fmt.Errorf("cuda: gather_rows out: %s with %d elements, want %s with %d", o.dt, o.numel(), xt.dt, n*cols)
+	}
+	for _, r := range s.b.LogitRows {
+		if r < 0 || int(r) >= xt.rows() {
+			return fmt.Errorf("cuda: gather_rows: row %d out of range [0,%d)", r, xt.rows())
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return callError("gather_rows", C.tk_gather_rows(o.ptr, xt.ptr, C.int(xt.dt), i32p(s.logitRows()), C.int(n), C.int(cols), C.int(xt.rows()), b.stream))
+}

@@ -1,0 +1,324 @@
+package cuda
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand"
+
+	"github.com/tokamak-ai/tokamak/engine/backend"
+)
+
+// opCase is one row of the op table: it makes fresh random host inputs and
+// runs one op on any backend. The same table drives the CUDA parity tests
+// (every case on the GPU against the CPU oracle) and the kernel
+// microbenchmarks (bytes and FLOPs give GB/s and TFLOP/s).
+type opCase struct {
+	name string
+	// tol is the relative error allowed (‖gpu−cpu‖/‖cpu‖).
+	tol float64
+	// bytes and flops are the minimal device traffic and arithmetic of one run.
+	bytes, flops float64
+	prep         func(be backend.Backend, r *rand.Rand) (*prepared, error)
+}
+
+// prepared holds a case's inputs on one backend: run enqueues the op; outs
+// (pure outputs, poisoned before the run) and inout (updated in place) are
+// what the parity test compares.
+type prepared struct {
+	run   func() error
+	outs  []backend.Tensor
+	inout []backend.Tensor
+}
+
+// rbf16 rounds v to the nearest bfloat16 (ties to even), so both backends
+// see exactly the same input values.
+func rbf16(v float32) float32 {
+	u := math.Float32bits(v)
+	u += 0x7fff + (u>>16)&1
+	return math.Float32frombits(u & 0xffff0000)
+}
+
+func randVals(r *rand.Rand, n int, scale float32) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = rbf16((2*r.Float32() - 1) * scale)
+	}
+	return v
+}
+
+// upload puts float32 values on a backend in dtype dt (values already
+// representable in bf16 when dt is bf16).
+func upload(be backend.Backend, dt backend.DType, shape []int, v []float32) (backend.Tensor, error) {
+	raw := make([]byte, dt.Bytes(len(v)))
+	switch dt {
+	case backend.F32:
+		for i, f := range v {
+			binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
+		}
+	case backend.BF16:
+		for i, f := range v {
+			binary.LittleEndian.PutUint16(raw[2*i:], uint16(math.Float32bits(rbf16(f))>>16))
+		}
+	default:
+		return nil, fmt.Errorf("upload of %s not supported in tests", dt)
+	}
+	return be.Upload(dt, shape, raw)
+}
+
+// actUp uploads activations (and norm weights, biases) in the backend's
+// activation dtype.
+func actUp(be backend.Backend, shape []int, v []float32) (backend.Tensor, error) {
+	return upload(be, be.ActivationDType(), shape, v)
+}
+
+type errs struct{ err error }
+
+func (e *errs) t(t backend.Tensor, err error) backend.Tensor {
+	if e.err == nil && err != nil {
+		e.err = err
+	}
+	return t
+}
+
+// paged builds a batch of sequences with the given new-token counts and
+// context lengths over a shuffled block pool.
+func paged(r *rand.Rand, newTok, ctx []int, blockSize, numBlocks int) *backend.Batch {
+	b := &backend.Batch{QueryStart: []int32{0}}
+	perm := r.Perm(numBlocks)
+	next := 0
+	for i := range newTok {
+		nb := (ctx[i] + blockSize - 1) / blockSize
+		table := make([]int32, nb)
+		for j := range table {
+			table[j] = int32(perm[next])
+			next++
+		}
+		b.BlockTables = append(b.BlockTables, table)
+		b.ContextLen = append(b.ContextLen, int32(ctx[i]))
+		for p := ctx[i] - newTok[i]; p < ctx[i]; p++ {
+			b.Tokens = append(b.Tokens, int32(r.Intn(1000)))
+			b.Positions = append(b.Positions, int32(p))
+			b.Slots = append(b.Slots, table[p/blockSize]*int32(blockSize)+int32(p%blockSize))
+		}
+		b.QueryStart = append(b.QueryStart, int32(len(b.Tokens)))
+		b.LogitRows = append(b.LogitRows, int32(len(b.Tokens)-1))
+	}
+	return b
+}
+
+func ropeFor(hd int) *backend.RoPE {
+	inv := make([]float32, hd/2)
+	for i := range inv {
+		inv[i] = float32(1 / math.Pow(500000, float64(2*i)/float64(hd)))
+	}
+	return &backend.RoPE{HeadDim: hd, InvFreq: inv, AttnFactor: 1}
+}
+
+const bfTol = 2e-2
+
+func normCase(t, d int, add bool) opCase {
+	name := fmt.Sprintf("rmsnorm/T%d/D%d", t, d)
+	if add {
+		name = "add_" + name
+	}
+	bytes := float64(t*d) * 4
+	if add {
+		bytes = float64(t*d) * 8
+	}
+	return opCase{name: name, tol: bfTol, bytes: bytes, prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
+		var e errs
+		x := e.t(actUp(be, []int{t, d}, randVals(r, t*d, 2)))
+		res := e.t(actUp(be, []int{t, d}, randVals(r, t*d, 2)))
+		w := e.t(actUp(be, []int{d}, randVals(r, d, 1.5)))
+		out := e.t(be.Alloc(be.ActivationDType(), t, d))
+		if e.err != nil {
+			return nil, e.err
+		}
+		if add {
+			return &prepared{run: func() error { return be.AddRMSNorm(out, res, x, w, 1e-5) }, outs: []backend.Tensor{out}, inout: []backend.Tensor{res}}, nil
+		}
+		return &prepared{run: func() error { return be.RMSNorm(out, x, w, 1e-5) }, outs: []backend.Tensor{out}}, nil
+	}}
+}
+
+func matmulCase(t, rows, cols int, outDT backend.DType, bias bool) opCase {
+	name := fmt.Sprintf("matmul/T%d/%dx%d/%s", t, rows, cols, outDT)
+	if bias {
+		name += "/bias"
+	}
+	return opCase{name: name, tol: bfTol, bytes: float64(rows*cols*2 + t*cols*2 + t*rows*outDT.Bits()/8), flops: 2 * float64(t*rows*cols),
+		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
+			var e errs
+			x := e.t(actUp(be, []int{t, cols}, randVals(r, t*cols, 1)))
+			w := &backend.Weight{Rows: rows, Cols: cols, Data: e.t(upload(be, backend.BF16, []int{rows, cols}, randVals(r, rows*cols, 0.05)))}
+			if bias {
+				w.Bias = e.t(actUp(be, []int{rows}, randVals(r, rows, 0.5)))
+			}
+			odt := outDT
+			if odt == backend.BF16 {
+				odt = be.ActivationDType()
+			}
+			out := e.t(be.Alloc(odt, t, rows))
+			if e.err != nil {
+				return nil, e.err
+			}
+			return &prepared{run: func() error { return be.MatMul(out, x, w) }, outs: []backend.Tensor{out}}, nil
+		}}
+}
+
+// attnCase writes a random K/V history through RoPEWriteKV (a prefill of
+// the whole context), then runs RoPEWriteKV + Attention for the step's rows.
+func attnCase(name string, newTok, ctx []int, hq, hkv, hd int) opCase {
+	const bs = 16
+	total, rows := 0, 0
+	for i := range ctx {
+		total += ctx[i]
+		rows += newTok[i]
+	}
+	return opCase{name: name, tol: bfTol, bytes: float64(total*hkv*hd*2*2 + 2*rows*hq*hd*2),
+		flops: 4 * float64(total*hq*hd),
+		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
+			nb := 0
+			for _, c := range ctx {
+				nb += (c + bs - 1) / bs
+			}
+			spec := backend.KVCacheSpec{Layers: 2, NumBlocks: nb + 3, BlockSize: bs, KVHeads: hkv, HeadDim: hd, DType: be.ActivationDType()}
+			cache, err := be.NewKVCache(spec)
+			if err != nil {
+				return nil, err
+			}
+			rope := ropeFor(hd)
+			width := (hq + 2*hkv) * hd
+			full := paged(r, ctx, ctx, bs, spec.NumBlocks)
+			var e errs
+			st, err := be.Stage(full)
+			if err != nil {
+				return nil, err
+			}
+			qkv := e.t(actUp(be, []int{len(full.Tokens), width}, randVals(r, len(full.Tokens)*width, 1)))
+			qAll := e.t(be.Alloc(be.ActivationDType(), len(full.Tokens), hq*hd))
+			if e.err != nil {
+				return nil, e.err
+			}
+			if err := be.RoPEWriteKV(qAll, qkv, cache, 1, rope, st); err != nil {
+				return nil, err
+			}
+			// the step: the last newTok[i] rows of each sequence (same slots)
+			step := &backend.Batch{QueryStart: []int32{0}, BlockTables: full.BlockTables, ContextLen: full.ContextLen}
+			for i := range ctx {
+				q1 := int(full.QueryStart[i+1])
+				for r0 := q1 - newTok[i]; r0 < q1; r0++ {
+					step.Tokens = append(step.Tokens, full.Tokens[r0])
+					step.Positions = append(step.Positions, full.Positions[r0])
+					step.Slots = append(step.Slots, full.Slots[r0])
+				}
+				step.QueryStart = append(step.QueryStart, int32(len(step.Tokens)))
+				step.LogitRows = append(step.LogitRows, int32(len(step.Tokens)-1))
+			}
+			if err := be.Sync(); err != nil {
+				return nil, err
+			}
+			st2, err := be.Stage(step)
+			if err != nil {
+				return nil, err
+			}
+			qkv2 := e.t(actUp(be, []int{rows, width}, randVals(r, rows*width, 1)))
+			q := e.t(be.Alloc(be.ActivationDType(), rows, hq*hd))
+			out := e.t(be.Alloc(be.ActivationDType(), rows, hq*hd))
+			if e.err != nil {
+				return nil, e.err
+			}
+			scale := float32(1 / math.Sqrt(float64(hd)))
+			return &prepared{run: func() error {
+				if err := be.RoPEWriteKV(q, qkv2, cache, 1, rope, st2); err != nil {
+					return err
+				}
+				return be.Attention(out, q, cache, 1, scale, st2)
+			}, outs: []backend.Tensor{q, out}}, nil
+		}}
+}
+
+func opTable() []opCase {
+	cases := []opCase{
+		normCase(5, 128, false),
+		normCase(3, 4096, false),
+		normCase(7, 4096, true),
+		normCase(2, 9000, true), // longer than the register-held part of a row
+		matmulCase(1, 512, 256, backend.BF16, false),
+		matmulCase(3, 384, 96, backend.F32, true),
+		matmulCase(8, 520, 136, backend.BF16, true),
+		matmulCase(17, 640, 128, backend.F32, false), // cuBLASLt
+		matmulCase(64, 1024, 512, backend.BF16, true),
+		matmulCase(1, 300, 100, backend.F32, false), // K not a multiple of 8
+		attnCase("attention/prefill/gqa4", []int{37}, []int{37}, 8, 2, 16),
+		attnCase("attention/mixed/mqa", []int{1, 9, 1}, []int{20, 40, 70}, 4, 1, 16),
+		attnCase("attention/decode/hd64", []int{1, 1}, []int{300, 129}, 4, 2, 64),
+		attnCase("attention/decode/hd128/g7", []int{1}, []int{1000}, 28, 4, 128),
+		attnCase("attention/chunked-prefill/hd128", []int{24}, []int{200}, 32, 8, 128),
+	}
+	cases = append(cases, siluCase(6, 352), headNormCase(5, 4, 2, 64), embedGatherCase(9, 640, 96))
+	return cases
+}
+
+func siluCase(t, inter int) opCase {
+	return opCase{name: fmt.Sprintf("silu_mul/T%d/I%d", t, inter), tol: bfTol, bytes: float64(t * inter * 6),
+		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
+			var e errs
+			gu := e.t(actUp(be, []int{t, 2 * inter}, randVals(r, t*2*inter, 4)))
+			out := e.t(be.Alloc(be.ActivationDType(), t, inter))
+			if e.err != nil {
+				return nil, e.err
+			}
+			return &prepared{run: func() error { return be.SiLUMul(out, gu) }, outs: []backend.Tensor{out}}, nil
+		}}
+}
+
+func headNormCase(t, hq, hkv, hd int) opCase {
+	width := (hq + 2*hkv) * hd
+	return opCase{name: fmt.Sprintf("head_rmsnorm/T%d/hd%d", t, hd), tol: bfTol, bytes: float64(t * (hq + hkv) * hd * 4),
+		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
+			var e errs
+			x := e.t(actUp(be, []int{t, width}, randVals(r, t*width, 3)))
+			wq := e.t(actUp(be, []int{hd}, randVals(r, hd, 2)))
+			wk := e.t(actUp(be, []int{hd}, randVals(r, hd, 2)))
+			if e.err != nil {
+				return nil, e.err
+			}
+			return &prepared{run: func() error {
+				if err := be.HeadRMSNorm(x, 0, hq, hd, wq, 1e-6); err != nil {
+					return err
+				}
+				return be.HeadRMSNorm(x, hq*hd, hkv, hd, wk, 1e-6)
+			}, inout: []backend.Tensor{x}}, nil
+		}}
+}
+
+// embedGatherCase embeds a step's tokens then gathers its logit rows.
+func embedGatherCase(t, vocab, d int) opCase {
+	return opCase{name: fmt.Sprintf("embed+gather/T%d/V%d/D%d", t, vocab, d), tol: 1e-6, bytes: float64(t * d * 4),
+		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
+			var e errs
+			table := &backend.Weight{Rows: vocab, Cols: d, Data: e.t(upload(be, backend.BF16, []int{vocab, d}, randVals(r, vocab*d, 1)))}
+			b := paged(r, []int{4, t - 4}, []int{4, t - 4}, 16, 4)
+			for i := range b.Tokens {
+				b.Tokens[i] = int32(r.Intn(vocab))
+			}
+			b.LogitRows = []int32{int32(t - 1), 0, 3}
+			out := e.t(be.Alloc(be.ActivationDType(), t, d))
+			g := e.t(be.Alloc(be.ActivationDType(), 3, d))
+			if e.err != nil {
+				return nil, e.err
+			}
+			st, err := be.Stage(b)
+			if err != nil {
+				return nil, err
+			}
+			return &prepared{run: func() error {
+				if err := be.Embed(out, table, st); err != nil {
+					return err
+				}
+				return be.GatherRows(g, out, st)
+			}, outs: []backend.Tensor{out, g}}, nil
+		}}
+}

@@ -1,0 +1,134 @@
+// gemm.cu: BF16 GEMM through cuBLASLt for prefill-sized T.
+// out[T, N] = x[T, K] · W[N, K]ᵀ, x and W bf16, out bf16 or f32, float32
+// accumulation. In cuBLASLt's column-major terms: D (N×T, ld N) =
+// op(A)·B with A = W viewed as K×N (ld K, transposed) and B = x viewed as
+// K×T (ld K). Compute-bound at large T (2·T·N·K FLOPs). Plans (descriptors
+// and the heuristic's first algorithm for the workspace) are cached per
+// shape, so a steady-state call is one cublasLtMatmul.
+#include <cublasLt.h>
+
+#include <map>
+#include <tuple>
+
+#include "common.cuh"
+
+namespace {
+
+struct Plan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo;
+};
+
+struct Blas {
+  cublasLtHandle_t h = nullptr;
+  void *ws = nullptr;
+  size_t ws_bytes = 0;
+  std::map<std::tuple<int, int, int, int>, Plan> plans;
+};
+
+int st(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS ? 0 : 10000 + (int)s; }
+
+#define BL_CHECK(call)            \
+  do {                            \
+    int r_ = st(call);            \
+    if (r_) {                     \
+      tk_note_call(#call);        \
+      return r_;                  \
+    }                             \
+  } while (0)
+
+void destroy_plan(Plan &p) {
+  if (p.op) cublasLtMatmulDescDestroy(p.op);
+  if (p.a) cublasLtMatrixLayoutDestroy(p.a);
+  if (p.b) cublasLtMatrixLayoutDestroy(p.b);
+  if (p.c) cublasLtMatrixLayoutDestroy(p.c);
+}
+
+int make_plan(Blas *bl, Plan &p, int out_dt, int T, int N, int K) {
+  cudaDataType_t ct = out_dt == TK_F32 ? CUDA_R_32F : CUDA_R_16BF;
+  BL_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  BL_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  BL_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  BL_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, K, N, K));
+  BL_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, K, T, K));
+  BL_CHECK(cublasLtMatrixLayoutCreate(&p.c, ct, N, T, N));
+  cublasLtMatmulPreference_t pref;
+  BL_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t ws = bl->ws_bytes;
+  cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  cublasLtMatmulHeuristicResult_t res[1];
+  int found = 0;
+  if (s == CUBLAS_STATUS_SUCCESS)
+    s = cublasLtMatmulAlgoGetHeuristic(bl->h, p.op, p.a, p.b, p.c, p.c, pref, 1, res, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    tk_note_call("cublasLtMatmulAlgoGetHeuristic");
+    return st(s);
+  }
+  if (found == 0) {
+    tk_note_call("cublasLtMatmulAlgoGetHeuristic");
+    return 10099;
+  }
+  p.algo = res[0].algo;
+  return 0;
+}
+
+}  // namespace
+
+extern "C" int tk_blas_create(tk_blas *out, size_t workspace_bytes) {
+  Blas *bl = new Blas();
+  int r = st(cublasLtCreate(&bl->h));
+  if (r) {
+    tk_note_call("cublasLtCreate");
+    delete bl;
+    return r;
+  }
+  if (workspace_bytes) {
+    cudaError_t e = cudaMalloc(&bl->ws, workspace_bytes);
+    if (e != cudaSuccess) {
+      tk_note_call("cudaMalloc(cublasLt workspace)");
+      cublasLtDestroy(bl->h);
+      delete bl;
+      return (int)e;
+    }
+  }
+  bl->ws_bytes = workspace_bytes;
+  *out = (tk_blas)bl;
+  return 0;
+}
+
+extern "C" int tk_blas_destroy(tk_blas h) {
+  Blas *bl = (Blas *)h;
+  if (!bl) return 0;
+  for (auto &kv : bl->plans) destroy_plan(kv.second);
+  if (bl->ws) cudaFree(bl->ws);
+  cublasLtDestroy(bl->h);
+  delete bl;
+  return 0;
+}
+
+extern "C" int tk_blas_gemm(tk_blas h, void *out, int out_dt, const void *x, const void *w,
+                            int T, int N, int K, tk_stream s) {
+  Blas *bl = (Blas *)h;
+  if (!bl || T <= 0 || N <= 0 || K <= 0 || (out_dt != TK_F32 && out_dt != TK_BF16))
+    return 20000;
+  auto key = std::make_tuple(out_dt, T, N, K);
+  auto it = bl->plans.find(key);
+  if (it == bl->plans.end()) {
+    Plan p;
+    int r = make_plan(bl, p, out_dt, T, N, K);
+    if (r) {
+      destroy_plan(p);
+      return r;
+    }
+    it = bl->plans.emplace(key, p).first;
+  }
+  Plan &p = it->second;
+  float alpha = 1.f, beta = 0.f;
+  BL_CHECK(cublasLtMatmul(bl->h, p.op, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c,
+                          &p.algo, bl->ws, bl->ws_bytes, TK_STREAM(s)));
+  return 0;
+}

@@ -1,0 +1,135 @@
+/*
+ * tokamak.h: the only ABI that Go (package cuda, through cgo) sees of the
+ * CUDA kernels and libraries. Plain C: opaque handles, raw device
+ * addresses, int status codes.
+ *
+ * Conventions:
+ *   - every function returns 0 on success or a CUDA/cuBLAS error code;
+ *     tk_error_string turns a code into text; tk_last_call names the
+ *     failing runtime call of the last failure on this thread;
+ *   - dtype arguments use engine/backend's DType numbering
+ *     (0 f32, 1 bf16, 2 f16, 3 i32);
+ *   - activations (x, out, q, qkv, residual) are bf16 row-major; norm
+ *     weights and biases may be f32, bf16 or f16 (passed with their dtype);
+ *   - every kernel launch goes onto the given stream and is checked with
+ *     cudaGetLastError before returning.
+ */
+#ifndef TOKAMAK_KERNELS_H
+#define TOKAMAK_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void *tk_stream;
+typedef void *tk_event;
+typedef void *tk_graph;
+typedef void *tk_blas;
+
+enum { TK_F32 = 0, TK_BF16 = 1, TK_F16 = 2, TK_I32 = 3 };
+
+/* --- runtime (runtime.cu) --------------------------------------------- */
+const char *tk_error_string(int code);
+const char *tk_last_call(void);
+int tk_device_count(int *n);
+int tk_set_device(int dev);
+/* name must hold 256 bytes. */
+int tk_device_info(int dev, char *name, size_t *total_bytes, size_t *free_bytes,
+                   int *sm_count, int *cc_major, int *cc_minor, int *runtime_version,
+                   int *driver_version);
+int tk_malloc(void **p, size_t bytes);
+int tk_free(void *p);
+int tk_host_alloc(void **p, size_t bytes);
+int tk_host_free(void *p);
+int tk_memcpy_htod(void *dst, const void *src, size_t bytes, tk_stream s);
+int tk_memcpy_dtoh(void *dst, const void *src, size_t bytes, tk_stream s);
+int tk_memcpy_dtod(void *dst, const void *src, size_t bytes, tk_stream s);
+int tk_memset(void *dst, int value, size_t bytes, tk_stream s);
+int tk_stream_create(tk_stream *s);
+int tk_stream_destroy(tk_stream s);
+int tk_stream_sync(tk_stream s);
+int tk_device_sync(void);
+int tk_event_create(tk_event *e);
+int tk_event_destroy(tk_event e);
+int tk_event_record(tk_event e, tk_stream s);
+int tk_event_sync(tk_event e);
+int tk_event_elapsed_ms(float *ms, tk_event start, tk_event end);
+int tk_capture_begin(tk_stream s);
+int tk_capture_end(tk_stream s, tk_graph *g);
+int tk_graph_launch(tk_graph g, tk_stream s);
+int tk_graph_destroy(tk_graph g);
+
+/* --- fill and convert (util.cu) ----------------------------------------- */
+/* Fills n elements of dtype dt with uniform values in [-scale, scale)
+ * drawn from a counter-based hash of (seed, index). */
+int tk_fill_random(void *p, int dt, size_t n, uint64_t seed, float scale, tk_stream s);
+/* Fills n elements with a constant. */
+int tk_fill_const(void *p, int dt, size_t n, float value, tk_stream s);
+/* Converts n elements between float dtypes (f32, bf16, f16). */
+int tk_convert(void *dst, int dst_dt, const void *src, int src_dt, size_t n, tk_stream s);
+
+/* --- embedding and row gathers (embed.cu) ------------------------------- */
+/* out[t, :] = table[tokens[t], :] for t < T; table [vocab, D] of table_dt. */
+int tk_embed(void *out, const void *table, int table_dt, const int32_t *tokens, int T, int D,
+             int vocab, tk_stream s);
+/* out[i, :] = x[rows[i], :] for i < n; elements of dt. */
+int tk_gather_rows(void *out, const void *x, int dt, const int32_t *rows, int n, int D,
+                   int T, tk_stream s);
+
+/* --- norms (norm.cu) ---------------------------------------------------- */
+int tk_rmsnorm(void *out, const void *x, const void *w, int w_dt, int rows, int D, float eps,
+               tk_stream s);
+/* residual += x; out = rmsnorm(residual) * w. */
+int tk_add_rmsnorm(void *out, void *residual, const void *x, const void *w, int w_dt, int rows,
+                   int D, float eps, tk_stream s);
+/* In place over heads of head_dim starting at col_start of each row of x [rows, cols]. */
+int tk_head_rmsnorm(void *x, int rows, int cols, int col_start, int heads, int head_dim,
+                    const void *w, int w_dt, float eps, tk_stream s);
+
+/* --- activation (activation.cu) ----------------------------------------- */
+/* out[T, I] = silu(gu[:, :I]) * gu[:, I:]. */
+int tk_silu_mul(void *out, const void *gu, int T, int I, tk_stream s);
+/* out[T, N] += bias[N] (out of out_dt f32 or bf16). */
+int tk_add_bias(void *out, int out_dt, const void *bias, int bias_dt, int T, int N,
+                tk_stream s);
+
+/* --- rope + kv write (rope.cu) ------------------------------------------ */
+/* qkv [T, (Hq+2Hkv)*D] bf16 -> q [T, Hq*D] rotated; k rotated and v written
+ * to k_cache/v_cache [slots, Hkv, D] bf16 at slots[t]; inv_freq [D/2] f32
+ * on the device. */
+int tk_rope_write_kv(void *q, const void *qkv, void *k_cache, void *v_cache,
+                     const int32_t *positions, const int32_t *slots, const float *inv_freq,
+                     float attn_factor, int T, int Hq, int Hkv, int D, tk_stream s);
+
+/* --- paged attention (attention.cu) -------------------------------------- */
+/* Number of KV splits the attention launch will use for this shape; the
+ * workspace it needs is tk_attention_workspace bytes. */
+int tk_attention_splits(int T, int Hq, int Hkv, int sm_count);
+size_t tk_attention_workspace(int T, int Hq, int D, int splits);
+/* out/q [T, Hq*D] bf16; caches [slots, Hkv, D] bf16; row_seq[t] is the
+ * sequence of row t; block_tables [nseq, bt_stride]. Row t attends to
+ * positions 0..positions[t]. */
+int tk_attention(void *out, const void *q, const void *k_cache, const void *v_cache,
+                 const int32_t *positions, const int32_t *row_seq, const int32_t *block_tables,
+                 int bt_stride, int block_size, float scale, int T, int Hq, int Hkv, int D,
+                 int splits, void *workspace, tk_stream s);
+
+/* --- matmul (gemv.cu, gemm.cu) ------------------------------------------ */
+/* out[T, N] = x[T, K] (bf16) . W[N, K]^T (+bias), W of w_dt (f32/bf16/f16),
+ * out of out_dt (f32 or bf16). Memory-bound kernel for small T. */
+int tk_gemv(void *out, int out_dt, const void *x, const void *w, int w_dt, const void *bias,
+            int bias_dt, int T, int N, int K, tk_stream s);
+int tk_blas_create(tk_blas *h, size_t workspace_bytes);
+int tk_blas_destroy(tk_blas h);
+/* cuBLASLt BF16 GEMM: out[T, N] = x[T, K] . W[N, K]^T, out f32 or bf16. */
+int tk_blas_gemm(tk_blas h, void *out, int out_dt, const void *x, const void *w, int T, int N,
+                 int K, tk_stream s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
