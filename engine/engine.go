@@ -243,10 +243,10 @@ func (e *Engine) Submit(ctx context.Context, req Request) (<-chan Event, error) 
 		r.stopWatch()
 		return nil, ErrShutdown
 	}
-	if e.cfg.MaxQueue > 0 && e.waiting+len(e.inbox) >= e.cfg.MaxQueue {
+	if queued := e.waiting + len(e.inbox); e.cfg.MaxQueue > 0 && queued >= e.cfg.MaxQueue {
 		e.mu.Unlock()
 		r.stopWatch()
-		return nil, fmt.Errorf("%w: %d requests waiting", ErrQueueFull, e.waiting+len(e.inbox))
+		return nil, fmt.Errorf("%w: %d sequences waiting", ErrQueueFull, queued)
 	}
 	e.inbox = append(e.inbox, r)
 	e.stats.Requests++

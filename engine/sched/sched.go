@@ -213,12 +213,35 @@ func (s *Scheduler) Schedule() *Plan {
 	}
 
 	// Waiting sequences, while seats, budget and blocks last.
-	for len(s.waiting) > 0 && len(s.running) < s.cfg.MaxSeqs && p.NumTokens < s.cfg.MaxBatchTokens {
-		if !s.admit(s.waiting[0], p) {
-			break
-		}
+	s.admitWaiting(p)
+	if p.Empty() && len(s.running) == 0 && s.releaseWaiting() {
+		// Only waiting forks held blocks; their prefixes stay cached.
+		s.admitWaiting(p)
 	}
 	return p
+}
+
+func (s *Scheduler) admitWaiting(p *Plan) {
+	for len(s.waiting) > 0 && len(s.running) < s.cfg.MaxSeqs && p.NumTokens < s.cfg.MaxBatchTokens {
+		if !s.admit(s.waiting[0], p) {
+			return
+		}
+	}
+}
+
+// releaseWaiting frees the blocks that waiting sequences (forks) hold, so
+// that the queue cannot stall on blocks nobody running will release. It
+// reports whether it freed any.
+func (s *Scheduler) releaseWaiting() bool {
+	freed := false
+	for _, q := range s.waiting {
+		if len(q.KV.Blocks) > 0 {
+			s.kv.Free(&q.KV)
+			q.NumComputed = 0
+			freed = true
+		}
+	}
+	return freed
 }
 
 // reserve gets blocks for n more tokens of running sequence q, preempting

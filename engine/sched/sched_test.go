@@ -229,3 +229,31 @@ func BenchmarkSchedule(b *testing.B) {
 		})
 	}
 }
+
+func TestSchedulerDoesNotStallOnBlocksHeldByWaitingForks(t *testing.T) {
+	// 4 blocks of 2 tokens. A batch parent of 5 tokens forks a child that
+	// shares its 2 full blocks, then finishes; an interactive request of 5
+	// tokens (3 blocks) then waits ahead of the child, which holds 2 of
+	// the 4 blocks while nothing runs.
+	s, kv := newSched(t, 4, 2, 100, 4)
+	parent := &Seq{ID: 1, Tokens: prompt(5, 0), Priority: Batch}
+	s.Add(parent)
+	step(s, s.Schedule(), map[*Seq]int{parent: 100})
+	child := s.Fork(parent, 2, prompt(5, 0))
+	s.Finish(parent)
+	fg := &Seq{ID: 3, Tokens: prompt(5, 100), Priority: Interactive}
+	s.Add(fg)
+	if kv.NumFree() != 2 || child.NumComputed != 4 {
+		t.Fatalf("setup: %d free blocks, child computed %d", kv.NumFree(), child.NumComputed)
+	}
+	p := s.Schedule()
+	if items(p) != "3:0+5 " {
+		t.Fatalf("plan %q: the interactive request should run once the waiting fork lets go", items(p))
+	}
+	step(s, p, map[*Seq]int{fg: 6})
+	// The interactive request evicted the tail block of the child's
+	// prefix (least recently used); its head block is still cached.
+	if p := s.Schedule(); items(p) != "2:2+3 " {
+		t.Fatalf("child plan %q, want it to resume from its cached prefix", items(p))
+	}
+}
