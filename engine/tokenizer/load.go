@@ -154,6 +154,34 @@ func (t *Tokenizer) setRunes() {
 			t.byteIDs[b] = id
 		}
 	}
+	t.metaspaceWords = true
+	for tok := range t.vocab {
+		if strings.Contains(strings.TrimLeft(tok, metaspace), metaspace) {
+			t.metaspaceWords = false
+			break
+		}
+	}
+}
+
+// metaspace is SentencePiece's visible space, U+2581.
+const metaspace = "\u2581"
+
+// splitMetaspace cuts s before each run of U+2581 that follows another rune.
+func splitMetaspace(s string, emit func(string)) {
+	start := 0
+	for i := 1; i < len(s); {
+		j := strings.Index(s[i:], metaspace)
+		if j < 0 {
+			break
+		}
+		i += j
+		if !strings.HasSuffix(s[:i], metaspace) {
+			emit(s[start:i])
+			start = i
+		}
+		i += len(metaspace)
+	}
+	emit(s[start:])
 }
 
 const supportedNormalizers = "NFC, NFD, NFKC, NFKD, Prepend, Replace (String pattern), Sequence"

@@ -61,3 +61,27 @@ func TestHeapMergeEqualsNaiveMerge(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaspaceWordsAreExact checks that cutting SentencePiece-style text
+// into words at "▁" runs gives the ids of merging the whole text at once.
+func TestMetaspaceWordsAreExact(t *testing.T) {
+	toks, _ := fixtures(t)
+	tk := toks["llama2"]
+	if !tk.metaspaceWords {
+		t.Fatal("llama2 should qualify for metaspace word cutting")
+	}
+	text := Corpus(16 << 10)
+	split, err := tk.Encode(text, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.metaspaceWords = false
+	defer func() { tk.metaspaceWords = true }()
+	whole, err := tk.Encode(text, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalIDs(split, whole) {
+		t.Errorf("cut at ▁ runs: %d ids; whole-text merge: %d ids", len(split), len(whole))
+	}
+}

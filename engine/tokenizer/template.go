@@ -41,6 +41,17 @@ type chatTemplate struct {
 	err  error
 }
 
+// compile returns the compiled template, compiling it on first use.
+func (t *Tokenizer) compile(name, src string) (*jinja.Template, error) {
+	if c, ok := t.compiled.Load(name); ok {
+		ct := c.(chatTemplate)
+		return ct.tmpl, ct.err
+	}
+	tmpl, err := jinja.Compile(src)
+	t.compiled.Store(name, chatTemplate{tmpl, err})
+	return tmpl, err
+}
+
 // setTemplates reads chat_template: a string, or a list of {name, template}.
 func (t *Tokenizer) setTemplates(raw json.RawMessage) error {
 	if len(raw) == 0 || string(raw) == "null" {
@@ -96,7 +107,7 @@ func (t *Tokenizer) ApplyChatTemplate(messages []Message, opts ChatOptions) (str
 		return "", fmt.Errorf("chat template %q: not found (have %v)", name, t.TemplateNames())
 	}
 	where := fmt.Sprintf("chat template %q of %s", name, t.templateFrom)
-	tmpl, err := jinja.Compile(src)
+	tmpl, err := t.compile(name, src)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w%s", where, err, locateUnclosed(src, err))
 	}

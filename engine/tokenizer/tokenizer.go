@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -36,6 +37,10 @@ type Tokenizer struct {
 	normalizers []normalizeStep
 	pattern     *wordPattern // nil: a whole segment is one word
 	prefixSpace bool         // ByteLevel add_prefix_space
+	// metaspaceWords: no token has "▁" after another rune, so no merge can
+	// cross the start of a "▁" run and a segment may be cut there into words
+	// (exact, and it lets SentencePiece-style models use the word cache).
+	metaspaceWords bool
 
 	rawAdded  *addedMatcher // added tokens matched before normalization
 	normAdded *addedMatcher // added tokens matched after normalization
@@ -52,6 +57,7 @@ type Tokenizer struct {
 	extraTokens  map[string]string // pad_token, unk_token for templates
 	templates    map[string]string // chat templates by name ("default" for a plain string)
 	templateFrom string            // file the templates came from, for errors
+	compiled     sync.Map          // template name → chatTemplate
 }
 
 // ErrUnsupported is wrapped by load errors for tokenizer features this
@@ -138,14 +144,15 @@ func (t *Tokenizer) encodeSegment(seg string, ids []int32) []int32 {
 	if seg == "" {
 		return ids
 	}
-	if t.pattern == nil {
-		if t.prefixSpace && seg[0] != ' ' {
-			seg = " " + seg
-		}
-		return t.encodeWord(seg, ids)
-	}
 	if t.prefixSpace && seg[0] != ' ' {
 		seg = " " + seg
+	}
+	if t.pattern == nil {
+		if t.metaspaceWords {
+			splitMetaspace(seg, func(w string) { ids = t.encodeWord(w, ids) })
+			return ids
+		}
+		return t.encodeWord(seg, ids)
 	}
 	splitWords(seg, *t.pattern, func(w string) { ids = t.encodeWord(w, ids) })
 	return ids
