@@ -28,7 +28,7 @@ import (
 )
 
 // Version names the generated files; bump it when the construction changes.
-const Version = "tiny-bigram-v1"
+const Version = "tiny-bigram-v2"
 
 // Shape of the model.
 const (
@@ -45,7 +45,7 @@ const (
 	intermediate = 512
 	maxContext   = 2048
 	layerStd     = 0.02
-	outStd       = 0.002
+	outStd       = 0.0004
 )
 
 const corpus = `Tokamak is an engine that serves language models. It reads a checkpoint,
@@ -150,7 +150,7 @@ func bigramLogits() [][]float32 {
 		counts[i] = make([]float64, vocabSize)
 		for b := 0; b < numBytes; b++ {
 			if b >= 'a' && b <= 'z' || b == ' ' || b == ',' || b == '.' {
-				counts[i][b] = 0.05
+				counts[i][b] = 0.01
 			}
 		}
 	}
