@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
 	"github.com/tokamak-ai/tokamak/engine/weights"
@@ -9,9 +10,13 @@ import (
 
 // MatMul implements backend.Backend: out[T, Rows] = x[T, Cols] · Wᵀ + bias.
 //
-// Work is split over weight rows so that each weight row is read (and
-// widened to float32) once per call and reused for every token of the step:
-// decode is bound by reading the weights, prefill by the dot products.
+// Work is split over weight rows, so each goroutine streams its own share of
+// the weights once per call. BF16, F16 and F32 weights are read in place by
+// fused widen-and-FMA kernels (AVX2 assembly on amd64, Go elsewhere); the
+// quantized formats are dequantized a block of rows at a time into float32
+// and go through the F32 kernel. Within a block the kernel takes 2 rows × 4
+// tokens at once so that prefill reuses every weight load for 4 tokens;
+// decode (T = 1) is one dot product per row, bound by reading the weights.
 func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
 	if w == nil || w.Data == nil {
 		return fmt.Errorf("cpu: matmul: nil weight")
@@ -32,9 +37,12 @@ func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
 	if err != nil {
 		return err
 	}
-	row, err := rowReader(w)
+	d, err := asTensor(w.Data)
 	if err != nil {
-		return err
+		return fmt.Errorf("cpu: weight: %w", err)
+	}
+	if backend.Numel(d.shape) != w.Rows*w.Cols {
+		return fmt.Errorf("cpu: weight data %v does not hold %dx%d", d.shape, w.Rows, w.Cols)
 	}
 	var bias []float32
 	if w.Bias != nil {
@@ -42,42 +50,138 @@ func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
 			return err
 		}
 	}
-	cols := w.Cols
-	b.parallel(w.Rows, 8, func(lo, hi int) {
-		buf := make([]float32, cols)
-		for r := lo; r < hi; r++ {
-			row(r, buf)
-			var bv float32
-			if bias != nil {
-				bv = bias[r]
+	rows, cols := w.Rows, w.Cols
+	if cols == 0 || t == 0 {
+		for i := range t {
+			for r := range rows {
+				o[i*rows+r] = 0
+				if bias != nil {
+					o[i*rows+r] = bias[r]
+				}
 			}
-			for i := 0; i < t; i++ {
-				o[i*w.Rows+r] = dot(xs[i*cols:(i+1)*cols], buf) + bv
+		}
+		return nil
+	}
+	m := matmul{o: o, xs: xs, bias: bias, t: t, rows: rows, cols: cols}
+	if !w.Quantized() {
+		k := kernelFor(d.dt)
+		if k == nil {
+			return fmt.Errorf("cpu: unquantized weight of dtype %s not supported", d.dt)
+		}
+		var base unsafe.Pointer
+		if d.dt == backend.F32 {
+			base = unsafe.Pointer(unsafe.SliceData(d.F32))
+		} else {
+			base = unsafe.Pointer(unsafe.SliceData(d.Raw))
+		}
+		stride := uintptr(cols) * k.elemBytes
+		block := blockRows(cols, k.elemBytes)
+		b.parallel(rows, 8, func(lo, hi int) {
+			for r0 := lo; r0 < hi; r0 += block {
+				m.tile(k, unsafe.Add(base, uintptr(r0)*stride), stride, r0, min(r0+block, hi))
 			}
+		})
+		return nil
+	}
+	row, err := rowReader(w)
+	if err != nil {
+		return err
+	}
+	k := kernelFor(backend.F32)
+	block := blockRows(cols, 4)
+	b.parallel(rows, 8, func(lo, hi int) {
+		buf := make([]float32, block*cols)
+		for r0 := lo; r0 < hi; r0 += block {
+			r1 := min(r0+block, hi)
+			for r := r0; r < r1; r++ {
+				row(r, buf[(r-r0)*cols:(r-r0+1)*cols])
+			}
+			m.tile(k, unsafe.Pointer(&buf[0]), uintptr(cols)*4, r0, r1)
 		}
 	})
 	return nil
 }
 
-// dot is a float32 dot product with four independent accumulators.
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
+// blockRows is how many weight rows one tile covers: about 128 KiB of
+// weights, so that a block stays in L2 while every group of 4 tokens passes
+// over it; always even, at least 2.
+func blockRows(cols int, elemBytes uintptr) int {
+	n := (128 << 10) / (cols * int(elemBytes))
+	return max(2, n&^1)
+}
+
+// matmul is one MatMul call's operands: o[T, rows] = xs[T, cols] · Wᵀ + bias.
+type matmul struct {
+	o, xs, bias   []float32
+	t, rows, cols int
+}
+
+// tile computes the output columns [r0, r1) for every token; w points at
+// weight row r0 and rows are stride bytes apart. cols > 0.
+func (m *matmul) tile(k *kernel, w unsafe.Pointer, stride uintptr, r0, r1 int) {
+	t, rows, cols, xs, o := m.t, m.rows, m.cols, m.xs, m.o
+	n8 := cols &^ 7
+	var acc [8]float32
 	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
+	for ; i+4 <= t; i += 4 {
+		r := r0
+		for ; r+2 <= r1; r += 2 {
+			wr := unsafe.Add(w, uintptr(r-r0)*stride)
+			k.dot2x4(&xs[i*cols], uintptr(cols)*4, wr, stride, n8, &acc)
+			for j := range 4 {
+				for q := range 2 {
+					s := acc[4*q+j]
+					if n8 < cols {
+						s += tailDot(k, xs[(i+j)*cols:(i+j+1)*cols], unsafe.Add(wr, uintptr(q)*stride), n8)
+					}
+					o[(i+j)*rows+r+q] = s + m.biasAt(r+q)
+				}
+			}
+		}
+		for ; r < r1; r++ {
+			for j := i; j < i+4; j++ {
+				o[j*rows+r] = m.dot1(k, j, unsafe.Add(w, uintptr(r-r0)*stride)) + m.biasAt(r)
+			}
+		}
 	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
+	for ; i < t; i++ {
+		for r := r0; r < r1; r++ {
+			o[i*rows+r] = m.dot1(k, i, unsafe.Add(w, uintptr(r-r0)*stride)) + m.biasAt(r)
+		}
 	}
-	return (s0 + s1) + (s2 + s3)
+}
+
+// dot1 returns x row i · the weight row at w.
+func (m *matmul) dot1(k *kernel, i int, w unsafe.Pointer) float32 {
+	x := m.xs[i*m.cols : (i+1)*m.cols]
+	n8 := m.cols &^ 7
+	s := k.dot1(&x[0], w, n8)
+	if n8 < m.cols {
+		s += tailDot(k, x, w, n8)
+	}
+	return s
+}
+
+func (m *matmul) biasAt(r int) float32 {
+	if m.bias == nil {
+		return 0
+	}
+	return m.bias[r]
+}
+
+// tailDot returns x[from:]·w[from:len(x)], the columns the vector kernels
+// leave over.
+func tailDot(k *kernel, x []float32, w unsafe.Pointer, from int) float32 {
+	var s float32
+	for c := from; c < len(x); c++ {
+		s += x[c] * k.at(w, c)
+	}
+	return s
 }
 
 // rowReader returns a function that writes weight row r, dequantized to
-// float32, into buf (len Cols).
+// float32, into buf (len Cols). Embed uses it for any format, MatMul for the
+// quantized ones.
 func rowReader(w *backend.Weight) (func(r int, buf []float32), error) {
 	d, err := asTensor(w.Data)
 	if err != nil {
