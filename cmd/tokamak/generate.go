@@ -109,7 +109,7 @@ func runGenerate(c *cli.Context) error {
 		return err
 	}
 	defer m.Close()
-	fmt.Fprintf(os.Stderr, "loaded %s on %s in %.2fs\n", dir, b.Name(), time.Since(loadStart).Seconds())
+	fmt.Fprintf(c.App.ErrWriter, "loaded %s on %s in %.2fs\n", dir, b.Name(), time.Since(loadStart).Seconds())
 
 	maxTokens := c.Int("max-tokens")
 	limit := m.Config.MaxPositionEmbeddings
@@ -131,7 +131,7 @@ func runGenerate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out := bufio.NewWriter(os.Stdout)
+	out := bufio.NewWriter(c.App.Writer)
 	defer out.Flush()
 	var stream *tokenizer.StreamDecoder
 	if tok != nil {
@@ -177,7 +177,7 @@ func runGenerate(c *cli.Context) error {
 	if generated > 1 {
 		decodeRate = float64(generated-1) / (total - firstToken).Seconds()
 	}
-	fmt.Fprintf(os.Stderr, "prompt %d tokens, generated %d tokens, time to first token %.1f ms, %.1f tokens/s\n",
+	fmt.Fprintf(c.App.ErrWriter, "prompt %d tokens, generated %d tokens, time to first token %.1f ms, %.1f tokens/s\n",
 		len(prompt), generated, float64(firstToken.Microseconds())/1000, decodeRate)
 	return nil
 }

@@ -19,8 +19,10 @@ func main() {
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:  "tokamak",
-		Usage: "serve and run Llama-family LLMs from Hugging Face checkpoints",
+		Name:      "tokamak",
+		Usage:     "serve and run Llama-family LLMs from Hugging Face checkpoints",
+		Writer:    os.Stdout,
+		ErrWriter: os.Stderr,
 		Commands: []*cli.Command{
 			generateCommand(),
 			infoCommand(),
