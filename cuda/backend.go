@@ -64,12 +64,14 @@ type Backend struct {
 	attnWS      unsafe.Pointer
 	attnWSBytes int64
 
-	st        *step
-	stageGen  int
-	capturing bool
-	graphs    map[string]C.tk_graph
-	ropeCache map[string]*Tensor
-	closed    bool
+	st *step
+	// gemvVariant selects a GEMV tuning (benchmarks compare them).
+	gemvVariant int
+	stageGen    int
+	capturing   bool
+	graphs      map[string]C.tk_graph
+	ropeCache   map[string]*Tensor
+	closed      bool
 }
 
 // Info describes the device a backend runs on.

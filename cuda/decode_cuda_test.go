@@ -119,43 +119,48 @@ func newDecodeModel(b *Backend, sh shape, t, ctx int) (*decodeModel, error) {
 	return m, nil
 }
 
-// step enqueues one forward step in the order engine/model's Forward uses.
-func (m *decodeModel) step(b *Backend, st backend.Step) error {
+// Parts of a step, for the time breakdown.
+const (
+	partMatMul = 1 << iota
+	partOther
+	partAll = partMatMul | partOther
+)
+
+// step enqueues one forward step in the order engine/model's Forward uses
+// (only the parts selected: matmuls, everything else, or both).
+func (m *decodeModel) step(b *Backend, st backend.Step, parts int) error {
 	sh := m.sh
 	scale := float32(1 / math.Sqrt(float64(sh.headDim)))
 	eps := float32(1e-5)
-	if err := b.Embed(m.resid, m.embed, st); err != nil {
-		return err
+	var err error
+	do := func(p int, f func() error) {
+		if err == nil && parts&p != 0 {
+			err = f()
+		}
 	}
-	for l := 0; l < sh.layers; l++ {
-		var err error
+	do(partOther, func() error { return b.Embed(m.resid, m.embed, st) })
+	for l := 0; l < sh.layers && err == nil; l++ {
 		if l == 0 {
-			err = b.RMSNorm(m.x, m.resid, m.inNorm[l], eps)
+			do(partOther, func() error { return b.RMSNorm(m.x, m.resid, m.inNorm[l], eps) })
 		} else {
-			err = b.AddRMSNorm(m.x, m.resid, m.proj, m.inNorm[l], eps)
+			do(partOther, func() error { return b.AddRMSNorm(m.x, m.resid, m.proj, m.inNorm[l], eps) })
 		}
-		for _, e := range []error{err,
-			b.MatMul(m.qkvOut, m.x, m.qkv[l]),
-			b.RoPEWriteKV(m.q, m.qkvOut, m.cache, l, m.rope, st),
-			b.Attention(m.attn, m.q, m.cache, l, scale, st),
-			b.MatMul(m.proj, m.attn, m.o[l]),
-			b.AddRMSNorm(m.x, m.resid, m.proj, m.postNorm[l], eps),
-			b.MatMul(m.gu, m.x, m.gateUp[l]),
-			b.SiLUMul(m.mid, m.gu),
-			b.MatMul(m.proj, m.mid, m.down[l]),
-		} {
-			if e != nil {
-				return fmt.Errorf("layer %d: %w", l, e)
-			}
+		do(partMatMul, func() error { return b.MatMul(m.qkvOut, m.x, m.qkv[l]) })
+		do(partOther, func() error { return b.RoPEWriteKV(m.q, m.qkvOut, m.cache, l, m.rope, st) })
+		do(partOther, func() error { return b.Attention(m.attn, m.q, m.cache, l, scale, st) })
+		do(partMatMul, func() error { return b.MatMul(m.proj, m.attn, m.o[l]) })
+		do(partOther, func() error { return b.AddRMSNorm(m.x, m.resid, m.proj, m.postNorm[l], eps) })
+		do(partMatMul, func() error { return b.MatMul(m.gu, m.x, m.gateUp[l]) })
+		do(partOther, func() error { return b.SiLUMul(m.mid, m.gu) })
+		do(partMatMul, func() error { return b.MatMul(m.proj, m.mid, m.down[l]) })
+		if err != nil {
+			return fmt.Errorf("layer %d: %w", l, err)
 		}
 	}
-	if err := b.AddRMSNorm(m.x, m.resid, m.proj, m.norm, eps); err != nil {
-		return err
-	}
-	if err := b.GatherRows(m.last, m.x, st); err != nil {
-		return err
-	}
-	return b.MatMul(m.logits, m.last, m.lmHead)
+	do(partOther, func() error { return b.AddRMSNorm(m.x, m.resid, m.proj, m.norm, eps) })
+	do(partOther, func() error { return b.GatherRows(m.last, m.x, st) })
+	do(partMatMul, func() error { return b.MatMul(m.logits, m.last, m.lmHead) })
+	return err
 }
 
 // decodeBatch is t sequences, each decoding its token at position ctx-1.
@@ -207,13 +212,24 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 		b.Fatal(err)
 	}
 	reps := max(b.N, 20)
-	eager, err := gpu.timeMS(func() error { return m.step(gpu, st) }, 3, reps)
+	eager, err := gpu.timeMS(func() error { return m.step(gpu, st, partAll) }, 3, reps)
 	if err != nil {
 		b.Fatal(err)
 	}
-	graph, err := gpu.timeMS(func() error { return gpu.RunGraph("decode", func() error { return m.step(gpu, st) }) }, 3, reps)
-	if err != nil {
-		b.Fatal(err)
+	graphOf := func(variant, parts int) float64 {
+		gpu.gemvVariant = variant
+		defer func() { gpu.gemvVariant = 0 }()
+		key := fmt.Sprintf("decode/v%d/p%d", variant, parts)
+		ms, err := gpu.timeMS(func() error { return gpu.RunGraph(key, func() error { return m.step(gpu, st, parts) }) }, 3, reps)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return ms
+	}
+	graph := graphOf(0, partAll)
+	fmt.Printf("DECODE-PARTS graph ms/step: matmuls only %.3f, everything else %.3f\n", graphOf(0, partMatMul), graphOf(0, partOther))
+	for v := 1; v <= 3; v++ {
+		fmt.Printf("DECODE-GEMV variant %d: matmuls only %.3f ms/step, whole step %.3f ms\n", v, graphOf(v, partMatMul), graphOf(v, partAll))
 	}
 	boundMS := float64(m.weightBytes) / bw * 1e3
 	b.ReportMetric(bw/1e9, "copyGB/s")

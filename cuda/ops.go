@@ -167,7 +167,7 @@ func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
 		bias, biasDT = bt.ptr, C.int(bt.dt)
 	}
 	if t <= gemvMaxTokens || wt.dt != backend.BF16 {
-		return callError("gemv", C.tk_gemv(o.ptr, C.int(o.dt), xt.ptr, wt.ptr, C.int(wt.dt), bias, biasDT, C.int(t), C.int(w.Rows), C.int(w.Cols), b.stream))
+		return callError("gemv", C.tk_gemv(o.ptr, C.int(o.dt), xt.ptr, wt.ptr, C.int(wt.dt), bias, biasDT, C.int(t), C.int(w.Rows), C.int(w.Cols), C.int(b.gemvVariant), b.stream))
 	}
 	if err := callError("cublasLt gemm", C.tk_blas_gemm(b.blas, o.ptr, C.int(o.dt), xt.ptr, wt.ptr, C.int(t), C.int(w.Rows), C.int(w.Cols), b.stream)); err != nil {
 		return err

@@ -19,7 +19,9 @@ type opCase struct {
 	tol float64
 	// bytes and flops are the minimal device traffic and arithmetic of one run.
 	bytes, flops float64
-	prep         func(be backend.Backend, r *rand.Rand) (*prepared, error)
+	// benchOnly cases are too large for the CPU oracle: benchmarks only.
+	benchOnly bool
+	prep      func(be backend.Backend, r *rand.Rand) (*prepared, error)
 }
 
 // prepared holds a case's inputs on one backend: run enqueues the op; outs
@@ -321,4 +323,115 @@ func embedGatherCase(t, vocab, d int) opCase {
 				return be.GatherRows(g, out, st)
 			}, outs: []backend.Tensor{out, g}}, nil
 		}}
+}
+
+// devFiller is implemented by the CUDA backend: random fills on the device,
+// for benchmark-sized tensors that would take seconds to make on the host.
+type devFiller interface {
+	fillRandom(t backend.Tensor, seed uint64, scale float32) error
+}
+
+// bigWeight makes a random bf16 weight on the device (benchmarks only).
+func bigWeight(be backend.Backend, rows, cols int, seed uint64) (*backend.Weight, error) {
+	f, ok := be.(devFiller)
+	if !ok {
+		return nil, fmt.Errorf("benchmark case needs device fills (%s)", be.Name())
+	}
+	t, err := be.Alloc(backend.BF16, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	return &backend.Weight{Data: t, Rows: rows, Cols: cols}, f.fillRandom(t, seed, 0.03)
+}
+
+// benchMatmul is a bench-only case on model shapes (weights filled on the
+// device; too large for the CPU oracle in CI).
+func benchMatmul(label string, t, rows, cols int, outDT backend.DType) opCase {
+	c := matmulCase(t, rows, cols, outDT, false)
+	c.name = "bench/" + label + "/" + c.name
+	c.benchOnly = true
+	c.prep = func(be backend.Backend, r *rand.Rand) (*prepared, error) {
+		w, err := bigWeight(be, rows, cols, uint64(r.Int63()))
+		if err != nil {
+			return nil, err
+		}
+		var e errs
+		x := e.t(actUp(be, []int{t, cols}, randVals(r, t*cols, 1)))
+		out := e.t(be.Alloc(outDT, t, rows))
+		if e.err != nil {
+			return nil, e.err
+		}
+		return &prepared{run: func() error { return be.MatMul(out, x, w) }, outs: []backend.Tensor{out}}, nil
+	}
+	return c
+}
+
+// benchDecodeAttention times paged decode attention for batch sequences of
+// ctx cached tokens (cache filled on the device).
+func benchDecodeAttention(batch, ctx, hq, hkv, hd int) opCase {
+	const bs = 16
+	return opCase{name: fmt.Sprintf("bench/attention-decode/b%d/ctx%d", batch, ctx), benchOnly: true,
+		bytes: float64(batch) * float64(ctx) * float64(hkv*hd*2*2),
+		flops: 4 * float64(batch) * float64(ctx) * float64(hq*hd),
+		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
+			f, ok := be.(devFiller)
+			if !ok {
+				return nil, fmt.Errorf("benchmark case needs device fills")
+			}
+			nb := batch * ((ctx + bs - 1) / bs)
+			cache, err := be.NewKVCache(backend.KVCacheSpec{Layers: 1, NumBlocks: nb, BlockSize: bs, KVHeads: hkv, HeadDim: hd, DType: backend.BF16})
+			if err != nil {
+				return nil, err
+			}
+			newTok, ctxs := make([]int, batch), make([]int, batch)
+			for i := range ctxs {
+				newTok[i], ctxs[i] = 1, ctx
+			}
+			st, err := be.Stage(paged(r, newTok, ctxs, bs, nb))
+			if err != nil {
+				return nil, err
+			}
+			var e errs
+			q := e.t(be.Alloc(backend.BF16, batch, hq*hd))
+			out := e.t(be.Alloc(backend.BF16, batch, hq*hd))
+			if e.err != nil {
+				return nil, e.err
+			}
+			if err := f.fillRandom(q, 5, 1); err != nil {
+				return nil, err
+			}
+			if err := be.(interface {
+				fillCache(backend.KVCache) error
+			}).fillCache(cache); err != nil {
+				return nil, err
+			}
+			return &prepared{run: func() error { return be.Attention(out, q, cache, 0, 0.088, st) }, outs: []backend.Tensor{out}}, nil
+		}}
+}
+
+// benchTable is the op table plus the bench-only model-shape cases
+// (Llama-3.1-8B: hidden 4096, intermediate 14336, 32/8 heads of 128).
+func benchTable() []opCase {
+	cases := opTable()
+	for _, t := range []int{1, 8} {
+		cases = append(cases,
+			benchMatmul("qkv", t, 6144, 4096, backend.BF16),
+			benchMatmul("o", t, 4096, 4096, backend.BF16),
+			benchMatmul("gate_up", t, 28672, 4096, backend.BF16),
+			benchMatmul("down", t, 4096, 14336, backend.BF16),
+		)
+	}
+	cases = append(cases,
+		benchMatmul("lm_head", 1, 128256, 4096, backend.F32),
+		benchMatmul("gate_up", 512, 28672, 4096, backend.BF16),
+		benchMatmul("down", 2048, 4096, 14336, backend.BF16),
+	)
+	for _, b := range []int{1, 16, 64, 256} {
+		for _, ctx := range []int{1024, 8192, 32768} {
+			if b*ctx <= 1<<20 {
+				cases = append(cases, benchDecodeAttention(b, ctx, 32, 8, 128))
+			}
+		}
+	}
+	return cases
 }

@@ -151,7 +151,7 @@ func TestGraphReplayMatchesEager(t *testing.T) {
 // reports achieved GB/s and TFLOP/s.
 func BenchmarkOps(b *testing.B) {
 	gpu := openTest(b)
-	for _, c := range opTable() {
+	for _, c := range benchTable() {
 		b.Run(c.name, func(b *testing.B) {
 			p, err := c.prep(gpu, rand.New(rand.NewSource(1)))
 			if err != nil {

@@ -103,3 +103,12 @@ func (b *Backend) CopyBandwidth(bytes int64) (float64, error) {
 	}
 	return 2 * float64(src.bytes) / (ms * 1e-3), nil
 }
+
+// fillCache fills every slot of a KV cache with random values (benchmarks).
+func (b *Backend) fillCache(kv backend.KVCache) error {
+	c, ok := kv.(*kvCache)
+	if !ok {
+		return fmt.Errorf("cuda: fill cache: %T is not a CUDA cache", kv)
+	}
+	return b.fillRandom(c.t, 77, 1)
+}

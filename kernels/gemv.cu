@@ -9,8 +9,7 @@
 // scalar variant handles K not divisible by 8.
 #include "common.cuh"
 
-constexpr int kGemvWarps = 8;
-constexpr int kSteps = 4;
+constexpr int kGemvWarps = 8;  // scalar kernel
 
 template <int WT>
 __device__ __forceinline__ void load_w8(const void *w, size_t idx, float *f) {
@@ -26,12 +25,12 @@ __device__ __forceinline__ void load_w8(const void *w, size_t idx, float *f) {
   }
 }
 
-template <int WT, int NT>
-__global__ void __launch_bounds__(kGemvWarps * 32) gemv_kernel(
+template <int WT, int NT, int kSteps, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(
     void *out, int odt, const __nv_bfloat16 *__restrict__ x, const void *__restrict__ w,
     const void *bias, int bdt, int T, int N, int K) {
   const int lane = threadIdx.x & 31;
-  const int row = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
+  const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
   if (row >= N) return;
   const int t0 = blockIdx.y * NT;
   const int nt = min(NT, T - t0);
@@ -103,37 +102,51 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_scalar_kernel(
   }
 }
 
-template <int WT, int NT>
+template <int WT, int NT, int kSteps, int kWarps>
 static void gemv_launch(cudaStream_t s, void *out, int odt, const void *x, const void *w,
                         const void *bias, int bdt, int T, int N, int K) {
-  dim3 grid(tk_cdiv(N, kGemvWarps), tk_cdiv(T, NT));
-  gemv_kernel<WT, NT><<<grid, kGemvWarps * 32, 0, s>>>(out, odt, (const __nv_bfloat16 *)x, w,
-                                                      bias, bdt, T, N, K);
+  dim3 grid(tk_cdiv(N, kWarps), tk_cdiv(T, NT));
+  gemv_kernel<WT, NT, kSteps, kWarps><<<grid, kWarps * 32, 0, s>>>(
+      out, odt, (const __nv_bfloat16 *)x, w, bias, bdt, T, N, K);
+}
+
+// Variants (loads in flight per lane, warps per block), chosen by the
+// caller; 0 is the default. Kept side by side while measurements decide.
+template <int WT, int NT>
+static void gemv_variant(int variant, cudaStream_t s, void *out, int odt, const void *x,
+                         const void *w, const void *bias, int bdt, int T, int N, int K) {
+  switch (variant) {
+    case 1: gemv_launch<WT, NT, 8, 4>(s, out, odt, x, w, bias, bdt, T, N, K); break;
+    case 2: gemv_launch<WT, NT, 8, 8>(s, out, odt, x, w, bias, bdt, T, N, K); break;
+    case 3: gemv_launch<WT, NT, 2, 4>(s, out, odt, x, w, bias, bdt, T, N, K); break;
+    default: gemv_launch<WT, NT, 4, 8>(s, out, odt, x, w, bias, bdt, T, N, K); break;
+  }
 }
 
 template <int WT>
-static void gemv_nt(cudaStream_t s, void *out, int odt, const void *x, const void *w,
-                    const void *bias, int bdt, int T, int N, int K) {
+static void gemv_nt(int variant, cudaStream_t s, void *out, int odt, const void *x,
+                    const void *w, const void *bias, int bdt, int T, int N, int K) {
   if (T == 1)
-    gemv_launch<WT, 1>(s, out, odt, x, w, bias, bdt, T, N, K);
+    gemv_variant<WT, 1>(variant, s, out, odt, x, w, bias, bdt, T, N, K);
   else if (T == 2)
-    gemv_launch<WT, 2>(s, out, odt, x, w, bias, bdt, T, N, K);
+    gemv_variant<WT, 2>(variant, s, out, odt, x, w, bias, bdt, T, N, K);
   else if (T <= 4)
-    gemv_launch<WT, 4>(s, out, odt, x, w, bias, bdt, T, N, K);
+    gemv_variant<WT, 4>(variant, s, out, odt, x, w, bias, bdt, T, N, K);
   else
-    gemv_launch<WT, 8>(s, out, odt, x, w, bias, bdt, T, N, K);
+    gemv_variant<WT, 8>(variant, s, out, odt, x, w, bias, bdt, T, N, K);
 }
 
 extern "C" int tk_gemv(void *out, int out_dt, const void *x, const void *w, int w_dt,
-                       const void *bias, int bias_dt, int T, int N, int K, tk_stream s) {
+                       const void *bias, int bias_dt, int T, int N, int K, int variant,
+                       tk_stream s) {
   if (T <= 0 || N <= 0 || K <= 0) return 20000;
   if (out_dt != TK_F32 && out_dt != TK_BF16) return 20000;
   cudaStream_t st = TK_STREAM(s);
   if (K % 8 == 0) {
     switch (w_dt) {
-      case TK_BF16: gemv_nt<TK_BF16>(st, out, out_dt, x, w, bias, bias_dt, T, N, K); break;
-      case TK_F16: gemv_nt<TK_F16>(st, out, out_dt, x, w, bias, bias_dt, T, N, K); break;
-      case TK_F32: gemv_nt<TK_F32>(st, out, out_dt, x, w, bias, bias_dt, T, N, K); break;
+      case TK_BF16: gemv_nt<TK_BF16>(variant, st, out, out_dt, x, w, bias, bias_dt, T, N, K); break;
+      case TK_F16: gemv_nt<TK_F16>(variant, st, out, out_dt, x, w, bias, bias_dt, T, N, K); break;
+      case TK_F32: gemv_nt<TK_F32>(variant, st, out, out_dt, x, w, bias, bias_dt, T, N, K); break;
       default: return 20000;
     }
   } else {

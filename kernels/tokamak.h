@@ -119,9 +119,10 @@ int tk_attention(void *out, const void *q, const void *k_cache, const void *v_ca
 
 /* --- matmul (gemv.cu, gemm.cu) ------------------------------------------ */
 /* out[T, N] = x[T, K] (bf16) . W[N, K]^T (+bias), W of w_dt (f32/bf16/f16),
- * out of out_dt (f32 or bf16). Memory-bound kernel for small T. */
+ * out of out_dt (f32 or bf16). Memory-bound kernel for small T; variant
+ * picks a tuning (0 default; see gemv.cu). */
 int tk_gemv(void *out, int out_dt, const void *x, const void *w, int w_dt, const void *bias,
-            int bias_dt, int T, int N, int K, tk_stream s);
+            int bias_dt, int T, int N, int K, int variant, tk_stream s);
 int tk_blas_create(tk_blas *h, size_t workspace_bytes);
 int tk_blas_destroy(tk_blas h);
 /* cuBLASLt BF16 GEMM: out[T, N] = x[T, K] . W[N, K]^T, out f32 or bf16. */
