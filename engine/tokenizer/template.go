@@ -20,6 +20,25 @@ import (
 // sorted keys).
 type Message map[string]any
 
+// MessagesFromJSON decodes a JSON array of messages so that every nested
+// object keeps its key order through the template's tojson (each field is
+// kept as json.RawMessage and decoded in order when rendering).
+func MessagesFromJSON(raw []byte) ([]Message, error) {
+	var fields []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, fmt.Errorf("messages: want a JSON array of objects: %w", err)
+	}
+	msgs := make([]Message, len(fields))
+	for i, f := range fields {
+		m := make(Message, len(f))
+		for k, v := range f {
+			m[k] = v
+		}
+		msgs[i] = m
+	}
+	return msgs, nil
+}
+
 // ChatOptions are the template variables besides the messages.
 type ChatOptions struct {
 	// AddGenerationPrompt appends the assistant header so the model answers.
