@@ -68,8 +68,8 @@ func (*fakeBackend) Download(t backend.Tensor) ([]float32, error) { return t.(*f
 func (*fakeBackend) Free(backend.Tensor)                          {}
 
 // BenchmarkStepOverhead measures the engine's Go time per step outside
-// the forward pass (scheduling, batch building, host sampling of a small
-// vocabulary, streaming) with n sequences decoding, on a free fake model.
+// the forward pass and sampling (scheduling, batch building, streaming)
+// with n sequences decoding, on a free fake model.
 func BenchmarkStepOverhead(b *testing.B) {
 	for _, n := range []int{1, 64, 256} {
 		b.Run(fmt.Sprintf("running=%d", n), func(b *testing.B) {
@@ -81,7 +81,7 @@ func BenchmarkStepOverhead(b *testing.B) {
 			cfg.OnStep = func(s StepInfo) {
 				if s.NumSeqs == n && s.NumTokens == n {
 					mu.Lock()
-					overhead += s.Total - s.Forward
+					overhead += s.Total - s.Forward - s.Sample
 					steps++
 					mu.Unlock()
 				}

@@ -57,11 +57,11 @@ type Detokenizer interface {
 type StepInfo struct {
 	// NumSeqs and NumTokens are the sequences and tokens of the forward.
 	NumSeqs, NumTokens int
-	// Forward is the time in Runner.Forward and the logits download or
-	// device sampling; Total is the whole step, so Total-Forward is the
-	// Go overhead (scheduling, batch building, sampling on the host,
-	// streaming).
-	Forward, Total time.Duration
+	// Forward is the time in Runner.Forward; Sample the time to sample
+	// the logits (download and host sampling, or device sampling); Total
+	// is the whole step, so Total-Forward-Sample is the engine's own Go
+	// work (scheduling, batch building, streaming).
+	Forward, Sample, Total time.Duration
 }
 
 // Config configures an Engine. Zero fields take the defaults noted.

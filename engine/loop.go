@@ -101,9 +101,7 @@ func (e *Engine) step() bool {
 	}
 	batch, rows, states := e.buildBatch(plan)
 
-	t1 := time.Now()
-	results, err := e.forward(batch, rows, states)
-	forward := time.Since(t1)
+	results, forward, sampling, err := e.forward(batch, rows, states)
 	if err != nil {
 		// The step's sequences cannot go on; others are unaffected.
 		for _, it := range plan.Items {
@@ -126,7 +124,7 @@ func (e *Engine) step() bool {
 	e.mu.Unlock()
 	e.publish()
 	if e.cfg.OnStep != nil {
-		e.cfg.OnStep(StepInfo{NumSeqs: len(plan.Items), NumTokens: plan.NumTokens, Forward: forward, Total: time.Since(t0)})
+		e.cfg.OnStep(StepInfo{NumSeqs: len(plan.Items), NumTokens: plan.NumTokens, Forward: forward, Sample: sampling, Total: time.Since(t0)})
 	}
 	return true
 }
@@ -173,16 +171,24 @@ func (e *Engine) buildBatch(p *sched.Plan) (*backend.Batch, []sample.Row, []*seq
 	return b, bb.rows, bb.states
 }
 
-// forward runs the model and samples the rows.
-func (e *Engine) forward(batch *backend.Batch, rows []sample.Row, states []*seqState) ([]sample.Result, error) {
+// forward runs the model and samples the rows; it reports the time of
+// each part.
+func (e *Engine) forward(batch *backend.Batch, rows []sample.Row, states []*seqState) (res []sample.Result, fwd, smp time.Duration, err error) {
+	t0 := time.Now()
 	logits, err := e.r.Forward(batch, e.cache)
+	t1 := time.Now()
 	if err != nil {
-		return nil, err
+		return nil, t1.Sub(t0), 0, err
 	}
 	defer e.b.Free(logits)
-	if len(rows) == 0 {
-		return nil, nil
+	if len(rows) > 0 {
+		res, err = e.sample(logits, rows, states)
 	}
+	return res, t1.Sub(t0), time.Since(t1), err
+}
+
+// sample samples each row of the step's logits.
+func (e *Engine) sample(logits backend.Tensor, rows []sample.Row, states []*seqState) ([]sample.Result, error) {
 	if ds, ok := e.b.(sample.DeviceSampler); ok && e.cfg.logitsHook == nil {
 		return ds.SampleBatch(logits, rows)
 	}

@@ -182,11 +182,11 @@ func (m *Manager) lookup(parent, h uint64, tokens []int32) int32 {
 
 // Admit prepares a sequence that holds no blocks to compute tokens: it
 // takes the longest cached prefix of tokens (whole blocks, at most
-// maxCachedTokens tokens) and allocates the blocks for the first
-// numTokens tokens (numTokens >= the cached count). It returns the number
-// of leading tokens already computed. It either succeeds entirely or
-// changes nothing and returns ErrNoBlocks.
-func (m *Manager) Admit(s *Seq, tokens []int32, maxCachedTokens, numTokens int) (cachedTokens int, err error) {
+// maxCachedTokens tokens) and allocates the blocks for newTokens more
+// tokens after it (capped at len(tokens)). It returns the number of
+// leading tokens already computed. It either succeeds entirely or changes
+// nothing and returns ErrNoBlocks.
+func (m *Manager) Admit(s *Seq, tokens []int32, maxCachedTokens, newTokens int) (cachedTokens int, err error) {
 	if len(s.Blocks) != 0 {
 		return 0, errors.New("kvcache: Admit on a sequence that holds blocks")
 	}
@@ -211,7 +211,7 @@ func (m *Manager) Admit(s *Seq, tokens []int32, maxCachedTokens, numTokens int) 
 		}
 	}
 	cachedTokens = len(hits) * bs
-	numTokens = max(numTokens, cachedTokens)
+	numTokens := min(len(tokens), cachedTokens+max(newTokens, 0))
 	// Hit blocks that nobody references are counted as free; taking them
 	// uses up free capacity too.
 	freeHits := 0

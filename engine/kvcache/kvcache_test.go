@@ -118,7 +118,7 @@ func TestEvictsLeastRecentlyUsedCachedBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	var s Seq
-	if got, _ := m.Admit(&s, append(append([]int32{}, b...), 1), 2, 2); got != 2 {
+	if got, _ := m.Admit(&s, append(append([]int32{}, b...), 1), 2, 0); got != 2 {
 		t.Fatalf("b should still be cached, got %d cached tokens", got)
 	}
 	m.Free(&s)

@@ -78,7 +78,7 @@ func (s *sim) step(op, a, b int) {
 		}
 		q.computed = cached
 		s.verify(q, cached, "prefix hit")
-		s.compute(q, max(chunk, cached))
+		s.compute(q, min(len(toks), cached+chunk))
 		s.live = append(s.live, q)
 	case op%4 == 1: // grow: compute more tokens, appending generated ones
 		q := s.live[a%len(s.live)]
