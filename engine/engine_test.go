@@ -78,13 +78,19 @@ func TestPrefixCachingComputesOnlyTheRemainder(t *testing.T) {
 }
 
 // TestPreemptionKeepsOutputs: with a KV pool too small for all requests
-// at once, every request still gives exactly its output alone.
+// at once, every request still gives exactly its output alone (greedy, and
+// seeded sampling with penalties).
 func TestPreemptionKeepsOutputs(t *testing.T) {
 	m := loadTiny(t)
 	r := rand.New(rand.NewPCG(5, 6))
 	reqs := make([]Request, 12)
 	for i := range reqs {
 		reqs[i] = Request{PromptIDs: randPrompt(r, 20+r.IntN(30), m.Config.VocabSize), MaxTokens: 24, IgnoreEOS: true}
+		if i%2 == 1 {
+			// Seeded sampling with penalties must survive recomputation too.
+			p := &reqs[i].Params
+			p.Temperature, p.TopP, p.RepetitionPenalty, p.Seed, p.HasSeed = 0.8, 0.9, 1.2, uint64(i), true
+		}
 	}
 	alone := newEngine(t, m, Config{DisablePrefixCache: true})
 	want := make([][]int32, len(reqs))
