@@ -1,94 +1,29 @@
 package tokenizer
 
 import (
-	"fmt"
-	"math/rand/v2"
-	"strings"
 	"testing"
-)
 
-// Corpus generates a deterministic English-and-code text of about n bytes:
-// prose sentences from a word list with punctuation and numbers, and Go/
-// Python-like code with indentation, operators and identifiers. It is what
-// the throughput benchmark and bench/tokenizer measure.
-func Corpus(n int) string {
-	words := strings.Fields(`the of and to in is was for that with as on by at from his her
-they this be are have had not but which one were all their there been has when who will more
-no if out so said what up its about into than them can only other new some could time these
-two may then do first any my now such like our over man me even most made after also did many
-before must through back years where much your way well down should because each just those
-people how too little state good very make world still own see men work long get here between
-both life being under never day same another know while last might us great old year off come
-since against go came right used take three engine inference model token latency throughput
-memory kernel batch request scheduler cache attention matrix tensor gradient server client`)
-	idents := []string{"ctx", "req", "resp", "buf", "err", "tokens", "batchSize", "kv_cache", "maxLen", "i", "j", "logits", "Sampler", "http.Handler"}
-	r := rand.New(rand.NewPCG(1, 2))
-	var sb strings.Builder
-	for sb.Len() < n {
-		if r.IntN(3) == 0 {
-			// A code block.
-			fmt.Fprintf(&sb, "func %s(%s int) (%s, error) {\n", idents[r.IntN(len(idents))], idents[r.IntN(len(idents))], idents[r.IntN(len(idents))])
-			for k := 0; k < 3+r.IntN(6); k++ {
-				a, b := idents[r.IntN(len(idents))], idents[r.IntN(len(idents))]
-				switch r.IntN(4) {
-				case 0:
-					fmt.Fprintf(&sb, "\tif %s != nil {\n\t\treturn nil, fmt.Errorf(\"%s: %%w\", %s)\n\t}\n", a, b, a)
-				case 1:
-					fmt.Fprintf(&sb, "\tfor %s := 0; %s < len(%s); %s++ {\n\t\t%s[%s] *= %d\n\t}\n", "i", "i", a, "i", b, "i", r.IntN(100))
-				case 2:
-					fmt.Fprintf(&sb, "    %s = %s.get('%s', %d) + 0x%X  # %s\n", a, b, a, r.IntN(1000), r.IntN(65536), words[r.IntN(len(words))])
-				default:
-					fmt.Fprintf(&sb, "\t%s := %s(%s, %.3f)\n", a, b, a, r.Float64()*10)
-				}
-			}
-			sb.WriteString("}\n\n")
-			continue
-		}
-		// A paragraph of prose.
-		for s := 0; s < 2+r.IntN(5); s++ {
-			nw := 5 + r.IntN(15)
-			for w := 0; w < nw; w++ {
-				word := words[r.IntN(len(words))]
-				if w == 0 {
-					word = strings.ToUpper(word[:1]) + word[1:]
-				} else {
-					sb.WriteByte(' ')
-				}
-				sb.WriteString(word)
-				switch r.IntN(12) {
-				case 0:
-					sb.WriteByte(',')
-				case 1:
-					fmt.Fprintf(&sb, " %d", r.IntN(2030))
-				case 2:
-					sb.WriteString("'s")
-				}
-			}
-			sb.WriteString([]string{". ", "? ", "! "}[r.IntN(3)])
-		}
-		sb.WriteString("\n\n")
-	}
-	return sb.String()
-}
+	"github.com/tokamak-ai/tokamak/bench/tokenizer/corpus"
+)
 
 // BenchmarkEncode measures single-threaded encoding throughput over a 1 MB
 // English-and-code corpus, in MB/s, with a warm word cache as in serving.
 func BenchmarkEncode(b *testing.B) {
 	toks, _ := fixtures(b)
-	corpus := Corpus(1 << 20)
+	text := corpus.Generate(1 << 20)
 	for _, n := range refNames {
 		b.Run(n, func(b *testing.B) {
 			tk := toks[n]
-			b.SetBytes(int64(len(corpus)))
+			b.SetBytes(int64(len(text)))
 			var ids []int32
 			for b.Loop() {
 				var err error
-				ids, err = tk.Encode(corpus, false)
+				ids, err = tk.Encode(text, false)
 				if err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(len(corpus))/float64(len(ids)), "bytes/token")
+			b.ReportMetric(float64(len(text))/float64(len(ids)), "bytes/token")
 		})
 	}
 }
@@ -96,10 +31,10 @@ func BenchmarkEncode(b *testing.B) {
 // BenchmarkDecodeStream measures incremental detokenization per token.
 func BenchmarkDecodeStream(b *testing.B) {
 	toks, _ := fixtures(b)
-	corpus := Corpus(64 << 10)
+	text := corpus.Generate(64 << 10)
 	for _, n := range refNames {
 		b.Run(n, func(b *testing.B) {
-			ids, _ := toks[n].Encode(corpus, false)
+			ids, _ := toks[n].Encode(text, false)
 			for b.Loop() {
 				d := toks[n].NewStreamDecoder()
 				for _, id := range ids {

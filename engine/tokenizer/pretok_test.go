@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tokamak-ai/tokamak/bench/tokenizer/corpus"
 )
 
 func TestSplitWordsFollowsRegexAlternation(t *testing.T) {
@@ -70,7 +72,7 @@ func TestMetaspaceWordsAreExact(t *testing.T) {
 	if !tk.metaspaceWords {
 		t.Fatal("llama2 should qualify for metaspace word cutting")
 	}
-	text := Corpus(16 << 10)
+	text := corpus.Generate(16 << 10)
 	split, err := tk.Encode(text, false)
 	if err != nil {
 		t.Fatal(err)
