@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"sort"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -20,6 +21,7 @@ type addedToken struct {
 // matcher does: at the earliest position where any token matches, the longest.
 type addedMatcher struct {
 	byFirst [256][]addedToken // by first byte, longest first
+	first   string            // the distinct first bytes, for IndexAny-style scans
 }
 
 func newAddedMatcher(toks []addedToken) *addedMatcher {
@@ -28,6 +30,9 @@ func newAddedMatcher(toks []addedToken) *addedMatcher {
 	}
 	m := &addedMatcher{}
 	for _, t := range toks {
+		if len(m.byFirst[t.content[0]]) == 0 {
+			m.first += string([]byte{t.content[0]})
+		}
 		m.byFirst[t.content[0]] = append(m.byFirst[t.content[0]], t)
 	}
 	for i := range m.byFirst {
@@ -47,6 +52,11 @@ func (m *addedMatcher) split(s string, emit func(seg string, id int32)) {
 	}
 	start := 0 // start of the pending plain stretch
 	for i := 0; i < len(s); {
+		if next := m.nextCandidate(s, i); next < 0 {
+			break
+		} else {
+			i = next
+		}
 		tok, ok := m.matchAt(s, i)
 		if !ok {
 			i++
@@ -80,6 +90,24 @@ func (m *addedMatcher) split(s string, emit func(seg string, id int32)) {
 	if start < len(s) {
 		emit(s[start:], -1)
 	}
+}
+
+// nextCandidate returns the first index ≥ i where some added token could
+// start, or -1.
+func (m *addedMatcher) nextCandidate(s string, i int) int {
+	if len(m.first) == 1 {
+		j := strings.IndexByte(s[i:], m.first[0])
+		if j < 0 {
+			return -1
+		}
+		return i + j
+	}
+	for ; i < len(s); i++ {
+		if len(m.byFirst[s[i]]) > 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // matchAt returns the longest added token spelled at s[i:].

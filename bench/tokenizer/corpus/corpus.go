@@ -50,6 +50,9 @@ memory kernel batch request scheduler cache attention matrix tensor gradient ser
 			nw := 5 + r.IntN(15)
 			for w := 0; w < nw; w++ {
 				word := words[r.IntN(len(words))]
+				if r.IntN(8) == 0 {
+					word = rareWord(r)
+				}
 				if w == 0 {
 					word = strings.ToUpper(word[:1]) + word[1:]
 				} else {
@@ -67,7 +70,36 @@ memory kernel batch request scheduler cache attention matrix tensor gradient ser
 			}
 			sb.WriteString([]string{". ", "? ", "! "}[r.IntN(3)])
 		}
+		if r.IntN(6) == 0 {
+			sb.WriteString(foreign[r.IntN(len(foreign))])
+		}
 		sb.WriteString("\n\n")
+	}
+	return sb.String()
+}
+
+// foreign holds non-English sentences, so that the corpus exercises
+// multi-byte UTF-8, NFC and byte fallback as real traffic does.
+var foreign = []string{
+	"Le café est très bon, n'est-ce pas ? ",
+	"Die Größe der Straße überrascht öfter. ",
+	"El niño comió piña y jalapeños mañana. ",
+	"Привет, как дела? Всё хорошо. ",
+	"今日はいい天気ですね。東京へ行きます。 ",
+	"我们今天去图书馆学习机器学习。 ",
+	"안녕하세요, 만나서 반갑습니다. ",
+	"مرحبا بالعالم، كيف حالك؟ ",
+	"नमस्ते दुनिया, आप कैसे हैं? ",
+	"Emoji: 🙂🚀👍🏽 and ✓ done. ",
+}
+
+// rareWord makes a pronounceable word that is unlikely to repeat, so that
+// the word cache does not hide the cost of merging.
+func rareWord(r *rand.Rand) string {
+	syllables := []string{"ka", "ro", "mi", "tes", "lun", "var", "po", "zen", "qui", "dra", "fel", "om", "strat", "ix", "bel", "nor"}
+	var sb strings.Builder
+	for k := 0; k < 2+r.IntN(4); k++ {
+		sb.WriteString(syllables[r.IntN(len(syllables))])
 	}
 	return sb.String()
 }
