@@ -20,6 +20,13 @@
 constexpr int kWarps = 4;
 constexpr int kUnroll = 4;
 constexpr float kNegBig = -1e30f;
+// A split covers at least this many keys, so short contexts use few splits
+// (the grid is sized for the longest, graph-safe; surplus blocks exit).
+constexpr int kMinChunk = 32;
+
+__device__ __forceinline__ int split_chunk(int n, int splits) {
+  return max((n + splits - 1) / splits, kMinChunk);
+}
 
 template <int E, int GC>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(
@@ -38,8 +45,9 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int n = positions[t] + 1;
   const int seq = row_seq[t];
-  const int chunk = (n + splits - 1) / splits;
+  const int chunk = split_chunk(n, splits);
   const int k0 = blockIdx.z * chunk;
+  if (k0 >= n) return;  // beyond this row's context: the combine skips it
   const int k1 = min(n, k0 + chunk);
   const int32_t *bt = block_tables + (size_t)seq * bt_stride;
 
@@ -136,28 +144,36 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(
   }
 }
 
-// One warp per (row, head): merges the splits' partial softmax states.
+// One warp per (row, head): merges the used splits' partial softmax states
+// (at most 32: lane s holds split s's max and sum).
 __global__ void attention_combine_kernel(__nv_bfloat16 *out, const float *ws_ml,
-                                         const float *ws_acc, int T, int Hq, int D,
-                                         int splits) {
+                                         const float *ws_acc, const int32_t *positions, int T,
+                                         int Hq, int D, int splits) {
   int wid = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   if (wid >= T * Hq) return;
-  float M = kNegBig;
-  for (int s = 0; s < splits; s++) M = fmaxf(M, ws_ml[2 * ((size_t)s * T * Hq + wid)]);
-  float L = 0.f;
-  for (int s = 0; s < splits; s++) {
-    size_t i = (size_t)s * T * Hq + wid;
-    L += ws_ml[2 * i + 1] * __expf(ws_ml[2 * i] - M);
+  int t = wid / Hq;
+  int n = positions[t] + 1;
+  int used = min(splits, (n + split_chunk(n, splits) - 1) / split_chunk(n, splits));
+  float m = kNegBig, l = 0.f;
+  if (lane < used) {
+    size_t i = (size_t)lane * T * Hq + wid;
+    m = ws_ml[2 * i];
+    l = ws_ml[2 * i + 1];
   }
-  float invL = L > 0.f ? 1.f / L : 0.f;
-  for (int d = lane; d < D; d += 32) {
+  float M = warp_max(m);
+  float e = lane < used ? __expf(m - M) : 0.f;
+  float L = warp_sum(l * e);
+  float wgt = L > 0.f ? e / L : 0.f;
+  for (int d0 = 0; d0 < D; d0 += 32) {  // every lane runs the shuffles
+    int d = d0 + lane;
     float a = 0.f;
-    for (int s = 0; s < splits; s++) {
-      size_t i = (size_t)s * T * Hq + wid;
-      a += ws_acc[i * D + d] * __expf(ws_ml[2 * i] - M);
+#pragma unroll 8
+    for (int s = 0; s < used; s++) {
+      float ws = __shfl_sync(0xffffffffu, wgt, s);
+      if (d < D) a += ws_acc[((size_t)s * T * Hq + wid) * D + d] * ws;
     }
-    out[(size_t)wid * D + d] = __float2bfloat16(a * invL);
+    if (d < D) out[(size_t)wid * D + d] = __float2bfloat16(a);
   }
 }
 
@@ -244,7 +260,7 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   if (splits > 1) {
     int warps = T * Hq;
     attention_combine_kernel<<<tk_cdiv((long long)warps * 32, 128), 128, 0, st>>>(
-        o, ws_ml, ws_acc, T, Hq, D, splits);
+        o, ws_ml, ws_acc, positions, T, Hq, D, splits);
     TK_LAUNCHED("attention_combine_kernel");
   }
   return 0;
