@@ -178,28 +178,47 @@ type StreamDecoder struct {
 func (t *Tokenizer) NewStreamDecoder() *StreamDecoder { return &StreamDecoder{t: t} }
 
 // Add feeds one id and returns the newly completed text, possibly "".
+//
+// The new text is the window's decode past the runes of its previous decode
+// (the rule of vLLM and TGI). It equals the full decode's new text except
+// where invalid UTF-8 changes meaning retroactively: with byte fallback a run
+// of <0xXX> tokens that was valid becomes U+FFFD per byte once an invalid
+// byte joins it; such text is not taken back.
 func (d *StreamDecoder) Add(id int32) string {
 	d.ids = append(d.ids, id)
 	prefix := d.t.Decode(d.ids[d.prefixOffset:d.readAt])
 	full := d.t.Decode(d.ids[d.prefixOffset:])
-	if len(full) <= len(prefix) || strings.HasSuffix(full, "\uFFFD") || !strings.HasPrefix(full, prefix) {
+	if len(full) <= len(prefix) || strings.HasSuffix(full, "\uFFFD") {
 		return ""
 	}
 	d.prefixOffset, d.readAt = d.readAt, len(d.ids)
 	d.compact()
-	return full[len(prefix):]
+	return afterRunes(full, prefix)
 }
 
 // Flush returns any text still held back (an incomplete character at the
-// end of the stream becomes U+FFFD, as in a full decode) and resets nothing.
+// end of the stream becomes U+FFFD, as in a full decode).
 func (d *StreamDecoder) Flush() string {
 	prefix := d.t.Decode(d.ids[d.prefixOffset:d.readAt])
 	full := d.t.Decode(d.ids[d.prefixOffset:])
 	d.prefixOffset, d.readAt = d.readAt, len(d.ids)
-	if len(full) <= len(prefix) || !strings.HasPrefix(full, prefix) {
-		return ""
+	return afterRunes(full, prefix)
+}
+
+// afterRunes returns full past its first RuneCount(prefix) runes ("" when
+// full is not longer), or simply full past prefix when prefix is its start.
+func afterRunes(full, prefix string) string {
+	if strings.HasPrefix(full, prefix) {
+		return full[len(prefix):]
 	}
-	return full[len(prefix):]
+	n := utf8.RuneCountInString(prefix)
+	for i := range full {
+		if n == 0 {
+			return full[i:]
+		}
+		n--
+	}
+	return ""
 }
 
 // compact drops ids that no window can reach again.
