@@ -84,7 +84,7 @@ func goDot1F16(x *float32, w unsafe.Pointer, n int) float32 {
 }
 
 func goDot1F32(x *float32, w unsafe.Pointer, n int) float32 {
-	return dot(unsafe.Slice(x, n), unsafe.Slice((*float32)(w), n))
+	return goDot(unsafe.Slice(x, n), unsafe.Slice((*float32)(w), n))
 }
 
 // goDot2x4 builds a dot2x4 from eight dot1 calls.
@@ -98,8 +98,26 @@ func goDot2x4(dot1 func(x *float32, w unsafe.Pointer, n int) float32) func(*floa
 	}
 }
 
-// dot is a float32 dot product with four independent accumulators.
+// simdF32 is the assembly F32 kernel, or nil.
+var simdF32 = simdKernels[backend.F32]
+
+// dot is a float32 dot product (attention's q·k): the assembly F32 kernel
+// where there is one, else goDot.
 func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	n8 := len(a) &^ 7
+	if simdF32 == nil || n8 == 0 {
+		return goDot(a, b)
+	}
+	s := simdF32.dot1(&a[0], unsafe.Pointer(&b[0]), n8)
+	for i := n8; i < len(a); i++ {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// goDot is a float32 dot product with four independent accumulators.
+func goDot(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
 	i := 0
