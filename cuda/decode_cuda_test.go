@@ -8,8 +8,10 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
+	"github.com/tokamak-ai/tokamak/engine/model"
 )
 
 // shape is a Llama-family model shape for the decode benchmark.
@@ -242,4 +244,52 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 	b.ReportMetric((eager-graph)*1e3, "graph-saved-us")
 	fmt.Printf("DECODE %s batch=%d ctx=%d: copy %.0f GB/s, weights %.2f GB, bound %.3f ms (%.1f tok/s); eager %.3f ms, graph %.3f ms => %.1f tok/s/seq, %.1f%% of bound; launch gaps removed by graphs %.0f us/step\n",
 		llama8B.name, batch, ctx, bw/1e9, float64(m.weightBytes)/1e9, boundMS, 1e3/boundMS, eager, graph, 1e3/graph, 100*boundMS/graph, (eager-graph)*1e3)
+}
+
+// BenchmarkCheckpointDecode loads the checkpoint named by TOKAMAK_CHECKPOINT
+// through engine/model (disk → GPU, timed), then decodes batch 1 from a
+// 511-token prompt one token at a time through model.Forward (eager: the
+// engine's path today, with a logits download per step).
+func BenchmarkCheckpointDecode(b *testing.B) {
+	dir := os.Getenv("TOKAMAK_CHECKPOINT")
+	if dir == "" {
+		b.Skip("set TOKAMAK_CHECKPOINT to a checkpoint folder")
+	}
+	gpu, err := Open(Options{GPUMemoryUtilization: 0.9})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gpu.Close()
+	start := time.Now()
+	m, err := model.Load(dir, gpu)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := gpu.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	load := time.Since(start)
+	fmt.Printf("LOAD %s: %.2f GB in %.1f s (%.2f GB/s)\n", dir, float64(m.WeightBytes)/1e9, load.Seconds(), float64(m.WeightBytes)/1e9/load.Seconds())
+	const ctx, steps = 512, 64
+	s, err := m.NewSession(ctx + steps + 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prompt := make([]int32, ctx-1)
+	for i := range prompt {
+		prompt[i] = int32(100 + i)
+	}
+	t0 := time.Now()
+	if _, err := s.Feed(prompt, false); err != nil {
+		b.Fatal(err)
+	}
+	prefill := time.Since(t0)
+	t0 = time.Now()
+	for i := 0; i < steps; i++ {
+		if _, err := s.Feed([]int32{int32(7 + i)}, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	per := time.Since(t0) / steps
+	fmt.Printf("ENGINE-DECODE model.Forward eager: prefill %d tokens %.1f ms; decode %.3f ms/token => %.1f tok/s\n", ctx-1, prefill.Seconds()*1e3, per.Seconds()*1e3, 1/per.Seconds())
 }
