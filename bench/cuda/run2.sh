@@ -16,5 +16,6 @@ TOKAMAK_CHECKPOINT=$CK go test -tags cuda -run '^$' -bench 'CheckpointDecode|Dec
 grep -E "LOAD|ENGINE|DECODE|FAIL|panic|Error" "$OUT/decode.log" | grep -v "^Benchmark" | head -20
 PYTHONUNBUFFERED=1 timeout 300 python3 bench/cuda/hf_decode.py $CK 512 64 2>&1 | grep -E "^HF|Error|error" | head -10
 if [ -f bench/tokenizer/compare.sh ]; then
+  [ -f .gpu/tokenizers.tar.xz ] && tar -C "$TOKAMAK_SHARED/testdata" -xJf .gpu/tokenizers.tar.xz
   timeout 120 bash bench/tokenizer/compare.sh >"$OUT/tok.log" 2>&1; echo "tokenizer compare rc=$?"; tail -25 "$OUT/tok.log"
 fi
