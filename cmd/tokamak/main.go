@@ -27,6 +27,8 @@ func newApp() *cli.App {
 			generateCommand(),
 			infoCommand(),
 			modelCommand(),
+			tokenizeCommand(),
+			templateCommand(),
 		},
 	}
 }
