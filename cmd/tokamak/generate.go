@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -38,21 +36,6 @@ func generateCommand() *cli.Command {
 		},
 		Action: runGenerate,
 	}
-}
-
-func parseIDs(s string) ([]int32, error) {
-	var ids []int32
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		v, err := strconv.ParseInt(f, 10, 32)
-		if err != nil || v < 0 {
-			return nil, fmt.Errorf("bad token id %q", f)
-		}
-		ids = append(ids, int32(v))
-	}
-	if len(ids) == 0 {
-		return nil, errors.New("no token ids")
-	}
-	return ids, nil
 }
 
 // loadTokenizer loads dir's tokenizer, or returns nil when it has none.
@@ -189,7 +172,7 @@ func promptIDs(c *cli.Context, tok *tokenizer.Tokenizer) ([]int32, error) {
 		if c.String("prompt") != "" {
 			return nil, errors.New("give --prompt or --prompt-ids, not both")
 		}
-		return parseIDs(s)
+		return parseTokenIDs(s)
 	}
 	text := c.String("prompt")
 	if text == "" {
