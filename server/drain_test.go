@@ -27,9 +27,8 @@ func startServe(t *testing.T, s *Server, ctx context.Context, grace time.Duratio
 // drainCheck starts a long streamed request, triggers shutdown with
 // trigger, and checks that the request completes while new ones get 503,
 // and that Serve returns nil.
-func drainCheck(t *testing.T, s *Server, ctx context.Context, trigger func(), body string) {
+func drainCheck(t *testing.T, s *Server, url string, done <-chan error, trigger func(), body string) {
 	t.Helper()
-	url, done := startServe(t, s, ctx, 10*time.Second)
 	resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +41,7 @@ func drainCheck(t *testing.T, s *Server, ctx context.Context, trigger func(), bo
 		t.Errorf("health during drain: %v %v", r, err)
 	}
 	sc := collectCompletionStream(t, readSSE(t, resp))
-	if sc.finish[0] != "length" {
+	if sc.finish[0] != "length" || len(sc.ids) == 0 && sc.text[0] == "" {
 		t.Errorf("in-flight request did not finish normally: %+v", sc)
 	}
 	select {
@@ -57,10 +56,11 @@ func drainCheck(t *testing.T, s *Server, ctx context.Context, trigger func(), bo
 
 func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 	f := &fakeEngine{eos: -1, stepDelay: 5 * time.Millisecond}
-	s, _ := newFakeServer(t, f, nil, Config{})
+	s, _ := newFakeServer(t, f, nil, Config{Logger: quiet})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	drainCheck(t, s, ctx, func() {
+	url, done := startServe(t, s, ctx, 10*time.Second)
+	drainCheck(t, s, url, done, func() {
 		if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
@@ -68,12 +68,12 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 }
 
 func TestDrainGraceExpiryCancels(t *testing.T) {
-	f := &fakeEngine{eos: -1, stepDelay: 20 * time.Millisecond}
-	s, _ := newFakeServer(t, f, nil, Config{})
+	f := &fakeEngine{eos: -1, stepDelay: 100 * time.Millisecond}
+	s, _ := newFakeServer(t, f, nil, Config{Logger: quiet})
 	ctx, cancel := context.WithCancel(context.Background())
 	url, done := startServe(t, s, ctx, 100*time.Millisecond)
 	go func() {
-		if resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(`{"prompt":[1],"max_tokens":600}`)); err == nil {
+		if resp, err := http.Post(url+"/v1/completions", "application/json", strings.NewReader(`{"prompt":[1],"max_tokens":60}`)); err == nil {
 			resp.Body.Close()
 		}
 	}()

@@ -84,7 +84,7 @@ func TestErrorsHaveStatusAndOpenAIShape(t *testing.T) {
 		{"too large", "/v1/completions", `{"prompt":[` + strings.Repeat("1,", 1000) + `1]}`, 413, "larger than the limit"},
 		{"unknown route", "/v1/embeddings", `{}`, 404, "no route"},
 	}
-	_, ts := newFakeServer(t, &fakeEngine{eos: -1}, nil, Config{MaxBodyBytes: 1024})
+	_, ts := newFakeServer(t, &fakeEngine{eos: -1}, nil, Config{MaxBodyBytes: 1024, Logger: quiet})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			checkErrorBody(t, post(t, ts.URL+tc.path, tc.body), tc.status, tc.contains)
@@ -117,7 +117,7 @@ func TestEngineErrorsMapToStatuses(t *testing.T) {
 		{errLong, 400, "context length"},
 		{errors.New("boom"), 500, "boom"},
 	} {
-		s := New(Config{RetryAfterSeconds: 3})
+		s := New(Config{RetryAfterSeconds: 3, Logger: quiet})
 		s.SetModel(&Model{Name: "m", Engine: errEngine{tc.err}, MaxContext: 64, ClassifyError: classify})
 		ts := httptest.NewServer(s)
 		resp := post(t, ts.URL+"/v1/completions", `{"prompt":[1,2]}`)
@@ -130,7 +130,7 @@ func TestEngineErrorsMapToStatuses(t *testing.T) {
 }
 
 func TestDrainingAndLoadingAre503(t *testing.T) {
-	s := New(Config{})
+	s := New(Config{Logger: quiet})
 	ts := httptest.NewServer(s)
 	defer ts.Close()
 	checkErrorBody(t, post(t, ts.URL+"/v1/completions", `{"prompt":[1]}`), 503, "loading")

@@ -145,6 +145,8 @@ func (s *Server) submitError(m *Model, err error, promptTokens, maxTokens int) *
 		return e
 	case ErrorShutdown:
 		return errUnavailable("server is shutting down")
+	case ErrorInvalid:
+		return &APIError{Status: http.StatusBadRequest, Type: "invalid_request_error", Message: err.Error()}
 	}
 	s.cfg.Logger.Error("submit failed", "err", err)
 	return errInternal(fmt.Sprintf("submit: %v", err))

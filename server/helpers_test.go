@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 )
@@ -10,3 +11,6 @@ func httptestRecorder(s *Server, method, path, body string) int {
 	s.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
 	return rec.Code
 }
+
+// quiet is a discarding logger for tests.
+var quiet = slog.New(slog.DiscardHandler)

@@ -67,6 +67,8 @@ const (
 	ErrorQueueFull
 	ErrorContextTooLong
 	ErrorShutdown
+	// ErrorInvalid is a request the engine refused as malformed (400).
+	ErrorInvalid
 )
 
 // Model is one served model.

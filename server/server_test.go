@@ -84,7 +84,7 @@ func collectCompletionStream(t *testing.T, payloads []string) streamedCompletion
 }
 
 func TestHealthFollowsModelAndDrain(t *testing.T) {
-	s := New(Config{})
+	s := New(Config{Logger: quiet})
 	get := func() int {
 		rec := httptestRecorder(s, "GET", "/health", "")
 		return rec
@@ -112,7 +112,7 @@ func TestStreamedAndNonStreamedAgree(t *testing.T) {
 		{"text", `{"prompt":"a bb ccc","max_tokens":5,"return_token_ids":true,"stream":%s}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, ts := newFakeServer(t, &fakeEngine{eos: -1, withText: true}, fakeTokenizer{}, Config{})
+			_, ts := newFakeServer(t, &fakeEngine{eos: -1, withText: true}, fakeTokenizer{}, Config{Logger: quiet})
 			var full CompletionResponse
 			resp := post(t, ts.URL+"/v1/completions", strings.Replace(tc.body, "%s", "false", 1))
 			if resp.StatusCode != 200 {
@@ -141,7 +141,7 @@ func TestStreamedAndNonStreamedAgree(t *testing.T) {
 }
 
 func TestCompletionUsageAndIDs(t *testing.T) {
-	_, ts := newFakeServer(t, &fakeEngine{eos: -1}, nil, Config{})
+	_, ts := newFakeServer(t, &fakeEngine{eos: -1}, nil, Config{Logger: quiet})
 	var r CompletionResponse
 	decodeJSON(t, post(t, ts.URL+"/v1/completions", `{"prompt":[10,11,12],"max_tokens":4,"n":2,"return_token_ids":true}`), &r)
 	want := Usage{PromptTokens: 3, CompletionTokens: 8, TotalTokens: 11}
@@ -158,7 +158,7 @@ func TestCompletionUsageAndIDs(t *testing.T) {
 
 func TestChatStreamsRoleContentAndStop(t *testing.T) {
 	f := &fakeEngine{eos: 15, withText: true}
-	_, ts := newFakeServer(t, f, fakeTokenizer{}, Config{})
+	_, ts := newFakeServer(t, f, fakeTokenizer{}, Config{Logger: quiet})
 	body := `{"model":"fake","messages":[{"role":"user","content":"hi there"}],"max_completion_tokens":20,"stream":true,"logprobs":true,"top_logprobs":2}`
 	payloads := readSSE(t, post(t, ts.URL+"/v1/chat/completions", body))
 	var content strings.Builder
@@ -198,7 +198,7 @@ func TestChatStreamsRoleContentAndStop(t *testing.T) {
 
 func TestSamplingParametersReachEngine(t *testing.T) {
 	f := &fakeEngine{eos: -1}
-	_, ts := newFakeServer(t, f, fakeTokenizer{}, Config{})
+	_, ts := newFakeServer(t, f, fakeTokenizer{}, Config{Logger: quiet})
 	body := `{"prompt":[1],"max_tokens":2,"temperature":0.7,"top_p":0.9,"top_k":40,"min_p":0.05,"presence_penalty":0.5,
 		"frequency_penalty":-0.5,"repetition_penalty":1.1,"seed":42,"stop":["x","y"],"stop_token_ids":[3],"ignore_eos":true}`
 	resp := post(t, ts.URL+"/v1/completions", body)
@@ -219,7 +219,7 @@ func TestSamplingParametersReachEngine(t *testing.T) {
 }
 
 func TestModelsAndMetrics(t *testing.T) {
-	_, ts := newFakeServer(t, &fakeEngine{eos: -1}, nil, Config{Devices: fakeDevices{}})
+	_, ts := newFakeServer(t, &fakeEngine{eos: -1}, nil, Config{Devices: fakeDevices{}, Logger: quiet})
 	var list ModelList
 	resp, err := http.Get(ts.URL + "/v1/models")
 	if err != nil {
@@ -260,7 +260,7 @@ func (fakeDevices) Sample() ([]DeviceSample, error) {
 
 func TestDisconnectCancelsRequest(t *testing.T) {
 	f := &fakeEngine{eos: -1, stepDelay: 5 * time.Millisecond}
-	_, ts := newFakeServer(t, f, nil, Config{})
+	_, ts := newFakeServer(t, f, nil, Config{Logger: quiet})
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/completions",
 		strings.NewReader(`{"prompt":[1],"max_tokens":60,"stream":true}`))
@@ -294,7 +294,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestOverloadIsBounded(t *testing.T) {
 	const capacity = 4
 	f := &fakeEngine{eos: -1, stepDelay: 2 * time.Millisecond, capacity: capacity}
-	_, ts := newFakeServer(t, f, nil, Config{MaxInFlight: 2 * capacity})
+	_, ts := newFakeServer(t, f, nil, Config{MaxInFlight: 2 * capacity, Logger: quiet})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	counts := map[int]int{}
