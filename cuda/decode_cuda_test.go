@@ -228,7 +228,16 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 		}
 		return ms
 	}
+	gpu.setPDL(false)
+	noPDL := graphOf(0, partAll)
+	gpu.DropGraphs()
+	gpu.setPDL(true)
+	eager, err = gpu.timeMS(func() error { return m.step(gpu, st, partAll) }, 3, reps)
+	if err != nil {
+		b.Fatal(err)
+	}
 	graph := graphOf(0, partAll)
+	fmt.Printf("DECODE-PDL graph ms/step: without programmatic dependent launch %.3f, with %.3f\n", noPDL, graph)
 	fmt.Printf("DECODE-PARTS graph ms/step: matmuls only %.3f, everything else %.3f\n", graphOf(0, partMatMul), graphOf(0, partOther))
 	for v := 1; v <= 3; v++ {
 		fmt.Printf("DECODE-GEMV variant %d: matmuls only %.3f ms/step, whole step %.3f ms\n", v, graphOf(v, partMatMul), graphOf(v, partAll))

@@ -112,3 +112,13 @@ func (b *Backend) fillCache(kv backend.KVCache) error {
 	}
 	return b.fillRandom(c.t, 77, 1)
 }
+
+// setPDL turns programmatic dependent launch of the op kernels on or off
+// (benchmarks compare the two; graphs captured before keep their setting).
+func (b *Backend) setPDL(on bool) {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	C.tk_set_pdl(v)
+}

@@ -5,6 +5,7 @@
 #include "common.cuh"
 
 __global__ void silu_mul_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *gu, int T, int I) {
+  tk_griddep_wait();
   size_t n = (size_t)T * I;
   for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
        e += (size_t)gridDim.x * blockDim.x) {
@@ -16,6 +17,7 @@ __global__ void silu_mul_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *gu, int
 }
 
 __global__ void add_bias_kernel(void *out, int odt, const void *bias, int bdt, int T, int N) {
+  tk_griddep_wait();
   size_t n = (size_t)T * N;
   for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
        e += (size_t)gridDim.x * blockDim.x)
@@ -31,15 +33,15 @@ static int grid_for(size_t n) {
 
 extern "C" int tk_silu_mul(void *out, const void *gu, int T, int I, tk_stream s) {
   if (T <= 0 || I <= 0) return 20000;
-  silu_mul_kernel<<<grid_for((size_t)T * I), 256, 0, TK_STREAM(s)>>>(
-      (__nv_bfloat16 *)out, (const __nv_bfloat16 *)gu, T, I);
+  tk_launch(silu_mul_kernel, grid_for((size_t)T * I), 256, TK_STREAM(s), (__nv_bfloat16 *)out,
+            (const __nv_bfloat16 *)gu, T, I);
   TK_LAUNCHED("silu_mul_kernel");
 }
 
 extern "C" int tk_add_bias(void *out, int out_dt, const void *bias, int bias_dt, int T, int N,
                            tk_stream s) {
   if (T <= 0 || N <= 0) return 20000;
-  add_bias_kernel<<<grid_for((size_t)T * N), 256, 0, TK_STREAM(s)>>>(out, out_dt, bias, bias_dt,
-                                                                     T, N);
+  tk_launch(add_bias_kernel, grid_for((size_t)T * N), 256, TK_STREAM(s), out, out_dt, bias,
+            bias_dt, T, N);
   TK_LAUNCHED("add_bias_kernel");
 }

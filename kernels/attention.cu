@@ -34,6 +34,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(
     const __nv_bfloat16 *vc, const int32_t *positions, const int32_t *row_seq,
     const int32_t *block_tables, int bt_stride, int bs, float scale, int Hq, int Hkv, int D,
     int splits, float *ws_ml, float *ws_acc, int T) {
+  tk_griddep_wait();
   __shared__ float sm_acc[kWarps][GC][E * 32];
   __shared__ float sm_ml[kWarps][GC][2];
   const int t = blockIdx.x;
@@ -149,6 +150,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(
 __global__ void attention_combine_kernel(__nv_bfloat16 *out, const float *ws_ml,
                                          const float *ws_acc, const int32_t *positions, int T,
                                          int Hq, int D, int splits) {
+  tk_griddep_wait();
   int wid = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   if (wid >= T * Hq) return;
@@ -206,9 +208,8 @@ static void launch(dim3 grid, cudaStream_t s, __nv_bfloat16 *out, const __nv_bfl
                    const int32_t *row_seq, const int32_t *bt, int bt_stride, int bs,
                    float scale, int Hq, int Hkv, int D, int splits, float *ws_ml,
                    float *ws_acc, int T) {
-  attention_kernel<E, GC><<<grid, kWarps * 32, 0, s>>>(out, q, kc, vc, pos, row_seq, bt,
-                                                       bt_stride, bs, scale, Hq, Hkv, D,
-                                                       splits, ws_ml, ws_acc, T);
+  tk_launch(attention_kernel<E, GC>, grid, kWarps * 32, s, out, q, kc, vc, pos, row_seq, bt,
+            bt_stride, bs, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T);
 }
 
 template <int E>
@@ -259,8 +260,8 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   }
   if (splits > 1) {
     int warps = T * Hq;
-    attention_combine_kernel<<<tk_cdiv((long long)warps * 32, 128), 128, 0, st>>>(
-        o, ws_ml, ws_acc, positions, T, Hq, D, splits);
+    tk_launch(attention_combine_kernel, tk_cdiv((long long)warps * 32, 128), 128, st, o,
+              (const float *)ws_ml, (const float *)ws_acc, positions, T, Hq, D, splits);
     TK_LAUNCHED("attention_combine_kernel");
   }
   return 0;

@@ -97,3 +97,33 @@ __device__ __forceinline__ void f16x8(uint4 u, float *f) {
 }
 
 static inline int tk_cdiv(long long a, long long b) { return (int)((a + b - 1) / b); }
+
+// Programmatic dependent launch (Hopper): a kernel launched with
+// tk_launch may be scheduled while the previous kernel on the stream is
+// still finishing; it waits here, before touching global memory, until that
+// kernel's writes are visible. This hides the launch gap between the many
+// small dependent kernels of a decode step (also inside CUDA graphs).
+__device__ __forceinline__ void tk_griddep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// tk_pdl_enabled is set by tk_set_pdl (default on).
+extern int tk_pdl_enabled;
+
+template <typename... KArgs, typename... Args>
+static inline cudaError_t tk_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                                    cudaStream_t s, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = tk_pdl_enabled ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
+}

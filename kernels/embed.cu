@@ -6,6 +6,7 @@
 
 __global__ void embed_kernel(__nv_bfloat16 *out, const void *table, int dt,
                              const int32_t *tokens, int D, int vocab) {
+  tk_griddep_wait();
   int t = blockIdx.x;
   int id = tokens[t];
   __nv_bfloat16 *o = out + (size_t)t * D;
@@ -20,6 +21,7 @@ __global__ void embed_kernel(__nv_bfloat16 *out, const void *table, int dt,
 
 __global__ void gather_rows_kernel(char *out, const char *x, const int32_t *rows, int row_bytes,
                                    int T) {
+  tk_griddep_wait();
   int i = blockIdx.x;
   int r = rows[i];
   if (r < 0 || r >= T) r = 0;
@@ -36,8 +38,8 @@ __global__ void gather_rows_kernel(char *out, const char *x, const int32_t *rows
 extern "C" int tk_embed(void *out, const void *table, int table_dt, const int32_t *tokens,
                         int T, int D, int vocab, tk_stream s) {
   if (T <= 0 || D <= 0) return 20000;
-  embed_kernel<<<T, 256, 0, TK_STREAM(s)>>>((__nv_bfloat16 *)out, table, table_dt, tokens, D,
-                                            vocab);
+  tk_launch(embed_kernel, T, 256, TK_STREAM(s), (__nv_bfloat16 *)out, table, table_dt, tokens,
+            D, vocab);
   TK_LAUNCHED("embed_kernel");
 }
 
@@ -45,7 +47,7 @@ extern "C" int tk_gather_rows(void *out, const void *x, int dt, const int32_t *r
                               int D, int T, tk_stream s) {
   if (n <= 0 || D <= 0) return 20000;
   int es = dt == TK_F32 ? 4 : 2;
-  gather_rows_kernel<<<n, 128, 0, TK_STREAM(s)>>>((char *)out, (const char *)x, rows, D * es,
-                                                  T);
+  tk_launch(gather_rows_kernel, n, 128, TK_STREAM(s), (char *)out, (const char *)x, rows,
+            D * es, T);
   TK_LAUNCHED("gather_rows_kernel");
 }

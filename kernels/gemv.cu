@@ -29,6 +29,7 @@ template <int WT, int NT, int kSteps, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(
     void *out, int odt, const __nv_bfloat16 *__restrict__ x, const void *__restrict__ w,
     const void *bias, int bdt, int T, int N, int K) {
+  tk_griddep_wait();
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
   if (row >= N) return;
@@ -80,6 +81,7 @@ template <int NT>
 __global__ void __launch_bounds__(kGemvWarps * 32) gemv_scalar_kernel(
     void *out, int odt, const __nv_bfloat16 *x, const void *w, int wdt, const void *bias,
     int bdt, int T, int N, int K) {
+  tk_griddep_wait();
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
   if (row >= N) return;
@@ -106,8 +108,8 @@ template <int WT, int NT, int kSteps, int kWarps>
 static void gemv_launch(cudaStream_t s, void *out, int odt, const void *x, const void *w,
                         const void *bias, int bdt, int T, int N, int K) {
   dim3 grid(tk_cdiv(N, kWarps), tk_cdiv(T, NT));
-  gemv_kernel<WT, NT, kSteps, kWarps><<<grid, kWarps * 32, 0, s>>>(
-      out, odt, (const __nv_bfloat16 *)x, w, bias, bdt, T, N, K);
+  tk_launch(gemv_kernel<WT, NT, kSteps, kWarps>, grid, kWarps * 32, s, out, odt,
+            (const __nv_bfloat16 *)x, w, bias, bdt, T, N, K);
 }
 
 // Variants (loads in flight per lane, warps per block), chosen by the
@@ -153,8 +155,8 @@ extern "C" int tk_gemv(void *out, int out_dt, const void *x, const void *w, int 
     }
   } else {
     dim3 grid(tk_cdiv(N, kGemvWarps), tk_cdiv(T, 8));
-    gemv_scalar_kernel<8><<<grid, kGemvWarps * 32, 0, st>>>(
-        out, out_dt, (const __nv_bfloat16 *)x, w, w_dt, bias, bias_dt, T, N, K);
+    tk_launch(gemv_scalar_kernel<8>, grid, kGemvWarps * 32, st, out, out_dt,
+              (const __nv_bfloat16 *)x, w, w_dt, bias, bias_dt, T, N, K);
   }
   TK_LAUNCHED("gemv_kernel");
 }

@@ -17,6 +17,7 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(__nv_bfloat16 *out,
                                                            const __nv_bfloat16 *x,
                                                            const void *w, int wdt, int D,
                                                            float eps) {
+  tk_griddep_wait();
   __shared__ float red[32];
   size_t base = (size_t)blockIdx.x * D;
   float v[kMaxPer];
@@ -62,6 +63,7 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(__nv_bfloat16 *out,
 // One warp per (row, head); head_dim up to 32*8 in registers.
 __global__ void head_rmsnorm_kernel(__nv_bfloat16 *x, int rows, int cols, int col_start,
                                     int heads, int hd, const void *w, int wdt, float eps) {
+  tk_griddep_wait();
   int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   if (warp >= rows * heads) return;
@@ -87,17 +89,16 @@ __global__ void head_rmsnorm_kernel(__nv_bfloat16 *x, int rows, int cols, int co
 extern "C" int tk_rmsnorm(void *out, const void *x, const void *w, int w_dt, int rows, int D,
                           float eps, tk_stream s) {
   if (rows <= 0 || D <= 0) return 20000;
-  rmsnorm_kernel<false><<<rows, kThreads, 0, TK_STREAM(s)>>>(
-      (__nv_bfloat16 *)out, nullptr, (const __nv_bfloat16 *)x, w, w_dt, D, eps);
+  tk_launch(rmsnorm_kernel<false>, rows, kThreads, TK_STREAM(s), (__nv_bfloat16 *)out,
+            (__nv_bfloat16 *)nullptr, (const __nv_bfloat16 *)x, w, w_dt, D, eps);
   TK_LAUNCHED("rmsnorm_kernel");
 }
 
 extern "C" int tk_add_rmsnorm(void *out, void *residual, const void *x, const void *w,
                               int w_dt, int rows, int D, float eps, tk_stream s) {
   if (rows <= 0 || D <= 0) return 20000;
-  rmsnorm_kernel<true><<<rows, kThreads, 0, TK_STREAM(s)>>>(
-      (__nv_bfloat16 *)out, (__nv_bfloat16 *)residual, (const __nv_bfloat16 *)x, w, w_dt, D,
-      eps);
+  tk_launch(rmsnorm_kernel<true>, rows, kThreads, TK_STREAM(s), (__nv_bfloat16 *)out,
+            (__nv_bfloat16 *)residual, (const __nv_bfloat16 *)x, w, w_dt, D, eps);
   TK_LAUNCHED("add_rmsnorm_kernel");
 }
 
@@ -107,7 +108,7 @@ extern "C" int tk_head_rmsnorm(void *x, int rows, int cols, int col_start, int h
   int warps = rows * heads;
   int threads = 128;
   int blocks = tk_cdiv((long long)warps * 32, threads);
-  head_rmsnorm_kernel<<<blocks, threads, 0, TK_STREAM(s)>>>(
-      (__nv_bfloat16 *)x, rows, cols, col_start, heads, head_dim, w, w_dt, eps);
+  tk_launch(head_rmsnorm_kernel, blocks, threads, TK_STREAM(s), (__nv_bfloat16 *)x, rows, cols,
+            col_start, heads, head_dim, w, w_dt, eps);
   TK_LAUNCHED("head_rmsnorm_kernel");
 }

@@ -15,6 +15,7 @@ __global__ void rope_write_kv_kernel(__nv_bfloat16 *q, const __nv_bfloat16 *qkv,
                                      __nv_bfloat16 *kc, __nv_bfloat16 *vc,
                                      const int32_t *positions, const int32_t *slots,
                                      const float *inv_freq, float attn, int Hq, int Hkv, int D) {
+  tk_griddep_wait();
   const int t = blockIdx.x, h = blockIdx.y;
   const int half = D / 2;
   const int width = (Hq + 2 * Hkv) * D;
@@ -45,8 +46,8 @@ extern "C" int tk_rope_write_kv(void *q, const void *qkv, void *k_cache, void *v
                                 int Hkv, int D, tk_stream s) {
   if (T <= 0 || Hq <= 0 || Hkv <= 0 || D <= 0 || D % 2) return 20000;
   int threads = D / 2 < 32 ? 32 : (D / 2 > 256 ? 256 : D / 2);
-  rope_write_kv_kernel<<<dim3(T, Hq + 2 * Hkv), threads, 0, TK_STREAM(s)>>>(
-      (__nv_bfloat16 *)q, (const __nv_bfloat16 *)qkv, (__nv_bfloat16 *)k_cache,
-      (__nv_bfloat16 *)v_cache, positions, slots, inv_freq, attn_factor, Hq, Hkv, D);
+  tk_launch(rope_write_kv_kernel, dim3(T, Hq + 2 * Hkv), threads, TK_STREAM(s),
+            (__nv_bfloat16 *)q, (const __nv_bfloat16 *)qkv, (__nv_bfloat16 *)k_cache,
+            (__nv_bfloat16 *)v_cache, positions, slots, inv_freq, attn_factor, Hq, Hkv, D);
   TK_LAUNCHED("rope_write_kv_kernel");
 }

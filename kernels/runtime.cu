@@ -7,6 +7,10 @@
 
 static thread_local const char *tk_last = "";
 
+int tk_pdl_enabled = 1;
+
+extern "C" void tk_set_pdl(int on) { tk_pdl_enabled = on; }
+
 void tk_note_call(const char *name) { tk_last = name; }
 
 extern "C" const char *tk_last_call(void) { return tk_last; }

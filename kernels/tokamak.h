@@ -61,6 +61,8 @@ int tk_capture_begin(tk_stream s);
 int tk_capture_end(tk_stream s, tk_graph *g);
 int tk_graph_launch(tk_graph g, tk_stream s);
 int tk_graph_destroy(tk_graph g);
+/* Programmatic dependent launch for the op kernels (Hopper), on by default. */
+void tk_set_pdl(int on);
 
 /* --- fill and convert (util.cu) ----------------------------------------- */
 /* Fills n elements of dtype dt with uniform values in [-scale, scale)
