@@ -10,6 +10,8 @@ export TOKAMAK_SHARED=${TOKAMAK_SHARED:-$PWD/.gpu/shared}
 CK=/tmp/llama-3.1-8b-random
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 make build-cuda >"$OUT/build.log" 2>&1 || { grep -iE "error" "$OUT/build.log" | head -40; echo BUILD FAILED; exit 1; }
+go test -tags cuda -count=1 -v -run 'TestOpParity|TestGraph|TestModels' ./cuda/ >"$OUT/test.log" 2>&1; echo "tests rc=$?"
+grep -E "^(--- |ok|FAIL)|^    --- FAIL|panic" "$OUT/test.log" | head -20
 ./tokamak model random --config llama-3.1-8b --dtype bf16 --out $CK 2>&1 | tail -2
 ./tokamak info --model $CK 2>&1 | tail -12
 TOKAMAK_CHECKPOINT=$CK go test -tags cuda -run '^$' -bench 'CheckpointDecode|DecodeLlama8B' -benchtime 20x ./cuda/ >"$OUT/decode.log" 2>&1
