@@ -29,6 +29,7 @@ func newApp() *cli.App {
 			modelCommand(),
 			tokenizeCommand(),
 			templateCommand(),
+			serveCommand(),
 		},
 	}
 }
