@@ -67,14 +67,11 @@ type Backend struct {
 	st *step
 	// gemvVariant selects a GEMV tuning (benchmarks compare them).
 	gemvVariant int
-	// fuseSiLU defers small SiLUMuls into the next GEMV (default on).
-	fuseSiLU  bool
-	pending   *pendingSiLU
-	stageGen  int
-	capturing bool
-	graphs    map[string]C.tk_graph
-	ropeCache map[string]*Tensor
-	closed    bool
+	stageGen    int
+	capturing   bool
+	graphs      map[string]C.tk_graph
+	ropeCache   map[string]*Tensor
+	closed      bool
 }
 
 // Info describes the device a backend runs on.
@@ -125,7 +122,7 @@ func Open(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{opts: opts, smCount: info.SMCount, graphs: map[string]C.tk_graph{}, fuseSiLU: true}
+	b := &Backend{opts: opts, smCount: info.SMCount, graphs: map[string]C.tk_graph{}}
 	b.name = fmt.Sprintf("cuda:%d %s", opts.Device, info.Name)
 	if rc := C.tk_stream_create(&b.stream); rc != 0 {
 		return nil, callError("cudaStreamCreate", rc)
@@ -268,9 +265,6 @@ func (b *Backend) Upload(dt backend.DType, shape []int, data []byte) (backend.Te
 
 // Download implements backend.Backend for f32, bf16, f16 and i32 tensors.
 func (b *Backend) Download(bt backend.Tensor) ([]float32, error) {
-	if err := b.flush(); err != nil {
-		return nil, err
-	}
 	t, err := asTensor(bt, "download")
 	if err != nil {
 		return nil, err
@@ -312,18 +306,12 @@ func (b *Backend) Free(bt backend.Tensor) {
 	if !ok || t == nil || t.ptr == nil {
 		return
 	}
-	if p := b.pending; p != nil && (p.out == t || p.gu == t) {
-		b.flush() // its error surfaces at the next Sync
-	}
 	b.freeBytes(t.ptr, t.off, t.bytes)
 	t.ptr = nil
 }
 
 // Sync implements backend.Backend.
 func (b *Backend) Sync() error {
-	if err := b.flush(); err != nil {
-		return err
-	}
 	if rc := C.tk_stream_sync(b.stream); rc != 0 {
 		return callError("cudaStreamSynchronize", rc)
 	}

@@ -238,12 +238,6 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 	}
 	graph := graphOf(0, partAll)
 	fmt.Printf("DECODE-PDL graph ms/step: without programmatic dependent launch %.3f, with %.3f\n", noPDL, graph)
-	gpu.fuseSiLU = false
-	gpu.DropGraphs()
-	noFuse := graphOf(0, partAll)
-	gpu.fuseSiLU = true
-	gpu.DropGraphs()
-	fmt.Printf("DECODE-FUSE graph ms/step: SiLU·mul as its own kernel %.3f, fused into the down GEMV %.3f\n", noFuse, graphOf(0, partAll))
 	fmt.Printf("DECODE-PARTS graph ms/step: matmuls only %.3f, everything else %.3f\n", graphOf(0, partMatMul), graphOf(0, partOther))
 	for v := 1; v <= 3; v++ {
 		fmt.Printf("DECODE-GEMV variant %d: matmuls only %.3f ms/step, whole step %.3f ms\n", v, graphOf(v, partMatMul), graphOf(v, partAll))

@@ -35,9 +35,6 @@ func (b *Backend) RunGraph(key string, fn func() error) error {
 	if err := fn(); err != nil {
 		return fmt.Errorf("cuda: graph %q warm-up: %w", key, err)
 	}
-	if err := b.flush(); err != nil {
-		return fmt.Errorf("cuda: graph %q warm-up: %w", key, err)
-	}
 	g, err := b.capture(fn)
 	if err != nil {
 		return fmt.Errorf("cuda: graph %q: %w", key, err)
@@ -55,9 +52,6 @@ func (b *Backend) capture(fn func() error) (C.tk_graph, error) {
 	}
 	b.capturing = true
 	ferr := fn()
-	if ferr == nil {
-		ferr = b.flush() // a trailing deferred op belongs to the graph
-	}
 	b.capturing = false
 	var g C.tk_graph
 	rc := C.tk_capture_end(b.stream, &g)

@@ -52,9 +52,6 @@ func floatParam(t backend.Tensor, what string, n int) (*Tensor, error) {
 
 // Embed implements backend.Backend.
 func (b *Backend) Embed(out backend.Tensor, table *backend.Weight, st backend.Step) error {
-	if err := b.flush(); err != nil {
-		return err
-	}
 	s, err := b.stepOf(st)
 	if err != nil {
 		return err
@@ -76,9 +73,6 @@ func (b *Backend) Embed(out backend.Tensor, table *backend.Weight, st backend.St
 
 // RMSNorm implements backend.Backend.
 func (b *Backend) RMSNorm(out, x, w backend.Tensor, eps float32) error {
-	if err := b.flush(); err != nil {
-		return err
-	}
 	xt, err := act(x, "rmsnorm x", -1)
 	if err != nil {
 		return err
@@ -97,9 +91,6 @@ func (b *Backend) RMSNorm(out, x, w backend.Tensor, eps float32) error {
 
 // AddRMSNorm implements backend.Backend.
 func (b *Backend) AddRMSNorm(out, residual, x, w backend.Tensor, eps float32) error {
-	if err := b.flush(); err != nil {
-		return err
-	}
 	rt, err := act(residual, "add_rmsnorm residual", -1)
 	if err != nil {
 		return err
@@ -122,9 +113,6 @@ func (b *Backend) AddRMSNorm(out, residual, x, w backend.Tensor, eps float32) er
 
 // HeadRMSNorm implements backend.Backend.
 func (b *Backend) HeadRMSNorm(x backend.Tensor, colStart, heads, headDim int, w backend.Tensor, eps float32) error {
-	if err := b.flush(); err != nil {
-		return err
-	}
 	xt, err := act(x, "head_rmsnorm x", -1)
 	if err != nil {
 		return err
@@ -178,13 +166,6 @@ func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
 		}
 		bias, biasDT = bt.ptr, C.int(bt.dt)
 	}
-	if p := b.pending; p != nil && p.out == xt && wt.dt == backend.BF16 && t == p.rows && t <= gemvMaxTokens {
-		b.pending = nil
-		return callError("gemv_silu", C.tk_gemv_silu(o.ptr, C.int(o.dt), p.gu.ptr, p.out.ptr, wt.ptr, C.int(wt.dt), bias, biasDT, C.int(t), C.int(w.Rows), C.int(w.Cols), b.stream))
-	}
-	if err := b.flush(); err != nil {
-		return err
-	}
 	if t <= gemvMaxTokens || wt.dt != backend.BF16 {
 		return callError("gemv", C.tk_gemv(o.ptr, C.int(o.dt), xt.ptr, wt.ptr, C.int(wt.dt), bias, biasDT, C.int(t), C.int(w.Rows), C.int(w.Cols), C.int(b.gemvVariant), b.stream))
 	}
@@ -199,9 +180,6 @@ func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
 
 // RoPEWriteKV implements backend.Backend.
 func (b *Backend) RoPEWriteKV(q, qkv backend.Tensor, kv backend.KVCache, layer int, rope *backend.RoPE, st backend.Step) error {
-	if err := b.flush(); err != nil {
-		return err
-	}
 	s, err := b.stepOf(st)
 	if err != nil {
 		return err
@@ -263,9 +241,6 @@ func (b *Backend) invFreq(rope *backend.RoPE) (unsafe.Pointer, error) {
 
 // Attention implements backend.Backend.
 func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int, scale float32, st backend.Step) error {
-	if err := b.flush(); err != nil {
-		return err
-	}
 	s, err := b.stepOf(st)
 	if err != nil {
 		return err
@@ -324,41 +299,11 @@ func (b *Backend) SiLUMul(out, gu backend.Tensor) error {
 	if err != nil {
 		return err
 	}
-	if err := b.flush(); err != nil {
-		return err
-	}
-	if b.fuseSiLU && g.rows() <= gemvMaxTokens && inter%8 == 0 {
-		// deferred: the next MatMul reading out fuses it into its GEMV
-		b.pending = &pendingSiLU{out: o, gu: g, rows: g.rows(), inter: inter}
-		return nil
-	}
 	return callError("silu_mul", C.tk_silu_mul(o.ptr, g.ptr, C.int(g.rows()), C.int(inter), b.stream))
-}
-
-// pendingSiLU is a SiLUMul whose launch waits for the op after it: a
-// decode-sized MatMul that reads its output computes it inside the GEMV
-// (one kernel less per layer); any other op launches it first.
-type pendingSiLU struct {
-	out, gu     *Tensor
-	rows, inter int
-}
-
-// flush launches a deferred SiLUMul. Every op and host transfer calls it
-// first, so deferral is invisible to callers.
-func (b *Backend) flush() error {
-	p := b.pending
-	if p == nil {
-		return nil
-	}
-	b.pending = nil
-	return callError("silu_mul", C.tk_silu_mul(p.out.ptr, p.gu.ptr, C.int(p.rows), C.int(p.inter), b.stream))
 }
 
 // GatherRows implements backend.Backend.
 func (b *Backend) GatherRows(out, x backend.Tensor, st backend.Step) error {
-	if err := b.flush(); err != nil {
-		return err
-	}
 	s, err := b.stepOf(st)
 	if err != nil {
 		return err

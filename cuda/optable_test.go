@@ -259,8 +259,7 @@ func opTable() []opCase {
 		attnCase("attention/decode/hd128/g7", []int{1}, []int{1000}, 28, 4, 128),
 		attnCase("attention/chunked-prefill/hd128", []int{24}, []int{200}, 32, 8, 128),
 	}
-	cases = append(cases, siluCase(6, 352), headNormCase(5, 4, 2, 64), embedGatherCase(9, 640, 96),
-		mlpDownCase(1, 96, 352), mlpDownCase(5, 128, 256), mlpDownCase(12, 64, 160))
+	cases = append(cases, siluCase(6, 352), headNormCase(5, 4, 2, 64), embedGatherCase(9, 640, 96))
 	return cases
 }
 
@@ -435,27 +434,4 @@ func benchTable() []opCase {
 		}
 	}
 	return cases
-}
-
-// mlpDownCase is SiLUMul followed by the down projection that reads its
-// output (the pair the CUDA backend fuses at decode sizes).
-func mlpDownCase(t, hidden, inter int) opCase {
-	return opCase{name: fmt.Sprintf("silu_mul+down/T%d/%dx%d", t, hidden, inter), tol: bfTol,
-		bytes: float64(hidden*inter*2 + t*inter*4), flops: 2 * float64(t*hidden*inter),
-		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
-			var e errs
-			gu := e.t(actUp(be, []int{t, 2 * inter}, randVals(r, t*2*inter, 3)))
-			w := &backend.Weight{Rows: hidden, Cols: inter, Data: e.t(upload(be, backend.BF16, []int{hidden, inter}, randVals(r, hidden*inter, 0.05)))}
-			mid := e.t(be.Alloc(be.ActivationDType(), t, inter))
-			out := e.t(be.Alloc(be.ActivationDType(), t, hidden))
-			if e.err != nil {
-				return nil, e.err
-			}
-			return &prepared{run: func() error {
-				if err := be.SiLUMul(mid, gu); err != nil {
-					return err
-				}
-				return be.MatMul(out, mid, w)
-			}, outs: []backend.Tensor{out, mid}}, nil
-		}}
 }

@@ -68,9 +68,6 @@ func (b *Backend) Stage(batch *backend.Batch) (backend.Step, error) {
 	if b.capturing {
 		return nil, fmt.Errorf("cuda: stage during graph capture")
 	}
-	if err := b.flush(); err != nil {
-		return nil, err
-	}
 	t, n := len(batch.Tokens), batch.NumSeqs()
 	if t == 0 || n < 1 || len(batch.Positions) != t || len(batch.Slots) != t || len(batch.BlockTables) != n || len(batch.ContextLen) != n {
 		return nil, fmt.Errorf("cuda: stage: inconsistent batch (%d tokens, %d sequences)", t, n)

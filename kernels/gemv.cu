@@ -25,14 +25,10 @@ __device__ __forceinline__ void load_w8(const void *w, size_t idx, float *f) {
   }
 }
 
-// kSiLU: x is the fused gate_up activation gu [T, 2K] and the GEMV reads
-// silu(gu[:, :K]) * gu[:, K:] (rounded to bf16 exactly as silu_mul_kernel
-// does), so the decode step skips one kernel per layer; the block holding
-// row 0 also writes that product to mid [T, K], keeping SiLUMul's output.
-template <int WT, int NT, int kSteps, int kWarps, bool kSiLU = false>
+template <int WT, int NT, int kSteps, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(
     void *out, int odt, const __nv_bfloat16 *__restrict__ x, const void *__restrict__ w,
-    const void *bias, int bdt, int T, int N, int K, __nv_bfloat16 *mid = nullptr) {
+    const void *bias, int bdt, int T, int N, int K) {
   tk_griddep_wait();
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
@@ -63,23 +59,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(
       for (int t = 0; t < NT; t++) {
         if (t < nt) {
           float xf[8];
-          if (kSiLU) {
-            const __nv_bfloat16 *gr = x + (size_t)(t0 + t) * 2 * K;
-            float g[8], u[8];
-            bf16x8(__ldg(reinterpret_cast<const uint4 *>(gr + c)), g);
-            bf16x8(__ldg(reinterpret_cast<const uint4 *>(gr + K + c)), u);
-            __align__(16) __nv_bfloat16 h[8];
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-              h[j] = __float2bfloat16(g[j] / (1.f + __expf(-g[j])) * u[j]);
-              xf[j] = __bfloat162float(h[j]);
-            }
-            if (row == 0)
-              *reinterpret_cast<uint4 *>(mid + (size_t)(t0 + t) * K + c) =
-                  *reinterpret_cast<const uint4 *>(h);
-          } else {
-            bf16x8(__ldg(reinterpret_cast<const uint4 *>(x + (size_t)(t0 + t) * K + c)), xf);
-          }
+          bf16x8(__ldg(reinterpret_cast<const uint4 *>(x + (size_t)(t0 + t) * K + c)), xf);
           float a = acc[t];
 #pragma unroll
           for (int j = 0; j < 8; j++) a = fmaf(wf[s][j], xf[j], a);
@@ -129,7 +109,7 @@ static void gemv_launch(cudaStream_t s, void *out, int odt, const void *x, const
                         const void *bias, int bdt, int T, int N, int K) {
   dim3 grid(tk_cdiv(N, kWarps), tk_cdiv(T, NT));
   tk_launch(gemv_kernel<WT, NT, kSteps, kWarps>, grid, kWarps * 32, s, out, odt,
-            (const __nv_bfloat16 *)x, w, bias, bdt, T, N, K, (__nv_bfloat16 *)nullptr);
+            (const __nv_bfloat16 *)x, w, bias, bdt, T, N, K);
 }
 
 // Variants (loads in flight per lane, warps per block), chosen by the
@@ -158,31 +138,6 @@ static void gemv_nt(int variant, cudaStream_t s, void *out, int odt, const void 
     gemv_variant<WT, 4>(variant, s, out, odt, x, w, bias, bdt, T, N, K);
   else
     gemv_variant<WT, 8>(variant, s, out, odt, x, w, bias, bdt, T, N, K);
-}
-
-template <int WT, int NT>
-static void gemv_silu_launch(cudaStream_t s, void *out, int odt, const void *gu, void *mid,
-                             const void *w, const void *bias, int bdt, int T, int N, int K) {
-  dim3 grid(tk_cdiv(N, 4), tk_cdiv(T, NT));
-  tk_launch(gemv_kernel<WT, NT, 2, 4, true>, grid, 4 * 32, s, out, odt,
-            (const __nv_bfloat16 *)gu, w, bias, bdt, T, N, K, (__nv_bfloat16 *)mid);
-}
-
-extern "C" int tk_gemv_silu(void *out, int out_dt, const void *gu, void *mid, const void *w,
-                            int w_dt, const void *bias, int bias_dt, int T, int N, int K,
-                            tk_stream s) {
-  if (T <= 0 || N <= 0 || K <= 0 || K % 8 || w_dt != TK_BF16) return 20000;
-  if (out_dt != TK_F32 && out_dt != TK_BF16) return 20000;
-  cudaStream_t st = TK_STREAM(s);
-  if (T == 1)
-    gemv_silu_launch<TK_BF16, 1>(st, out, out_dt, gu, mid, w, bias, bias_dt, T, N, K);
-  else if (T == 2)
-    gemv_silu_launch<TK_BF16, 2>(st, out, out_dt, gu, mid, w, bias, bias_dt, T, N, K);
-  else if (T <= 4)
-    gemv_silu_launch<TK_BF16, 4>(st, out, out_dt, gu, mid, w, bias, bias_dt, T, N, K);
-  else
-    gemv_silu_launch<TK_BF16, 8>(st, out, out_dt, gu, mid, w, bias, bias_dt, T, N, K);
-  TK_LAUNCHED("gemv_silu_kernel");
 }
 
 extern "C" int tk_gemv(void *out, int out_dt, const void *x, const void *w, int w_dt,

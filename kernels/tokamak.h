@@ -125,10 +125,6 @@ int tk_attention(void *out, const void *q, const void *k_cache, const void *v_ca
  * picks a tuning (0 default; see gemv.cu). */
 int tk_gemv(void *out, int out_dt, const void *x, const void *w, int w_dt, const void *bias,
             int bias_dt, int T, int N, int K, int variant, tk_stream s);
-/* out = silu(gu[:, :K]) * gu[:, K:] . W[N, K]^T (+bias) for T <= 8, bf16 W;
- * also writes that product to mid [T, K] (SiLUMul fused into the GEMV). */
-int tk_gemv_silu(void *out, int out_dt, const void *gu, void *mid, const void *w, int w_dt,
-                 const void *bias, int bias_dt, int T, int N, int K, tk_stream s);
 int tk_blas_create(tk_blas *h, size_t workspace_bytes);
 int tk_blas_destroy(tk_blas h);
 /* cuBLASLt BF16 GEMM: out[T, N] = x[T, K] . W[N, K]^T, out f32 or bf16. */
