@@ -124,8 +124,13 @@ func newDecodeModel(b *Backend, sh shape, t, ctx int) (*decodeModel, error) {
 // Parts of a step, for the time breakdown.
 const (
 	partMatMul = 1 << iota
-	partOther
-	partAll = partMatMul | partOther
+	partNorm
+	partRope
+	partAttn
+	partSiLU
+	partMisc // embed, gather
+	partOther = partNorm | partRope | partAttn | partSiLU | partMisc
+	partAll   = partMatMul | partOther
 )
 
 // step enqueues one forward step in the order engine/model's Forward uses
@@ -140,27 +145,27 @@ func (m *decodeModel) step(b *Backend, st backend.Step, parts int) error {
 			err = f()
 		}
 	}
-	do(partOther, func() error { return b.Embed(m.resid, m.embed, st) })
+	do(partMisc, func() error { return b.Embed(m.resid, m.embed, st) })
 	for l := 0; l < sh.layers && err == nil; l++ {
 		if l == 0 {
-			do(partOther, func() error { return b.RMSNorm(m.x, m.resid, m.inNorm[l], eps) })
+			do(partNorm, func() error { return b.RMSNorm(m.x, m.resid, m.inNorm[l], eps) })
 		} else {
-			do(partOther, func() error { return b.AddRMSNorm(m.x, m.resid, m.proj, m.inNorm[l], eps) })
+			do(partNorm, func() error { return b.AddRMSNorm(m.x, m.resid, m.proj, m.inNorm[l], eps) })
 		}
 		do(partMatMul, func() error { return b.MatMul(m.qkvOut, m.x, m.qkv[l]) })
-		do(partOther, func() error { return b.RoPEWriteKV(m.q, m.qkvOut, m.cache, l, m.rope, st) })
-		do(partOther, func() error { return b.Attention(m.attn, m.q, m.cache, l, scale, st) })
+		do(partRope, func() error { return b.RoPEWriteKV(m.q, m.qkvOut, m.cache, l, m.rope, st) })
+		do(partAttn, func() error { return b.Attention(m.attn, m.q, m.cache, l, scale, st) })
 		do(partMatMul, func() error { return b.MatMul(m.proj, m.attn, m.o[l]) })
-		do(partOther, func() error { return b.AddRMSNorm(m.x, m.resid, m.proj, m.postNorm[l], eps) })
+		do(partNorm, func() error { return b.AddRMSNorm(m.x, m.resid, m.proj, m.postNorm[l], eps) })
 		do(partMatMul, func() error { return b.MatMul(m.gu, m.x, m.gateUp[l]) })
-		do(partOther, func() error { return b.SiLUMul(m.mid, m.gu) })
+		do(partSiLU, func() error { return b.SiLUMul(m.mid, m.gu) })
 		do(partMatMul, func() error { return b.MatMul(m.proj, m.mid, m.down[l]) })
 		if err != nil {
 			return fmt.Errorf("layer %d: %w", l, err)
 		}
 	}
-	do(partOther, func() error { return b.AddRMSNorm(m.x, m.resid, m.proj, m.norm, eps) })
-	do(partOther, func() error { return b.GatherRows(m.last, m.x, st) })
+	do(partNorm, func() error { return b.AddRMSNorm(m.x, m.resid, m.proj, m.norm, eps) })
+	do(partMisc, func() error { return b.GatherRows(m.last, m.x, st) })
 	do(partMatMul, func() error { return b.MatMul(m.logits, m.last, m.lmHead) })
 	return err
 }
@@ -238,7 +243,8 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 	}
 	graph := graphOf(0, partAll)
 	fmt.Printf("DECODE-PDL graph ms/step: without programmatic dependent launch %.3f, with %.3f\n", noPDL, graph)
-	fmt.Printf("DECODE-PARTS graph ms/step: matmuls only %.3f, everything else %.3f\n", graphOf(0, partMatMul), graphOf(0, partOther))
+	fmt.Printf("DECODE-PARTS graph ms/step: matmuls only %.3f, everything else %.3f (norms %.3f, rope %.3f, attention %.3f, silu %.3f, embed+gather %.3f)\n",
+		graphOf(0, partMatMul), graphOf(0, partOther), graphOf(0, partNorm), graphOf(0, partRope), graphOf(0, partAttn), graphOf(0, partSiLU), graphOf(0, partMisc))
 	for v := 1; v <= 3; v++ {
 		fmt.Printf("DECODE-GEMV variant %d: matmuls only %.3f ms/step, whole step %.3f ms\n", v, graphOf(v, partMatMul), graphOf(v, partAll))
 	}
