@@ -128,7 +128,7 @@ const (
 	partRope
 	partAttn
 	partSiLU
-	partMisc // embed, gather
+	partMisc  // embed, gather
 	partOther = partNorm | partRope | partAttn | partSiLU | partMisc
 	partAll   = partMatMul | partOther
 )
