@@ -30,6 +30,7 @@ func newApp() *cli.App {
 			tokenizeCommand(),
 			templateCommand(),
 			serveCommand(),
+			benchCommand(),
 		},
 	}
 }
