@@ -22,7 +22,9 @@ import (
 	"github.com/tokamak-ai/tokamak/cpu"
 	"github.com/tokamak-ai/tokamak/engine"
 	"github.com/tokamak-ai/tokamak/engine/model"
+	"github.com/tokamak-ai/tokamak/engine/tokenizer"
 	"github.com/tokamak-ai/tokamak/internal/shareddata"
+	"github.com/tokamak-ai/tokamak/internal/tinymodel"
 )
 
 // reference is the part of a test model's reference.json the tests use.
@@ -50,10 +52,19 @@ func startReal(t *testing.T, name string, ecfg engine.Config, scfg Config, ctx c
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := &realServer{done: make(chan error, 1)}
-	if err := json.Unmarshal(raw, &rs.ref); err != nil {
+	var ref reference
+	if err := json.Unmarshal(raw, &ref); err != nil {
 		t.Fatalf("reference.json: %v", err)
 	}
+	rs := startRealDir(t, dir, name, nil, ecfg, scfg, ctx)
+	rs.ref = ref
+	return rs
+}
+
+// startRealDir serves the model in dir under name, with tok (may be nil).
+func startRealDir(t *testing.T, dir, name string, tok *tokenizer.Tokenizer, ecfg engine.Config, scfg Config, ctx context.Context) *realServer {
+	t.Helper()
+	rs := &realServer{done: make(chan error, 1)}
 	b := cpu.New()
 	m, err := model.Load(dir, b)
 	if err != nil {
@@ -65,13 +76,17 @@ func startReal(t *testing.T, name string, ecfg engine.Config, scfg Config, ctx c
 	ecfg.MaxContextTokens = m.Config.MaxPositionEmbeddings
 	ecfg.EOSTokenIDs = m.Config.EOSIDs()
 	ecfg.VocabSize = m.Config.VocabSize
+	if tok != nil {
+		ecfg.Detokenizer = detok{tok}
+		ecfg.EOSTokenIDs = append(ecfg.EOSTokenIDs, tok.EOS()...)
+	}
 	e, err := engine.New(m, ecfg)
 	if err != nil {
 		t.Fatalf("engine: %v", err)
 	}
 	rs.e = e
 	rs.s = New(scfg)
-	rs.s.SetModel(NewEngineModel(name, e, nil))
+	rs.s.SetModel(NewEngineModel(name, e, WrapTokenizer(tok)))
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -280,4 +295,77 @@ func TestE2EOverloadIsBounded(t *testing.T) {
 		t.Errorf("engine not idle after overload: %+v", st)
 	}
 	t.Logf("statuses %v", counts)
+}
+
+// detok adapts the tokenizer to engine.Detokenizer.
+type detok struct{ t *tokenizer.Tokenizer }
+
+func (d detok) NewStreamDecoder() engine.StreamDecoder { return d.t.NewStreamDecoder() }
+
+// TestE2ETextAndChatWithTokenizer serves the embedded tiny model, which has
+// a tokenizer and a chat template: text prompts, chat (streamed and not),
+// stop strings and logprobs.
+func TestE2ETextAndChatWithTokenizer(t *testing.T) {
+	dir := t.TempDir()
+	if err := tinymodel.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := startRealDir(t, dir, "tiny", tok, engine.Config{}, Config{Logger: quiet}, nil)
+
+	chat := `{"model":"tiny","messages":[{"role":"user","content":"hello there"}],"max_tokens":12,"temperature":0,"return_token_ids":true,"stream":%s}`
+	var full ChatResponse
+	resp := post(t, rs.url+"/v1/chat/completions", strings.Replace(chat, "%s", "false", 1))
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("chat status %d: %s", resp.StatusCode, b)
+	}
+	decodeJSON(t, resp, &full)
+	msg := full.Choices[0].Message
+	if msg.Role != "assistant" || msg.Content == nil || *msg.Content == "" || full.Usage.CompletionTokens != len(full.Choices[0].TokenIDs) {
+		t.Fatalf("chat response %+v", full)
+	}
+	if text := tok.Decode(full.Choices[0].TokenIDs); text != *msg.Content {
+		t.Errorf("content %q != decoded ids %q", *msg.Content, text)
+	}
+	var streamed strings.Builder
+	for _, p := range readSSE(t, post(t, rs.url+"/v1/chat/completions", strings.Replace(chat, "%s", "true", 1))) {
+		if p == "[DONE]" {
+			break
+		}
+		var c ChatResponse
+		if err := json.Unmarshal([]byte(p), &c); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range c.Choices {
+			if ch.Delta.Content != nil {
+				streamed.WriteString(*ch.Delta.Content)
+			}
+		}
+	}
+	if streamed.String() != *msg.Content {
+		t.Errorf("streamed chat %q != non-streamed %q", streamed.String(), *msg.Content)
+	}
+
+	// A stop string cut from a greedy continuation ends the text before it.
+	var plain CompletionResponse
+	decodeJSON(t, post(t, rs.url+"/v1/completions", `{"prompt":"the cat","max_tokens":16,"temperature":0}`), &plain)
+	text := plain.Choices[0].Text
+	if len(text) < 4 {
+		t.Fatalf("greedy text %q too short for a stop test", text)
+	}
+	stop := text[2:4]
+	var stopped CompletionResponse
+	body, _ := json.Marshal(map[string]any{"prompt": "the cat", "max_tokens": 16, "temperature": 0, "stop": []string{stop}, "logprobs": 1})
+	decodeJSON(t, post(t, rs.url+"/v1/completions", string(body)), &stopped)
+	c := stopped.Choices[0]
+	if want := text[:strings.Index(text, stop)]; c.Text != want || *c.FinishReason != "stop" {
+		t.Errorf("with stop %q: %q (%s), want %q (stop)", stop, c.Text, *c.FinishReason, want)
+	}
+	if c.Logprobs == nil || len(c.Logprobs.Tokens) == 0 || len(c.Logprobs.TopLogprobs[0]) == 0 {
+		t.Errorf("logprobs missing: %+v", c.Logprobs)
+	}
 }
