@@ -151,7 +151,7 @@ func runBenchServe(c *cli.Context) error {
 		if math.IsInf(rate, 1) {
 			label = "all at once"
 		}
-		bar := servebench.NewProgress(os.Stderr, label)
+		bar := servebench.NewProgress(c.App.ErrWriter, label)
 		res, err := servebench.Run(ctx, servebench.Config{BaseURL: baseURL, Model: modelName, RatePerSecond: rate,
 			MaxConcurrency: c.Int("max-concurrency"), Seed: c.Uint64("seed"), Progress: bar.Update}, reqs)
 		if err != nil {
@@ -159,7 +159,7 @@ func runBenchServe(c *cli.Context) error {
 		}
 		res.Finish(slo, rep.GPUHourlyUSD)
 		rep.Runs = append(rep.Runs, res)
-		fmt.Println(res.Text())
+		fmt.Fprintln(c.App.Writer, res.Text())
 		if ctx.Err() != nil {
 			break
 		}
@@ -168,7 +168,7 @@ func runBenchServe(c *cli.Context) error {
 		if err := rep.WriteJSON(path); err != nil {
 			return err
 		}
-		fmt.Fprintln(os.Stderr, "wrote", path)
+		fmt.Fprintln(c.App.ErrWriter, "wrote", path)
 	}
 	if path := c.String("svg"); path != "" {
 		f, err := os.Create(path)
@@ -183,7 +183,7 @@ func runBenchServe(c *cli.Context) error {
 		if err := f.Close(); err != nil {
 			return fmt.Errorf("svg: %w", err)
 		}
-		fmt.Fprintln(os.Stderr, "wrote", path)
+		fmt.Fprintln(c.App.ErrWriter, "wrote", path)
 	}
 	return nil
 }
