@@ -26,6 +26,36 @@ const llama31_8B = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","
 "rope_theta":500000,"tie_word_embeddings":false,"rope_scaling":{"rope_type":"llama3","factor":8,
 "low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192},"eos_token_id":128001}`
 
+// timedRunner syncs after each forward so that Forward times the GPU work,
+// and times the logits download separately.
+type timedRunner struct {
+	m        *model.Model
+	b        timedBackend
+	download *time.Duration
+}
+
+type timedBackend struct {
+	backend.Backend
+	download *time.Duration
+}
+
+func (r *timedRunner) KVSpec(n, bs int) backend.KVCacheSpec { return r.m.KVSpec(n, bs) }
+func (r *timedRunner) Backend() backend.Backend             { return r.b }
+func (r *timedRunner) Forward(b *backend.Batch, c backend.KVCache) (backend.Tensor, error) {
+	t, err := r.m.Forward(b, c)
+	if err == nil {
+		err = r.m.Backend().Sync()
+	}
+	return t, err
+}
+
+func (b timedBackend) Download(t backend.Tensor) ([]float32, error) {
+	t0 := time.Now()
+	out, err := b.Backend.Download(t)
+	*b.download += time.Since(t0)
+	return out, err
+}
+
 // BenchmarkThroughputLlama8B is offline throughput on the GPU: a
 // random-weight BF16 checkpoint of Llama-3.1-8B's shapes, random-token
 // prompts of fixed length, all requests submitted at once, greedy, EOS
@@ -75,7 +105,7 @@ func BenchmarkThroughputLlama8B(b *testing.B) {
 	}
 	var mu sync.Mutex
 	var steps int
-	var fwd, smp, total time.Duration
+	var fwd, smp, total, download time.Duration
 	cfg := Config{KVMemoryBytes: kvBytes, MaxSeqs: 256, MaxBatchTokens: 8192, VocabSize: m.Config.VocabSize,
 		OnStep: func(s StepInfo) {
 			mu.Lock()
@@ -85,7 +115,8 @@ func BenchmarkThroughputLlama8B(b *testing.B) {
 			total += s.Total
 			mu.Unlock()
 		}}
-	e, err := New(m, cfg)
+	tr := &timedRunner{m: m, b: timedBackend{Backend: m.Backend(), download: &download}}
+	e, err := New(tr, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,7 +130,7 @@ func BenchmarkThroughputLlama8B(b *testing.B) {
 		b.Run(fmt.Sprintf("isl=%d/osl=%d/n=%d", isl, osl, n), func(b *testing.B) {
 			r := rand.New(rand.NewPCG(uint64(isl), uint64(osl)))
 			mu.Lock()
-			steps, fwd, smp, total = 0, 0, 0, 0
+			steps, fwd, smp, total, download = 0, 0, 0, 0, 0
 			mu.Unlock()
 			start := time.Now()
 			var wg sync.WaitGroup
@@ -142,6 +173,7 @@ func BenchmarkThroughputLlama8B(b *testing.B) {
 			b.ReportMetric(secs, "s")
 			b.ReportMetric(float64(fwd.Milliseconds())/float64(steps), "fwd-ms/step")
 			b.ReportMetric(float64(smp.Milliseconds())/float64(steps), "sample-ms/step")
+			b.ReportMetric(float64(download.Milliseconds())/float64(steps), "download-ms/step")
 			b.ReportMetric(float64((total-fwd-smp).Microseconds())/float64(steps), "go-µs/step")
 			b.Logf("%s: %d steps, %.1f s, forward %.1f%%, sampling %.1f%%, Go %.2f%% of step time; preemptions so far %d",
 				c, steps, secs, 100*fwd.Seconds()/total.Seconds(), 100*smp.Seconds()/total.Seconds(),
