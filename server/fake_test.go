@@ -166,7 +166,7 @@ func (fakeTokenizer) ApplyChatTemplate(msgs []ChatMessage, addGen bool) (string,
 }
 
 // newFakeServer starts an httptest server over a fake engine.
-func newFakeServer(t *testing.T, f *fakeEngine, tok Tokenizer, cfg Config) (*Server, *httptest.Server) {
+func newFakeServer(t testing.TB, f *fakeEngine, tok Tokenizer, cfg Config) (*Server, *httptest.Server) {
 	t.Helper()
 	s := New(cfg)
 	m := &Model{Name: "fake", Engine: f, MaxContext: 64, ClassifyError: classifyFake,
