@@ -47,6 +47,8 @@ type completion struct {
 	err    error
 	cached int
 	events int
+	// queued is the QueueSeconds of each event, in order.
+	queued []float64
 }
 
 // collect reads a request's stream to its end.
@@ -62,6 +64,7 @@ func collect(t testing.TB, ch <-chan Event, n int) []completion {
 			}
 			c := &out[ev.Index]
 			c.events++
+			c.queued = append(c.queued, ev.QueueSeconds)
 			if ev.HasToken {
 				c.tokens = append(c.tokens, ev.Token)
 			}

@@ -146,8 +146,12 @@ func (e *Engine) buildBatch(p *sched.Plan) (*backend.Batch, []sample.Row, []*seq
 	b.QueryStart = append(b.QueryStart[:0], 0)
 	b.ContextLen, b.BlockTables, b.LogitRows = b.ContextLen[:0], b.BlockTables[:0], b.LogitRows[:0]
 	bb.rows, bb.states = bb.rows[:0], bb.states[:0]
+	now := time.Now()
 	for _, it := range p.Items {
 		q := it.Seq
+		if r := e.seqs[q.ID].r; r.queueSeconds == 0 {
+			r.queueSeconds = max(now.Sub(r.submitted).Seconds(), 1e-9)
+		}
 		end := it.Start + it.NumTokens
 		b.Tokens = append(b.Tokens, q.Tokens[it.Start:end]...)
 		for pos := int32(it.Start); pos < int32(end); pos++ {
@@ -229,6 +233,9 @@ func (e *Engine) accept(st *seqState, res sample.Result) {
 		st.hist.Append(tok)
 	}
 	ev := Event{Index: st.index, Token: tok, HasToken: true, Logprob: res.Logprob}
+	if len(q.Tokens)-st.promptLen == 1 {
+		ev.QueueSeconds = r.queueSeconds
+	}
 	for _, t := range res.Top {
 		ev.TopLogprobs = append(ev.TopLogprobs, TokenLogprob{ID: t.ID, Logprob: t.Logprob})
 	}

@@ -70,6 +70,9 @@ type Event struct {
 	FinishReason FinishReason
 	// Err is set when FinishReason is FinishError.
 	Err error
+	// QueueSeconds is set on the first token event of each completion: the
+	// time from Submit until the request's prompt was first scheduled.
+	QueueSeconds float64
 	// PromptTokens and CachedPromptTokens are set on Done events.
 	PromptTokens       int
 	CachedPromptTokens int

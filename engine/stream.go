@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/tokamak-ai/tokamak/engine/sample"
 	"github.com/tokamak-ai/tokamak/engine/sched"
@@ -22,6 +23,10 @@ type request struct {
 	parent  *seqState
 	forked  bool
 	started bool
+	// submitted is when Submit accepted the request; queueSeconds is the
+	// wait until its prompt was first scheduled (0 until then).
+	submitted    time.Time
+	queueSeconds float64
 }
 
 // seqState is one completion: the scheduler's sequence plus what the
@@ -44,7 +49,7 @@ func newRequest(ctx context.Context, req Request) *request {
 	if !req.Params.HasSeed {
 		seed = sample.NewSeed()
 	}
-	return &request{ctx: ctx, req: req, out: newStream(n), seed: seed, n: n, open: n}
+	return &request{ctx: ctx, req: req, out: newStream(n), seed: seed, n: n, open: n, submitted: time.Now()}
 }
 
 // stream carries one request's events from the loop to the caller. The

@@ -167,6 +167,9 @@ func (run *genRun) apply(pe promptEvent) int {
 		if c.tokens == 0 {
 			c.firstAt = now
 			run.s.metrics.ttft.WithLabelValues(label).Observe(now.Sub(run.start).Seconds())
+			if ev.QueueSeconds > 0 {
+				run.s.metrics.queue.WithLabelValues(label).Observe(ev.QueueSeconds)
+			}
 		} else {
 			run.s.metrics.itl.WithLabelValues(label).Observe(now.Sub(c.lastAt).Seconds())
 		}
