@@ -103,3 +103,32 @@ func TestGenerateEmbeddedModelText(t *testing.T) {
 		t.Fatalf("same seed gave %q then %q (%v)", out, again, err)
 	}
 }
+
+func TestBenchThroughputRuns(t *testing.T) {
+	dir := shareddata.Path(t, "models", "llama3-gqa")
+	report := filepath.Join(t.TempDir(), "tp.json")
+	out, errOut, err := runCLI(t, "bench", "throughput", "--model", dir, "--device", "cpu",
+		"--input-len", "20", "--output-len", "8", "--num-prompts", "12", "--max-num-seqs", "4", "--out", report)
+	if err != nil {
+		t.Fatalf("bench throughput: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "output tokens/s") {
+		t.Fatalf("no summary: %q", out)
+	}
+	raw, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Requests         int     `json:"requests"`
+		OutputTokensPerS float64 `json:"output_tokens_per_s"`
+		Steps            int64   `json:"steps"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	// 12 requests, at most 4 at a time, 8 tokens each: at least 3 waves of 8 decode steps.
+	if res.Requests != 12 || res.OutputTokensPerS <= 0 || res.Steps < 24 {
+		t.Fatalf("report %+v", res)
+	}
+}
