@@ -167,6 +167,32 @@ __global__ void attention_combine_kernel(__nv_bfloat16 *out, const float *ws_ml,
   float e = lane < used ? __expf(m - M) : 0.f;
   float L = warp_sum(l * e);
   float wgt = L > 0.f ? e / L : 0.f;
+  if ((D & 3) == 0) {
+    // 4 dims a lane with 16-byte loads, all splits' loads in flight together
+    for (int d0 = 0; d0 < D; d0 += 128) {  // every lane runs the shuffles
+      int d = d0 + lane * 4;
+      float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 16
+      for (int s = 0; s < used; s++) {
+        float ws = __shfl_sync(0xffffffffu, wgt, s);
+        if (d < D) {
+          float4 v = *reinterpret_cast<const float4 *>(ws_acc + ((size_t)s * T * Hq + wid) * D + d);
+          a.x += v.x * ws;
+          a.y += v.y * ws;
+          a.z += v.z * ws;
+          a.w += v.w * ws;
+        }
+      }
+      if (d < D) {
+        __nv_bfloat16 *o = out + (size_t)wid * D + d;
+        o[0] = __float2bfloat16(a.x);
+        o[1] = __float2bfloat16(a.y);
+        o[2] = __float2bfloat16(a.z);
+        o[3] = __float2bfloat16(a.w);
+      }
+    }
+    return;
+  }
   for (int d0 = 0; d0 < D; d0 += 32) {  // every lane runs the shuffles
     int d = d0 + lane;
     float a = 0.f;
@@ -203,7 +229,7 @@ extern "C" int tk_attention_splits(int T, int Hq, int Hkv, int sm_count) {
 
 extern "C" size_t tk_attention_workspace(int T, int Hq, int D, int splits) {
   if (splits <= 1) return 0;
-  return (size_t)splits * T * Hq * (D + 2) * sizeof(float);
+  return ((size_t)splits * T * Hq * (D + 2) + 4) * sizeof(float);
 }
 
 template <int E, int GC>
@@ -243,7 +269,8 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   int ngc = (G + gc - 1) / gc;
   dim3 grid(T, Hkv * ngc, splits);
   float *ws_ml = (float *)workspace;
-  float *ws_acc = splits > 1 ? ws_ml + 2 * (size_t)splits * T * Hq : nullptr;
+  // acc partials start 16-byte aligned (the combine reads them as float4)
+  float *ws_acc = splits > 1 ? ws_ml + ((2 * (size_t)splits * T * Hq + 3) & ~(size_t)3) : nullptr;
   cudaStream_t st = TK_STREAM(s);
   auto o = (__nv_bfloat16 *)out;
   auto qq = (const __nv_bfloat16 *)q;

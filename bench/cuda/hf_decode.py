@@ -3,6 +3,8 @@ with Tokamak on the same files: batch 1, a prompt of CTX-1 tokens, then NEW
 greedy tokens with a static KV cache, eager and (if it works) torch.compile.
 The decode rate is (time(1+NEW tokens) - time(1 token)) / NEW, so prefill is
 excluded.  usage: python3 hf_decode.py CHECKPOINT [CTX] [NEW]"""
+import json
+import os
 import sys
 import time
 
@@ -12,6 +14,18 @@ from transformers import AutoModelForCausalLM
 path = sys.argv[1]
 ctx = int(sys.argv[2]) if len(sys.argv) > 2 else 512
 new = int(sys.argv[3]) if len(sys.argv) > 3 else 64
+
+# Drop zero-valued rope-scaling fields (a writer that serialises every field
+# of its struct gives partial_rotary_factor 0, which transformers takes
+# literally: a rotary dimension of 0).
+cfg_path = os.path.join(path, "config.json")
+with open(cfg_path) as f:
+    cfg = json.load(f)
+for key in ("rope_scaling", "rope_parameters"):
+    if isinstance(cfg.get(key), dict):
+        cfg[key] = {k: v for k, v in cfg[key].items() if v not in (0, 0.0, None, "")}
+with open(cfg_path, "w") as f:
+    json.dump(cfg, f, indent=2)
 
 t0 = time.time()
 model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, device_map="cuda")
