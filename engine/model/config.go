@@ -41,17 +41,17 @@ func SupportedTypes() []string {
 
 // RopeScaling is the rope_scaling (or rope_parameters) block of a config.
 type RopeScaling struct {
-	Type                          string  `json:"rope_type"`
-	LegacyType                    string  `json:"type"`
-	Theta                         float64 `json:"rope_theta"`
-	Factor                        float64 `json:"factor"`
-	LowFreqFactor                 float64 `json:"low_freq_factor"`
-	HighFreqFactor                float64 `json:"high_freq_factor"`
-	OriginalMaxPositionEmbeddings int     `json:"original_max_position_embeddings"`
-	BetaFast                      float64 `json:"beta_fast"`
-	BetaSlow                      float64 `json:"beta_slow"`
-	AttentionFactor               float64 `json:"attention_factor"`
-	PartialRotaryFactor           float64 `json:"partial_rotary_factor"`
+	Type                          string  `json:"rope_type,omitempty"`
+	LegacyType                    string  `json:"type,omitempty"`
+	Theta                         float64 `json:"rope_theta,omitempty"`
+	Factor                        float64 `json:"factor,omitempty"`
+	LowFreqFactor                 float64 `json:"low_freq_factor,omitempty"`
+	HighFreqFactor                float64 `json:"high_freq_factor,omitempty"`
+	OriginalMaxPositionEmbeddings int     `json:"original_max_position_embeddings,omitempty"`
+	BetaFast                      float64 `json:"beta_fast,omitempty"`
+	BetaSlow                      float64 `json:"beta_slow,omitempty"`
+	AttentionFactor               float64 `json:"attention_factor,omitempty"`
+	PartialRotaryFactor           float64 `json:"partial_rotary_factor,omitempty"`
 }
 
 // Config is the subset of a Hugging Face config.json that the forward pass
