@@ -128,9 +128,12 @@ func runBenchServe(c *cli.Context) error {
 		Kind: c.String("workload"), NumPrompts: c.Int("num-prompts"), InputLen: c.Int("input-len"), OutputLen: c.Int("output-len"),
 		RangeRatio: c.Float64("range-ratio"), MinTokenID: c.Int("min-token-id"), MaxTokenID: c.Int("max-token-id"), Seed: c.Uint64("seed"),
 	}
-	reqs, err := w.Generate()
-	if err != nil {
-		return err
+	// Each run (and the warm-up) gets prompts of its own seed: reusing one
+	// set would let the server's prefix cache answer later runs' prefills.
+	workload := func(run uint64) ([]servebench.Request, error) {
+		wr := w
+		wr.Seed = w.Seed + run
+		return wr.Generate()
 	}
 	slo := servebench.SLO{TTFTMillis: c.Float64("slo-ttft-ms"), TPOTMillis: c.Float64("slo-tpot-ms"), E2EMillis: c.Float64("slo-e2e-ms")}
 	rep := &servebench.Report{
@@ -138,6 +141,10 @@ func runBenchServe(c *cli.Context) error {
 		URL: baseURL, Model: modelName, Workload: w, SLO: slo, GPUHourlyUSD: c.Float64("gpu-hourly-usd"),
 	}
 	if n := c.Int("warmup"); n > 0 {
+		reqs, err := workload(uint64(len(rates)) + 1)
+		if err != nil {
+			return err
+		}
 		warm := reqs[:min(n, len(reqs))]
 		res, err := servebench.Run(ctx, servebench.Config{BaseURL: baseURL, Model: modelName, RatePerSecond: math.Inf(1)}, warm)
 		if err != nil {
@@ -147,7 +154,11 @@ func runBenchServe(c *cli.Context) error {
 			return fmt.Errorf("warm-up failed: %s", res.FirstError)
 		}
 	}
-	for _, rate := range rates {
+	for i, rate := range rates {
+		reqs, err := workload(uint64(i))
+		if err != nil {
+			return err
+		}
 		label := fmt.Sprintf("rate %g/s", rate)
 		if math.IsInf(rate, 1) {
 			label = "all at once"
