@@ -30,13 +30,18 @@ def main():
             tok.encode(text, add_special_tokens=False)
             elapsed += time.perf_counter() - t0
             reps += 1
+        docs = text.split("\n\n")
+        t0 = time.perf_counter()
+        for d in docs:
+            tok.encode(d, add_special_tokens=False)
+        per_doc = time.perf_counter() - t0
         same = "?"
         p = os.path.join(out, name + ".ids.json")
         if os.path.exists(p):
             go_ids = json.load(open(p))
             same = "ids identical" if go_ids == ids else "IDS DIFFER (%d vs %d tokens)" % (len(go_ids), len(ids))
-        print("hf     %-8s %8.2f MB/s (first pass %6.2f MB/s)  %d tokens  %s  (tokenizers %s)"
-              % (name, mb * reps / elapsed, mb / cold, len(ids), same, tokenizers.__version__))
+        print("hf     %-8s %8.2f MB/s (first pass %6.2f MB/s, per document %6.2f MB/s over %d docs)  %d tokens  %s  (tokenizers %s)"
+              % (name, mb * reps / elapsed, mb / cold, mb / per_doc, len(docs), len(ids), same, tokenizers.__version__))
 
 
 if __name__ == "__main__":
