@@ -269,19 +269,26 @@ func (b *Backend) Download(bt backend.Tensor) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
+	n := t.numel()
+	if t.dt == backend.F32 {
+		// Logits are float32: copy straight into the result, no staging
+		// buffer and no conversion loop (this is on every step's path).
+		out := make([]float32, n)
+		if n > 0 {
+			if rc := C.tk_memcpy_dtoh(unsafe.Pointer(&out[0]), t.ptr, C.size_t(4*n), b.stream); rc != 0 {
+				return nil, callError("cudaMemcpyAsync(download)", rc)
+			}
+		}
+		return out, nil
+	}
 	raw := make([]byte, t.bytes)
 	if len(raw) > 0 {
 		if rc := C.tk_memcpy_dtoh(unsafe.Pointer(&raw[0]), t.ptr, C.size_t(len(raw)), b.stream); rc != 0 {
 			return nil, callError("cudaMemcpyAsync(download)", rc)
 		}
 	}
-	n := t.numel()
 	out := make([]float32, n)
 	switch t.dt {
-	case backend.F32:
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
 	case backend.BF16:
 		for i := range out {
 			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(raw[2*i:])) << 16)
