@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
+	"github.com/tokamak-ai/tokamak/engine/weights"
 )
 
 // Tensor is a device tensor. Its memory is device memory: ptr is never
@@ -287,24 +288,21 @@ func (b *Backend) Download(bt backend.Tensor) ([]float32, error) {
 			return nil, callError("cudaMemcpyAsync(download)", rc)
 		}
 	}
-	out := make([]float32, n)
 	switch t.dt {
-	case backend.BF16:
-		for i := range out {
-			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(raw[2*i:])) << 16)
+	case backend.BF16, backend.F16:
+		out, err := weights.ToFloat32(t.dt, raw)
+		if err != nil {
+			return nil, fmt.Errorf("cuda: download: %w", err)
 		}
-	case backend.F16:
-		for i := range out {
-			out[i] = f16ToF32(binary.LittleEndian.Uint16(raw[2*i:]))
-		}
+		return out, nil
 	case backend.I32:
+		out := make([]float32, n)
 		for i := range out {
 			out[i] = float32(int32(binary.LittleEndian.Uint32(raw[4*i:])))
 		}
-	default:
-		return nil, fmt.Errorf("cuda: download of %s not supported", t.dt)
+		return out, nil
 	}
-	return out, nil
+	return nil, fmt.Errorf("cuda: download of %s not supported", t.dt)
 }
 
 // Free implements backend.Backend.
@@ -368,19 +366,3 @@ func asTensor(t backend.Tensor, what string) (*Tensor, error) {
 	return c, nil
 }
 
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0:
-		f := float32(mant) / 1024 / 16384
-		if sign != 0 {
-			return -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
-}

@@ -4,50 +4,13 @@ package cuda_test
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/tokamak-ai/tokamak/cuda"
 	"github.com/tokamak-ai/tokamak/engine/model"
-	"github.com/tokamak-ai/tokamak/engine/weights"
-	"github.com/tokamak-ai/tokamak/internal/shareddata"
+	"github.com/tokamak-ai/tokamak/internal/hfref"
 )
-
-type reference struct {
-	input, greedy []int32
-	logits        []float32
-	margin        []float32
-}
-
-func int64s(t *testing.T, f *weights.File, name string) []int32 {
-	v, err := f.Tensor(name)
-	if err != nil {
-		t.Fatalf("reference %s: %v", name, err)
-	}
-	raw := v.Bytes()
-	out := make([]int32, len(raw)/8)
-	for i := range out {
-		var x int64
-		for b := 7; b >= 0; b-- {
-			x = x<<8 | int64(raw[8*i+b])
-		}
-		out[i] = int32(x)
-	}
-	return out
-}
-
-func floats(t *testing.T, f *weights.File, name string) []float32 {
-	v, err := f.Tensor(name)
-	if err != nil {
-		t.Fatalf("reference %s: %v", name, err)
-	}
-	x, err := v.Float32()
-	if err != nil {
-		t.Fatalf("reference %s: %v", name, err)
-	}
-	return x
-}
 
 func top2(x []float32) (int, float32) {
 	b1, b2 := 0, -1
@@ -68,49 +31,32 @@ func top2(x []float32) (int, float32) {
 // teacher-forced decode of the greedy continuation (one token per step: the
 // GEMV and split-KV paths) with the same argmax where its margin exceeds 0.1.
 func TestModelsMatchHuggingFaceOnGPU(t *testing.T) {
-	root := shareddata.Path(t, "models")
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
 	b, err := cuda.New(cuda.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	n := 0
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		n++
-		dir := filepath.Join(root, e.Name())
-		t.Run(e.Name(), func(t *testing.T) {
-			f, err := weights.OpenFile(filepath.Join(dir, "reference.safetensors"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			ref := reference{input: int64s(t, f, "input_ids"), greedy: int64s(t, f, "greedy_ids"),
-				logits: floats(t, f, "logits"), margin: floats(t, f, "greedy_margin")}
+	for _, dir := range hfref.Models(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			ref := hfref.Load(t, dir)
 			m, err := model.Load(dir, b)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer m.Close()
 			v := m.Config.VocabSize
-			s, err := m.NewSession(len(ref.input) + len(ref.greedy) + 1)
+			s, err := m.NewSession(len(ref.Input) + len(ref.Greedy) + 1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows, err := s.Feed(ref.input, true)
+			rows, err := s.Feed(ref.Input, true)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var num, den float64
 			checked := 0
 			for p, r := range rows {
-				want := ref.logits[p*v : (p+1)*v]
+				want := ref.Logits[p*v : (p+1)*v]
 				for i := range want {
 					d := float64(r[i]) - float64(want[i])
 					num += d * d
@@ -130,21 +76,18 @@ func TestModelsMatchHuggingFaceOnGPU(t *testing.T) {
 				t.Errorf("logits relative error %.3g > 3e-2", rel)
 			}
 			// teacher-forced decode: the token after greedy[i-1] must be greedy[i]
-			for i, id := range ref.greedy[:len(ref.greedy)-1] {
+			for i, id := range ref.Greedy[:len(ref.Greedy)-1] {
 				out, err := s.Feed([]int32{id}, false)
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := ref.greedy[i+1]
-				if ref.margin[i+1] > 0.1 {
+				want := ref.Greedy[i+1]
+				if ref.Margin[i+1] > 0.1 {
 					if gi, _ := top2(out[0]); int32(gi) != want {
-						t.Errorf("decode step %d: argmax %d, reference %d (margin %.3f)", i+1, gi, want, ref.margin[i+1])
+						t.Errorf("decode step %d: argmax %d, reference %d (margin %.3f)", i+1, gi, want, ref.Margin[i+1])
 					}
 				}
 			}
 		})
-	}
-	if n == 0 {
-		t.Fatalf("no models under %s", root)
 	}
 }

@@ -19,13 +19,6 @@ import (
 	"github.com/tokamak-ai/tokamak/engine/model"
 )
 
-// llama31_8B is the shape of Llama-3.1-8B.
-const llama31_8B = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":4096,
-"intermediate_size":14336,"num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,
-"head_dim":128,"vocab_size":128256,"max_position_embeddings":131072,"rms_norm_eps":1e-5,
-"rope_theta":500000,"tie_word_embeddings":false,"rope_scaling":{"rope_type":"llama3","factor":8,
-"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192},"eos_token_id":128001}`
-
 // timedRunner syncs after each forward so that Forward times the GPU work,
 // and times the logits download separately.
 type timedRunner struct {
@@ -68,7 +61,7 @@ func BenchmarkThroughputLlama8B(b *testing.B) {
 		dir = filepath.Join(os.TempDir(), "tokamak-llama8b")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
-		cfg, err := model.ParseConfig([]byte(llama31_8B))
+		cfg, err := model.Preset("llama-3.1-8b")
 		if err != nil {
 			b.Fatal(err)
 		}

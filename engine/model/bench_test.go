@@ -11,13 +11,6 @@ import (
 	"github.com/tokamak-ai/tokamak/engine/model"
 )
 
-// llama32_1B is the shape of Llama-3.2-1B (1.24B parameters, tied embeddings).
-const llama32_1B = `{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":2048,
-"intermediate_size":8192,"num_hidden_layers":16,"num_attention_heads":32,"num_key_value_heads":8,
-"head_dim":64,"vocab_size":128256,"max_position_embeddings":131072,"rms_norm_eps":1e-5,
-"rope_theta":500000,"tie_word_embeddings":true,"rope_scaling":{"rope_type":"llama3","factor":32,
-"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}}`
-
 var bench struct {
 	once sync.Once
 	m    *model.Model
@@ -29,7 +22,7 @@ var bench struct {
 func benchModel(b *testing.B) *model.Model {
 	b.Helper()
 	bench.once.Do(func() {
-		cfg, err := model.ParseConfig([]byte(llama32_1B))
+		cfg, err := model.Preset("llama-3.2-1b")
 		if err != nil {
 			bench.err = err
 			return

@@ -2,76 +2,13 @@ package model_test
 
 import (
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/tokamak-ai/tokamak/cpu"
 	"github.com/tokamak-ai/tokamak/engine/model"
-	"github.com/tokamak-ai/tokamak/engine/weights"
-	"github.com/tokamak-ai/tokamak/internal/shareddata"
+	"github.com/tokamak-ai/tokamak/internal/hfref"
 )
-
-// reference is the Hugging Face transformers output for one test model.
-type reference struct {
-	input  []int32
-	logits []float32 // [T, vocab]
-	greedy []int32
-}
-
-func loadReference(t *testing.T, dir string) reference {
-	t.Helper()
-	f, err := weights.OpenFile(filepath.Join(dir, "reference.safetensors"))
-	if err != nil {
-		t.Fatalf("open reference: %v", err)
-	}
-	defer f.Close()
-	ids := func(name string) []int32 {
-		v, err := f.Tensor(name)
-		if err != nil {
-			t.Fatalf("reference %s: %v", name, err)
-		}
-		raw := v.Bytes()
-		out := make([]int32, len(raw)/8)
-		for i := range out {
-			var x int64
-			for b := 7; b >= 0; b-- {
-				x = x<<8 | int64(raw[8*i+b])
-			}
-			out[i] = int32(x)
-		}
-		return out
-	}
-	lv, err := f.Tensor("logits")
-	if err != nil {
-		t.Fatalf("reference logits: %v", err)
-	}
-	logits, err := lv.Float32()
-	if err != nil {
-		t.Fatalf("reference logits: %v", err)
-	}
-	return reference{input: ids("input_ids"), logits: logits, greedy: ids("greedy_ids")}
-}
-
-// TestModels lists the shared test models; it fails if there are none.
-func testModels(t *testing.T) []string {
-	t.Helper()
-	root := shareddata.Path(t, "models")
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dirs []string
-	for _, e := range entries {
-		if e.IsDir() {
-			dirs = append(dirs, filepath.Join(root, e.Name()))
-		}
-	}
-	if len(dirs) == 0 {
-		t.Fatalf("no models under %s", root)
-	}
-	return dirs
-}
 
 func relErr(got, want []float32) float64 {
 	var num, den float64
@@ -94,41 +31,41 @@ func argmax(x []float32) int32 {
 }
 
 func TestForwardMatchesHuggingFace(t *testing.T) {
-	for _, dir := range testModels(t) {
+	for _, dir := range hfref.Models(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			ref := loadReference(t, dir)
+			ref := hfref.Load(t, dir)
 			m, err := model.Load(dir, cpu.New())
 			if err != nil {
 				t.Fatal(err)
 			}
 			vocab := m.Config.VocabSize
-			if len(ref.logits) != len(ref.input)*vocab {
-				t.Fatalf("reference logits hold %d values, want %d×%d", len(ref.logits), len(ref.input), vocab)
+			if len(ref.Logits) != len(ref.Input)*vocab {
+				t.Fatalf("reference logits hold %d values, want %d×%d", len(ref.Logits), len(ref.Input), vocab)
 			}
 
-			s, err := m.NewSession(len(ref.input) + len(ref.greedy))
+			s, err := m.NewSession(len(ref.Input) + len(ref.Greedy))
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows, err := s.Feed(ref.input, true)
+			rows, err := s.Feed(ref.Input, true)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := make([]float32, 0, len(ref.logits))
+			got := make([]float32, 0, len(ref.Logits))
 			for _, r := range rows {
 				got = append(got, r...)
 			}
-			if e := relErr(got, ref.logits); e > 1e-4 {
+			if e := relErr(got, ref.Logits); e > 1e-4 {
 				t.Errorf("full-prompt logits: relative error %.3g > 1e-4", e)
 			}
 
 			// Greedy continuation one token at a time through the cache.
 			next := argmax(rows[len(rows)-1])
-			for i, want := range ref.greedy {
+			for i, want := range ref.Greedy {
 				if next != want {
-					t.Fatalf("greedy token %d: got %d, want %d (so far %v)", i, next, want, ref.greedy[:i])
+					t.Fatalf("greedy token %d: got %d, want %d (so far %v)", i, next, want, ref.Greedy[:i])
 				}
-				if i == len(ref.greedy)-1 {
+				if i == len(ref.Greedy)-1 {
 					break
 				}
 				out, err := s.Feed([]int32{next}, false)
