@@ -237,6 +237,9 @@ func (t *Tokenizer) setPreTokenizer(c *componentJSON) error {
 		steps = c.PreTokenizers
 	}
 	for _, s := range steps {
+		if s == nil {
+			return fmt.Errorf("pre-tokenizer Sequence holds a null entry")
+		}
 		switch s.Type {
 		case "Split":
 			if t.pattern != nil || s.Pattern == nil || s.Pattern.Regex == nil || s.Behavior != "Isolated" || s.Invert {

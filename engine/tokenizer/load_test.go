@@ -50,6 +50,7 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 		{name: "byte-level vocab without bytes", tokJSON: tinyByteLevel(`{"type": "BPE", "vocab": {"a": 0}, "merges": []}`), wantErr: "lacks the token for byte 0x00"},
 		{name: "unknown normalizer", tokJSON: `{"normalizer": {"type": "BertNormalizer"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`, wantErr: `normalizer "BertNormalizer": supported are NFC`, unsupported: true},
 		{name: "unknown pre-tokenizer", tokJSON: `{"pre_tokenizer": {"type": "Whitespace"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`, wantErr: `pre-tokenizer "Whitespace": supported are`, unsupported: true},
+		{name: "null pre-tokenizer in a Sequence", tokJSON: `{"pre_tokenizer": {"type": "Sequence", "pretokenizers": [null]}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`, wantErr: "pre-tokenizer Sequence holds a null entry"},
 		{name: "unknown split regex", tokJSON: `{"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\w+"}, "behavior": "Isolated"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`, wantErr: `supported are the GPT-2, Llama 3 and Qwen2 patterns`, unsupported: true},
 		{name: "unknown decoder", tokJSON: `{"decoder": {"type": "WordPiece"}, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}`, wantErr: `decoder "WordPiece": supported are`, unsupported: true},
 		{name: "unk token missing", tokJSON: `{"model": {"type": "BPE", "unk_token": "<unk>", "vocab": {"a": 0}, "merges": []}}`, wantErr: `unk_token "<unk>" is not in the vocab`},
