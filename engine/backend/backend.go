@@ -172,7 +172,13 @@ func (b *Batch) Validate(numBlocks, blockSize int) error {
 		if q1 <= q0 {
 			return fmt.Errorf("batch: sequence %d has no tokens", i)
 		}
+		if int(q1) > t {
+			return fmt.Errorf("batch: sequence %d: query start %d past the %d rows", i, q1, t)
+		}
 		ctx := b.ContextLen[i]
+		if ctx < q1-q0 {
+			return fmt.Errorf("batch: sequence %d: context %d shorter than its %d new tokens", i, ctx, q1-q0)
+		}
 		if int(ctx) > len(b.BlockTables[i])*blockSize {
 			return fmt.Errorf("batch: sequence %d: context %d exceeds its %d blocks", i, ctx, len(b.BlockTables[i]))
 		}
