@@ -52,6 +52,9 @@ type RopeScaling struct {
 	BetaSlow                      float64 `json:"beta_slow,omitempty"`
 	AttentionFactor               float64 `json:"attention_factor,omitempty"`
 	PartialRotaryFactor           float64 `json:"partial_rotary_factor,omitempty"`
+	Mscale                        float64 `json:"mscale,omitempty"`
+	MscaleAllDim                  float64 `json:"mscale_all_dim,omitempty"`
+	Truncate                      *bool   `json:"truncate,omitempty"`
 }
 
 // Config is the subset of a Hugging Face config.json that the forward pass
@@ -82,6 +85,7 @@ type Config struct {
 	EOSTokenID            any          `json:"eos_token_id"`
 	SlidingWindow         *int         `json:"sliding_window"`
 	UseSlidingWindow      bool         `json:"use_sliding_window"`
+	PartialRotaryFactor   float64      `json:"partial_rotary_factor"`
 
 	// QKVBias and QKNorm are derived from the model type and flags.
 	QKVBias bool `json:"-"`
@@ -265,6 +269,14 @@ func (c *Config) RopeFrequencies() ([]float32, float32, error) {
 	}
 	attn := 1.0
 	s := c.RopeScaling
+	// transformers rotates only the first head_dim*partial_rotary_factor
+	// dimensions; the backends rotate all of them, so anything else would be
+	// silently wrong.
+	for _, p := range []*RopeScaling{s, c.RopeParameters, {PartialRotaryFactor: c.PartialRotaryFactor}} {
+		if p != nil && p.PartialRotaryFactor != 0 && p.PartialRotaryFactor != 1 {
+			return nil, 0, fmt.Errorf("config: partial_rotary_factor %g not supported (the whole head is rotated)", p.PartialRotaryFactor)
+		}
+	}
 	kind := ""
 	if s != nil {
 		kind = s.Type
@@ -302,6 +314,12 @@ func (c *Config) RopeFrequencies() ([]float32, float32, error) {
 	case "yarn":
 		if s.Factor <= 0 {
 			return nil, 0, fmt.Errorf("config: yarn rope scaling needs factor > 0")
+		}
+		if s.Mscale != 0 || s.MscaleAllDim != 0 {
+			return nil, 0, fmt.Errorf("config: yarn rope scaling with mscale/mscale_all_dim not supported")
+		}
+		if s.Truncate != nil && !*s.Truncate {
+			return nil, 0, fmt.Errorf("config: yarn rope scaling with truncate false not supported")
 		}
 		orig := float64(s.OriginalMaxPositionEmbeddings)
 		if orig <= 0 {

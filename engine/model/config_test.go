@@ -26,6 +26,10 @@ func TestParseConfigRejectsMalformed(t *testing.T) {
 		{"wrong type", cfgWith(`,"hidden_size":"big"`), "parse config.json"},
 		{"gelu", cfgWith(`,"hidden_act":"gelu"`), "hidden_act"},
 		{"bad rope scaling", cfgWith(`,"rope_scaling":{"rope_type":"longrope","factor":2}`), "rope scaling \"longrope\" not supported"},
+		{"partial rotary in rope_parameters", cfgWith(`,"rope_parameters":{"rope_type":"default","rope_theta":10000,"partial_rotary_factor":0.5}`), "partial_rotary_factor"},
+		{"partial rotary at top level", cfgWith(`,"partial_rotary_factor":0.25`), "partial_rotary_factor"},
+		{"yarn mscale", cfgWith(`,"rope_scaling":{"rope_type":"yarn","factor":4,"mscale":0.707,"mscale_all_dim":0.707}`), "mscale"},
+		{"yarn without truncation", cfgWith(`,"rope_scaling":{"rope_type":"yarn","factor":4,"truncate":false}`), "truncate"},
 		{"llama3 scaling incomplete", cfgWith(`,"rope_scaling":{"rope_type":"llama3","factor":8}`), "llama3 rope scaling needs"},
 	}
 	for _, tc := range cases {
