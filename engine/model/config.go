@@ -85,6 +85,8 @@ type Config struct {
 	EOSTokenID            any          `json:"eos_token_id"`
 	SlidingWindow         *int         `json:"sliding_window"`
 	UseSlidingWindow      bool         `json:"use_sliding_window"`
+	MaxWindowLayers       int          `json:"max_window_layers"`
+	LayerTypes            []string     `json:"layer_types"`
 	PartialRotaryFactor   float64      `json:"partial_rotary_factor"`
 
 	// QKVBias and QKNorm are derived from the model type and flags.
@@ -193,6 +195,28 @@ func (c *Config) normalize() error {
 	}
 	if _, _, err := c.RopeFrequencies(); err != nil {
 		return err
+	}
+	// Sliding-window attention (Mistral with sliding_window; Qwen2/3 with
+	// use_sliding_window, on the layers layer_types or max_window_layers
+	// name) is not implemented: attention sees the whole context, which
+	// agrees with transformers only up to the window. So the usable context
+	// stops there (yarn keeps the uncapped length as its original context, as
+	// transformers does when original_max_position_embeddings is absent).
+	sliding := c.ModelType == "mistral"
+	if c.UseSlidingWindow {
+		sliding = c.MaxWindowLayers < c.NumHiddenLayers
+		if len(c.LayerTypes) > 0 {
+			sliding = false
+			for _, lt := range c.LayerTypes {
+				sliding = sliding || lt == "sliding_attention"
+			}
+		}
+	}
+	if w := c.SlidingWindow; sliding && w != nil && *w > 0 && *w < c.MaxPositionEmbeddings {
+		if s := c.RopeScaling; s != nil && s.OriginalMaxPositionEmbeddings <= 0 {
+			s.OriginalMaxPositionEmbeddings = c.MaxPositionEmbeddings
+		}
+		c.MaxPositionEmbeddings = *w
 	}
 	return nil
 }

@@ -109,3 +109,34 @@ func TestRopeFrequencies(t *testing.T) {
 		t.Fatalf("yarn attention factor %g, want > 1", a)
 	}
 }
+
+// TestSlidingWindowCapsContext: attention here always sees the whole
+// context, which agrees with transformers' sliding-window attention only up
+// to the window; the usable context must stop there.
+func TestSlidingWindowCapsContext(t *testing.T) {
+	cases := []struct {
+		name string
+		json string
+		want int
+	}{
+		{"mistral window", strings.Replace(cfgWith(`,"max_position_embeddings":32768,"sliding_window":4096`), "llama", "mistral", 1), 4096},
+		{"mistral null window", strings.Replace(cfgWith(`,"max_position_embeddings":32768,"sliding_window":null`), "llama", "mistral", 1), 32768},
+		{"qwen2 window off", strings.Replace(cfgWith(`,"max_position_embeddings":32768,"sliding_window":4096,"use_sliding_window":false`), "llama", "qwen2", 1), 32768},
+		{"qwen2 window on", strings.Replace(cfgWith(`,"max_position_embeddings":32768,"sliding_window":4096,"use_sliding_window":true,"max_window_layers":1`), "llama", "qwen2", 1), 4096},
+		{"qwen2 window on for no layer", strings.Replace(cfgWith(`,"max_position_embeddings":32768,"sliding_window":4096,"use_sliding_window":true,"max_window_layers":2`), "llama", "qwen2", 1), 32768},
+		{"qwen3 layer_types sliding", strings.Replace(cfgWith(`,"max_position_embeddings":32768,"sliding_window":4096,"use_sliding_window":true,"layer_types":["full_attention","sliding_attention"]`), "llama", "qwen3", 1), 4096},
+		{"qwen3 layer_types full", strings.Replace(cfgWith(`,"max_position_embeddings":32768,"sliding_window":4096,"use_sliding_window":true,"layer_types":["full_attention","full_attention"]`), "llama", "qwen3", 1), 32768},
+		{"window beyond context", strings.Replace(cfgWith(`,"max_position_embeddings":2048,"sliding_window":4096`), "llama", "mistral", 1), 2048},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.json))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.MaxPositionEmbeddings != tc.want {
+				t.Fatalf("context %d, want %d", c.MaxPositionEmbeddings, tc.want)
+			}
+		})
+	}
+}
