@@ -383,6 +383,12 @@ func (c *Config) RopeFrequencies() ([]float32, float32, error) {
 	out := make([]float32, half)
 	for i, f := range inv {
 		out[i] = float32(f)
+		if v := float64(out[i]); math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, 0, fmt.Errorf("config: rope frequency %d is not finite (%g) with rope_theta %g and rope scaling %q", i, v, c.RopeTheta, kind)
+		}
+	}
+	if a := float32(attn); math.IsNaN(float64(a)) || math.IsInf(float64(a), 0) {
+		return nil, 0, fmt.Errorf("config: rope attention factor is not finite (%g)", attn)
 	}
 	return out, float32(attn), nil
 }

@@ -30,6 +30,8 @@ func TestParseConfigRejectsMalformed(t *testing.T) {
 		{"partial rotary at top level", cfgWith(`,"partial_rotary_factor":0.25`), "partial_rotary_factor"},
 		{"yarn mscale", cfgWith(`,"rope_scaling":{"rope_type":"yarn","factor":4,"mscale":0.707,"mscale_all_dim":0.707}`), "mscale"},
 		{"yarn without truncation", cfgWith(`,"rope_scaling":{"rope_type":"yarn","factor":4,"truncate":false}`), "truncate"},
+		{"yarn with rope_theta 1", strings.Replace(cfgWith(`,"rope_scaling":{"rope_type":"yarn","factor":4}`), `"rope_theta":10000`, `"rope_theta":1`, 1), "not finite"},
+		{"linear factor underflow", cfgWith(`,"rope_scaling":{"rope_type":"linear","factor":1e-320}`), "not finite"},
 		{"llama3 scaling incomplete", cfgWith(`,"rope_scaling":{"rope_type":"llama3","factor":8}`), "llama3 rope scaling needs"},
 	}
 	for _, tc := range cases {
