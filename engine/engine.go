@@ -289,7 +289,7 @@ func (e *Engine) validate(req *Request) error {
 		}
 		req.MaxTokens = e.maxCtx - p
 	}
-	if p+req.MaxTokens > e.maxCtx {
+	if req.MaxTokens > e.maxCtx-p { // not p+MaxTokens: that can overflow
 		return fmt.Errorf("%w: prompt %d + max_tokens %d = %d tokens, over the context of %d tokens", ErrContextTooLong, p, req.MaxTokens, p+req.MaxTokens, e.maxCtx)
 	}
 	return nil
