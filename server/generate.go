@@ -72,7 +72,7 @@ func (run *genRun) maxTokens() ([]int, *APIError) {
 				return nil, errContext(len(p), 1, run.m.MaxContext)
 			}
 		}
-		if run.m.MaxContext > 0 && len(p)+mt > run.m.MaxContext {
+		if run.m.MaxContext > 0 && mt > run.m.MaxContext-len(p) { // len(p)+mt can overflow
 			return nil, errContext(len(p), mt, run.m.MaxContext)
 		}
 		out[i] = mt

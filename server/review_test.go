@@ -1,0 +1,21 @@
+package server
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestHugeMaxTokensIsContextError: a max_tokens near the int limit must be
+// a 400 context_length_exceeded, not overflow past the context check.
+func TestHugeMaxTokensIsContextError(t *testing.T) {
+	f := &fakeEngine{}
+	_, ts := newFakeServer(t, f, nil, Config{Logger: quiet})
+	resp := post(t, ts.URL+"/v1/completions", `{"prompt":[1,2,3],"max_tokens":9223372036854775807}`)
+	d := checkErrorBody(t, resp, http.StatusBadRequest, "maximum context length")
+	if d.Code == nil || *d.Code != "context_length_exceeded" {
+		t.Errorf("code %v, want context_length_exceeded", d.Code)
+	}
+	if n := f.submitted.Load(); n != 0 {
+		t.Errorf("%d requests reached the engine", n)
+	}
+}
