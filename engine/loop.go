@@ -21,6 +21,9 @@ func (e *Engine) loop() {
 		abort, closing := e.abort, e.closing
 		e.mu.Unlock()
 		if abort {
+			// closing is set, so the inbox gets nothing more; take what
+			// was submitted since intake so that it is ended too.
+			e.intake()
 			for r := range e.reqs {
 				e.endRequest(r, FinishCancelled, ErrShutdown)
 			}
