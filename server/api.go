@@ -53,6 +53,10 @@ type Stop []string
 
 // UnmarshalJSON accepts a string, a list of strings or null.
 func (s *Stop) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*s = nil
+		return nil
+	}
 	var one string
 	if err := json.Unmarshal(b, &one); err == nil {
 		*s = Stop{one}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"net/http"
 	"testing"
 )
@@ -17,5 +18,18 @@ func TestHugeMaxTokensIsContextError(t *testing.T) {
 	}
 	if n := f.submitted.Load(); n != 0 {
 		t.Errorf("%d requests reached the engine", n)
+	}
+}
+
+// TestStopNullMeansNoStop: "stop": null (sent by many OpenAI clients) is
+// the absence of stop strings, as Stop.UnmarshalJSON documents, not an
+// empty stop string.
+func TestStopNullMeansNoStop(t *testing.T) {
+	_, ts := newFakeServer(t, &fakeEngine{eos: -1}, nil, Config{Logger: quiet})
+	resp := post(t, ts.URL+"/v1/completions", `{"prompt":[1,2],"max_tokens":2,"stop":null}`)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status %d, want 200: %s", resp.StatusCode, b)
 	}
 }
