@@ -54,7 +54,9 @@ func classifyDecodeError(err error) *APIError {
 		return &APIError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_json",
 			Message: "malformed JSON: " + err.Error()}
 	case errors.As(err, &typ):
-		field := typ.Field
+		// Field is the Go path from the root; the shared parameters sit
+		// in the embedded SamplingFields, which the API does not show.
+		field := strings.TrimPrefix(typ.Field, "SamplingFields.")
 		if field == "" {
 			field = "body"
 		}

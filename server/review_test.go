@@ -3,6 +3,7 @@ package server
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -32,4 +33,29 @@ func TestStopNullMeansNoStop(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("status %d, want 200: %s", resp.StatusCode, b)
 	}
+}
+
+// TestWrongTypeNamesTheAPIParam: a type error in a shared sampling field
+// names the request's parameter, not the Go struct path it decodes into.
+func TestWrongTypeNamesTheAPIParam(t *testing.T) {
+	_, ts := newFakeServer(t, &fakeEngine{eos: -1}, fakeTokenizer{}, Config{Logger: quiet})
+	for _, tc := range []struct{ path, body, param string }{
+		{"/v1/completions", `{"prompt":[1],"temperature":"hot"}`, "temperature"},
+		{"/v1/completions", `{"prompt":[1],"seed":18446744073709551615}`, "seed"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}`, "max_tokens"},
+	} {
+		d := checkErrorBody(t, post(t, ts.URL+tc.path, tc.body), http.StatusBadRequest, tc.param)
+		if d.Param == nil || *d.Param != tc.param {
+			t.Errorf("%s: param %v, want %q", tc.body, deref(d.Param), tc.param)
+		} else if strings.Contains(d.Message, "SamplingFields") {
+			t.Errorf("%s: message %q names the Go struct", tc.body, d.Message)
+		}
+	}
+}
+
+func deref(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
