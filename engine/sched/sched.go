@@ -250,6 +250,12 @@ func (s *Scheduler) releaseWaiting() bool {
 func (s *Scheduler) reserve(q *Seq, n int, p *Plan) bool {
 	for s.kv.Reserve(&q.KV, q.NumComputed+n) != nil {
 		victim := s.running[len(s.running)-1]
+		if victim == q && s.releaseWaiting() {
+			// Before q gives up its own blocks, take back those that
+			// waiting forks hold: q would be readmitted at once and run
+			// short again while they keep them.
+			continue
+		}
 		s.preempt(victim, p)
 		if victim == q {
 			return false
