@@ -17,6 +17,10 @@ const (
 	maxN           = 16
 	maxLogprobs    = 20
 	maxStopStrings = 16
+	// maxStopStringBytes and maxStopTokenIDs bound the per-token work a
+	// request's stop conditions cost the engine loop, which all requests share.
+	maxStopStringBytes = 1024
+	maxStopTokenIDs    = 256
 )
 
 // decodeBody decodes a JSON request body into v, strictly: unknown fields,
@@ -156,8 +160,14 @@ func (f *SamplingFields) validate(g *genParams, defaultMaxTokens int) *APIError 
 		if s == "" {
 			return errInvalid("stop", "stop strings must not be empty")
 		}
+		if len(s) > maxStopStringBytes {
+			return errInvalid("stop", fmt.Sprintf("stop strings may be at most %d bytes", maxStopStringBytes))
+		}
 	}
 	g.stop = f.Stop
+	if len(f.StopTokenIDs) > maxStopTokenIDs {
+		return errInvalid("stop_token_ids", fmt.Sprintf("at most %d stop token ids", maxStopTokenIDs))
+	}
 	for _, id := range f.StopTokenIDs {
 		if id < 0 {
 			return errRange("stop_token_ids", id, "0", "vocabulary size")

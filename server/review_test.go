@@ -59,3 +59,26 @@ func deref(p *string) any {
 	}
 	return *p
 }
+
+// TestStopConditionsAreBounded: stop strings and stop token ids cost the
+// shared engine loop work per generated token, so their size is capped.
+func TestStopConditionsAreBounded(t *testing.T) {
+	ids := strings.Repeat("1,", maxStopTokenIDs) + "1"
+	cases := []struct{ name, body, param string }{
+		{"too many stop token ids", `{"prompt":[1,2],"max_tokens":2,"stop_token_ids":[` + ids + `]}`, "stop_token_ids"},
+		{"stop string too long", `{"prompt":[1,2],"max_tokens":2,"stop_token_ids":[3],"stop":["` + strings.Repeat("a", maxStopStringBytes+1) + `"]}`, "stop"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeEngine{}
+			_, ts := newFakeServer(t, f, nil, Config{Logger: quiet})
+			d := checkErrorBody(t, post(t, ts.URL+"/v1/completions", tc.body), http.StatusBadRequest, "at most")
+			if d.Param == nil || *d.Param != tc.param {
+				t.Errorf("param %v, want %s", d.Param, tc.param)
+			}
+			if n := f.submitted.Load(); n != 0 {
+				t.Errorf("%d requests reached the engine", n)
+			}
+		})
+	}
+}
