@@ -365,4 +365,3 @@ func asTensor(t backend.Tensor, what string) (*Tensor, error) {
 	}
 	return c, nil
 }
-
