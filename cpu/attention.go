@@ -78,11 +78,11 @@ func (b *Backend) RoPEWriteKV(q, qkv backend.Tensor, kv backend.KVCache, layer i
 	if err != nil {
 		return err
 	}
-	width := len(src) / t
-	hq := width/hd - 2*hkv
-	if hq <= 0 || width != (hq+2*hkv)*hd || len(src) != t*width {
-		return fmt.Errorf("cpu: rope: qkv of %d elements does not split into %d rows of heads of %d", len(src), t, hd)
+	hq, err := backend.QKVHeads(len(src), t, hkv, hd)
+	if err != nil {
+		return fmt.Errorf("cpu: rope: %w", err)
 	}
+	width := len(src) / t
 	qs, err := f32(q, "cpu: rope q", t*hq*hd)
 	if err != nil {
 		return err

@@ -197,10 +197,9 @@ func (b *Backend) RoPEWriteKV(q, qkv backend.Tensor, kv backend.KVCache, layer i
 	if err != nil {
 		return err
 	}
-	width := src.numel() / t
-	hq := width/hd - 2*hkv
-	if hq <= 0 || width != (hq+2*hkv)*hd || src.numel() != t*width {
-		return fmt.Errorf("cuda: rope: qkv of %d elements does not split into %d rows of heads of %d", src.numel(), t, hd)
+	hq, err := backend.QKVHeads(src.numel(), t, hkv, hd)
+	if err != nil {
+		return fmt.Errorf("cuda: rope: %w", err)
 	}
 	qt, err := act(q, "rope q", t*hq*hd)
 	if err != nil {

@@ -291,3 +291,18 @@ type Backend interface {
 	// Close releases everything the backend holds.
 	Close() error
 }
+
+// QKVHeads returns the number of query heads in a fused q/k/v projection of
+// numel elements over rows tokens, with kvHeads K and V heads of headDim:
+// the layout RoPEWriteKV takes. It fails when the sizes do not split so.
+func QKVHeads(numel, rows, kvHeads, headDim int) (int, error) {
+	if rows <= 0 || headDim <= 0 || numel%rows != 0 {
+		return 0, fmt.Errorf("qkv of %d elements does not split into %d rows", numel, rows)
+	}
+	width := numel / rows
+	hq := width/headDim - 2*kvHeads
+	if hq <= 0 || width != (hq+2*kvHeads)*headDim {
+		return 0, fmt.Errorf("qkv rows of %d elements do not split into query heads and %d K and V heads of %d", width, kvHeads, headDim)
+	}
+	return hq, nil
+}

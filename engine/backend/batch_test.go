@@ -51,3 +51,23 @@ func TestValidateRejectsInconsistentBatches(t *testing.T) {
 		t.Fatalf("consistent batch rejected: %v", err)
 	}
 }
+
+func TestQKVHeads(t *testing.T) {
+	cases := []struct {
+		numel, rows, kv, hd, want int
+		ok                        bool
+	}{
+		{3 * (8 + 2*2) * 16, 3, 2, 16, 8, true},
+		{(4 + 2) * 64, 1, 1, 64, 4, true},
+		{2 * 2 * 16, 1, 2, 16, 0, false}, // no room for query heads
+		{100, 3, 1, 16, 0, false},        // rows do not divide
+		{(8+4)*16 + 8, 1, 2, 16, 0, false},
+		{0, 0, 1, 16, 0, false},
+	}
+	for _, c := range cases {
+		got, err := QKVHeads(c.numel, c.rows, c.kv, c.hd)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("QKVHeads(%d, %d, %d, %d) = %d, %v; want %d (ok %v)", c.numel, c.rows, c.kv, c.hd, got, err, c.want, c.ok)
+		}
+	}
+}
