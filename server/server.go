@@ -97,6 +97,9 @@ type Config struct {
 	MaxInFlight int
 	// RetryAfterSeconds is sent with 429s; default 1.
 	RetryAfterSeconds int
+	// StreamWriteTimeout bounds each SSE write: a client that stops reading
+	// for longer is treated as gone and its request is cancelled; default 60 s.
+	StreamWriteTimeout time.Duration
 	// DefaultMaxTokens is max_tokens for completions that give none; default 16.
 	DefaultMaxTokens int
 	// Devices, if set, supplies GPU memory and utilization for /metrics.
@@ -136,6 +139,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.DefaultMaxTokens <= 0 {
 		cfg.DefaultMaxTokens = 16
+	}
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -184,7 +190,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // are cancelled and the listener closes. It returns nil after the drain,
 // or the listener's error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
+	// ReadTimeout bounds the whole request read, so a client trickling its
+	// body cannot hold an in-flight slot indefinitely.
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ReadTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

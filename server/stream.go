@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/tokamak-ai/tokamak/engine"
 )
@@ -11,9 +12,10 @@ import (
 // sseWriter writes Server-Sent Events and notes the first write error
 // (a client that went away).
 type sseWriter struct {
-	w   http.ResponseWriter
-	rc  *http.ResponseController
-	err error
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	err     error
 }
 
 func (s *sseWriter) data(v any) {
@@ -36,6 +38,11 @@ func (s *sseWriter) raw(b []byte) {
 	buf = append(buf, "data: "...)
 	buf = append(buf, b...)
 	buf = append(buf, "\n\n"...)
+	if s.timeout > 0 {
+		// Not every ResponseWriter supports deadlines (httptest recorders);
+		// without one the write simply has no deadline.
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	}
 	if _, err := s.w.Write(buf); err != nil {
 		s.err = err
 		return
@@ -54,7 +61,7 @@ func (s *Server) streamRun(ctx context.Context, cancel context.CancelFunc, w htt
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	sw := &sseWriter{w: w, rc: http.NewResponseController(w)}
+	sw := &sseWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.StreamWriteTimeout}
 	if run.kind == chatEndpoint {
 		for i := range run.choices {
 			sw.data(run.chatChunk(i, &ChatResponseMessage{Role: "assistant", Content: strPtr("")}, nil, nil, nil))
