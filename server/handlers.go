@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // begin admits a generation request and decodes its body into v. It
@@ -14,11 +15,16 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request, kind endpoint, v 
 		return nil, nil, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout)) // unsupported only on test recorders
 	if apiErr := decodeBody(r.Body, v); apiErr != nil {
+		// The deadline stays: net/http drains an unread body before it
+		// replies, and a stalled client must not hold that drain open.
 		release()
 		s.fail(w, kind, apiErr)
 		return nil, nil, false
 	}
+	_ = rc.SetReadDeadline(time.Time{})
 	s.metrics.inFlight.Inc()
 	s.active.Add(1)
 	return m, func() { s.active.Add(-1); s.metrics.inFlight.Dec(); release() }, true

@@ -1,10 +1,14 @@
 package server
 
 import (
+	"bufio"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestHugeMaxTokensIsContextError: a max_tokens near the int limit must be
@@ -80,5 +84,33 @@ func TestStopConditionsAreBounded(t *testing.T) {
 				t.Errorf("%d requests reached the engine", n)
 			}
 		})
+	}
+}
+
+// TestTricklingBodyIsCutOff: a client that sends part of its body and
+// stops is answered (not held) once the body read deadline passes, and
+// frees its in-flight slot.
+func TestTricklingBodyIsCutOff(t *testing.T) {
+	s, ts := newFakeServer(t, &fakeEngine{}, nil, Config{Logger: quiet, BodyReadTimeout: 200 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"prompt":[1,2],"max_tokens":2}`
+	fmt.Fprintf(conn, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:5])
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response within 5 s to a stalled body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 400 {
+		t.Fatalf("status %d for a stalled body", resp.StatusCode)
+	}
+	if n := s.InFlight(); n != 0 {
+		t.Fatalf("%d requests still in flight", n)
 	}
 }

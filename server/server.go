@@ -100,6 +100,9 @@ type Config struct {
 	// StreamWriteTimeout bounds each SSE write: a client that stops reading
 	// for longer is treated as gone and its request is cancelled; default 60 s.
 	StreamWriteTimeout time.Duration
+	// BodyReadTimeout bounds reading a request body, so a client trickling
+	// it cannot hold an in-flight slot; default 60 s.
+	BodyReadTimeout time.Duration
 	// DefaultMaxTokens is max_tokens for completions that give none; default 16.
 	DefaultMaxTokens int
 	// Devices, if set, supplies GPU memory and utilization for /metrics.
@@ -142,6 +145,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.StreamWriteTimeout <= 0 {
 		cfg.StreamWriteTimeout = time.Minute
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -190,9 +196,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // are cancelled and the listener closes. It returns nil after the drain,
 // or the listener's error.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	// ReadTimeout bounds the whole request read, so a client trickling its
-	// body cannot hold an in-flight slot indefinitely.
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, ReadTimeout: 2 * time.Minute}
+	// No ReadTimeout: once it expires, net/http's background read cancels
+	// the request context, which would cut off long streams. Body reads get
+	// a deadline of their own (BodyReadTimeout) instead.
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
