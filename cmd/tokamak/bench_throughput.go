@@ -35,17 +35,14 @@ func benchThroughputCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "throughput",
 		Usage: "offline throughput: submit random-token prompts of fixed lengths all at once and time the engine",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			modelFlag, deviceFlag, gpuMemFlag,
 			&cli.IntFlag{Name: "input-len", Value: 128, Usage: "prompt tokens per request"},
 			&cli.IntFlag{Name: "output-len", Value: 128, Usage: "generated tokens per request (EOS ignored)"},
 			&cli.IntFlag{Name: "num-prompts", Value: 256, Usage: "requests"},
-			&cli.Float64Flag{Name: "kv-cache-gib", Value: 1, Usage: "KV cache size in GiB"},
-			&cli.IntFlag{Name: "max-num-seqs", Value: 256, Usage: "most sequences running at once"},
-			&cli.IntFlag{Name: "max-num-batched-tokens", Value: 8192, Usage: "most tokens in one forward step"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random prompts"},
 			&cli.StringFlag{Name: "out", Usage: "JSON report path (empty: none)"},
-		},
+		}, engineFlags(8192)...),
 		Action: runBenchThroughput,
 	}
 }
@@ -72,15 +69,9 @@ func runBenchThroughput(c *cli.Context) error {
 	if inLen+outLen > m.Config.MaxPositionEmbeddings {
 		return fmt.Errorf("input %d + output %d exceed the model's context of %d", inLen, outLen, m.Config.MaxPositionEmbeddings)
 	}
-	e, err := engine.New(m, engine.Config{
-		KVMemoryBytes:    int64(c.Float64("kv-cache-gib") * (1 << 30)),
-		MaxBatchTokens:   c.Int("max-num-batched-tokens"),
-		MaxSeqs:          c.Int("max-num-seqs"),
-		MaxQueue:         n,
-		MaxContextTokens: m.Config.MaxPositionEmbeddings,
-		VocabSize:        m.Config.VocabSize,
-		ModelIdentity:    dir,
-	})
+	ecfg := engineConfig(c, m, dir)
+	ecfg.MaxQueue = n
+	e, err := engine.New(m, ecfg)
 	if err != nil {
 		return err
 	}

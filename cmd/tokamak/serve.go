@@ -26,20 +26,17 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "serve a model over the OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /metrics)",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			modelFlag, deviceFlag, gpuMemFlag,
 			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address to listen on"},
 			&cli.IntFlag{Name: "port", Value: 8000, Usage: "TCP port (0: any free port, printed on stderr)"},
 			&cli.StringFlag{Name: "served-model-name", Usage: "model id clients send (default: the model folder's name)"},
-			&cli.Float64Flag{Name: "kv-cache-gib", Value: 1, Usage: "KV cache size in GiB"},
-			&cli.IntFlag{Name: "max-num-seqs", Value: 256, Usage: "most sequences running at once"},
-			&cli.IntFlag{Name: "max-num-batched-tokens", Value: 2048, Usage: "most tokens in one forward step"},
 			&cli.IntFlag{Name: "max-queue", Value: 1024, Usage: "most sequences waiting; beyond it requests get 429"},
 			&cli.IntFlag{Name: "max-model-len", Usage: "context length (default: the model's)"},
 			&cli.Int64Flag{Name: "max-body-bytes", Value: 4 << 20, Usage: "largest request body (413 above)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second, Usage: "on SIGTERM, how long in-flight requests may finish"},
 			&cli.BoolFlag{Name: "no-prefix-cache", Usage: "disable prefix caching"},
-		},
+		}, engineFlags(2048)...),
 		Action: runServe,
 	}
 }
@@ -108,17 +105,9 @@ func loadServedModel(c *cli.Context, logger *slog.Logger, srv *server.Server) (*
 		_ = b.Close()
 		return nil, "", nil, err
 	}
-	ecfg := engine.Config{
-		KVMemoryBytes:      int64(c.Float64("kv-cache-gib") * (1 << 30)),
-		MaxBatchTokens:     c.Int("max-num-batched-tokens"),
-		MaxSeqs:            c.Int("max-num-seqs"),
-		MaxQueue:           c.Int("max-queue"),
-		MaxContextTokens:   m.Config.MaxPositionEmbeddings,
-		VocabSize:          m.Config.VocabSize,
-		EOSTokenIDs:        m.Config.EOSIDs(),
-		ModelIdentity:      dir,
-		DisablePrefixCache: c.Bool("no-prefix-cache"),
-	}
+	ecfg := engineConfig(c, m, dir)
+	ecfg.MaxQueue = c.Int("max-queue")
+	ecfg.DisablePrefixCache = c.Bool("no-prefix-cache")
 	if n := c.Int("max-model-len"); n > 0 {
 		ecfg.MaxContextTokens = min(n, ecfg.MaxContextTokens)
 	}
