@@ -72,7 +72,11 @@ type Backend struct {
 	capturing   bool
 	graphs      map[string]C.tk_graph
 	ropeCache   map[string]*Tensor
-	closed      bool
+	// ropeByPtr remembers the device frequencies of each RoPE value seen,
+	// so the per-layer call skips re-encoding them (the map keeps the
+	// pointer alive, so it cannot be reused by another value).
+	ropeByPtr map[*backend.RoPE]*Tensor
+	closed    bool
 }
 
 // Info describes the device a backend runs on.

@@ -216,12 +216,16 @@ func (b *Backend) RoPEWriteKV(q, qkv backend.Tensor, kv backend.KVCache, layer i
 // invFreq returns a device copy of the rope frequencies, uploaded once per
 // distinct RoPE value (the model passes the same one every layer).
 func (b *Backend) invFreq(rope *backend.RoPE) (unsafe.Pointer, error) {
+	if t, ok := b.ropeByPtr[rope]; ok {
+		return t.ptr, nil
+	}
 	raw := make([]byte, 4*len(rope.InvFreq))
 	for i, f := range rope.InvFreq {
 		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
 	}
 	key := string(raw)
 	if t, ok := b.ropeCache[key]; ok {
+		b.rememberRoPE(rope, t)
 		return t.ptr, nil
 	}
 	if b.capturing {
@@ -235,7 +239,15 @@ func (b *Backend) invFreq(rope *backend.RoPE) (unsafe.Pointer, error) {
 		b.ropeCache = map[string]*Tensor{}
 	}
 	b.ropeCache[key] = t.(*Tensor)
+	b.rememberRoPE(rope, t.(*Tensor))
 	return t.(*Tensor).ptr, nil
+}
+
+func (b *Backend) rememberRoPE(rope *backend.RoPE, t *Tensor) {
+	if b.ropeByPtr == nil {
+		b.ropeByPtr = map[*backend.RoPE]*Tensor{}
+	}
+	b.ropeByPtr[rope] = t
 }
 
 // Attention implements backend.Backend.
