@@ -76,7 +76,9 @@ type Backend struct {
 	// so the per-layer call skips re-encoding them (the map keeps the
 	// pointer alive, so it cannot be reused by another value).
 	ropeByPtr map[*backend.RoPE]*Tensor
-	closed    bool
+	// smp holds the fused sampler's buffers (SampleBatch).
+	smp    sampler
+	closed bool
 }
 
 // Info describes the device a backend runs on.
@@ -346,6 +348,7 @@ func (b *Backend) Close() error {
 	if b.attnWS != nil {
 		C.tk_free(b.attnWS)
 	}
+	b.smp.free()
 	if b.blas != nil {
 		C.tk_blas_destroy(b.blas)
 	}

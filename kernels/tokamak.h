@@ -131,6 +131,46 @@ int tk_blas_destroy(tk_blas h);
 int tk_blas_gemm(tk_blas h, void *out, int out_dt, const void *x, const void *w, int T, int N,
                  int K, tk_stream s);
 
+/* --- fused sampling (sample.cu) ----------------------------------------- */
+#define TK_SAMPLE_MAX_TOP 20
+/* One row's sampling parameters (engine/sample.Params, prepared on the
+ * host): greedy != 0 takes the argmax; inv_temp = 1/temperature; top_k
+ * active when 0 < top_k < vocab, top_p when 0 < top_p < 1; repetition is
+ * 1 when off; u is the row's uniform draw in [0, 1); n_top top logprobs
+ * (<= TK_SAMPLE_MAX_TOP); the penalty history is entries
+ * [hist_off, hist_off + hist_len) of hist_ids/hist_counts. */
+typedef struct {
+  int greedy;
+  float inv_temp;
+  int top_k;
+  float top_p;
+  float min_p;
+  float repetition;
+  float presence;
+  float frequency;
+  float u;
+  int n_top;
+  int want_logprobs;
+  int hist_off;
+  int hist_len;
+} tk_sample_params;
+/* status: 0 ok, 1 no finite logit, 2 a +Inf logit, 3 launched without
+ * big for a row that needs it. */
+typedef struct {
+  int token;
+  int status;
+  float logprob;
+  int n_top;
+  int top_ids[TK_SAMPLE_MAX_TOP];
+  float top_lp[TK_SAMPLE_MAX_TOP];
+} tk_sample_result;
+/* Samples every row of logits [rows, vocab] f32 (penalties are applied in
+ * place). big != 0 gives each row the shared-memory histogram that top-k,
+ * top-p and top-n logprobs need (set it when any row uses them). */
+int tk_sample(float *logits, int rows, int vocab, const tk_sample_params *params,
+              const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
+              int big, tk_stream s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,10 +17,18 @@ func expNeg(x float32) float32 {
 		ln2hi = 0.693145751953125
 		ln2lo = 1.428606765330187e-06
 	)
-	k := int32(x*log2e - 0.5) // round to nearest for x <= 0
+	// Every product is rounded on its own (float32(...) forbids fusing it
+	// into an FMA), so the CUDA sampler, which uses round-to-nearest
+	// intrinsics op for op, computes bit-identical weights.
+	k := int32(float32(x*log2e) - 0.5) // round to nearest for x <= 0
 	kf := float32(k)
-	r := x - kf*ln2hi - kf*ln2lo // |r| <= ln2/2
-	p := 1 + r*(1+r*(0.5+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720))))))
+	r := float32(x-float32(kf*ln2hi)) - float32(kf*ln2lo) // |r| <= ln2/2
+	p := float32(1.0/120) + float32(r*(1.0/720))
+	p = float32(1.0/24) + float32(r*p)
+	p = float32(1.0/6) + float32(r*p)
+	p = 0.5 + float32(r*p)
+	p = 1 + float32(r*p)
+	p = 1 + float32(r*p)
 	return p * math.Float32frombits(uint32(k+127)<<23)
 }
 

@@ -78,10 +78,10 @@ func (p Params) Validate() error {
 	return nil
 }
 
-// penalised reports whether any penalty is active.
-func (p Params) penalised() bool {
+// Penalised reports whether any penalty is active.
+func (p Params) Penalised() bool {
 	return (p.RepetitionPenalty != 0 && p.RepetitionPenalty != 1) || p.PresencePenalty != 0 || p.FrequencyPenalty != 0
 }
 
-// wantLogprobs reports whether the result must carry log-probabilities.
-func (p Params) wantLogprobs() bool { return p.Logprobs || p.TopLogprobs > 0 }
+// WantLogprobs reports whether the result must carry log-probabilities.
+func (p Params) WantLogprobs() bool { return p.Logprobs || p.TopLogprobs > 0 }

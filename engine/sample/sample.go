@@ -83,7 +83,7 @@ func Sample(logits []float32, p Params, h *History, draw uint64) (Result, error)
 		}
 		l[i] = x
 	}
-	if h != nil && p.penalised() {
+	if h != nil && p.Penalised() {
 		if err := applyPenalties(l, p, h); err != nil {
 			return Result{}, err
 		}
@@ -107,7 +107,7 @@ func Sample(logits []float32, p Params, h *History, draw uint64) (Result, error)
 	} else {
 		res.Token = drawToken(s, p, maxL, Uniform(p.Seed, draw))
 	}
-	if p.wantLogprobs() {
+	if p.WantLogprobs() {
 		logprobs(&res, s, l, maxL, p.TopLogprobs)
 	}
 	return res, nil
@@ -132,7 +132,7 @@ func applyPenalties(l []float32, p Params, h *History) error {
 			}
 		}
 		if c := counts[i]; c > 0 {
-			x -= p.FrequencyPenalty*float32(c) + p.PresencePenalty
+			x -= float32(p.FrequencyPenalty*float32(c)) + p.PresencePenalty
 		}
 		l[id] = x
 	}

@@ -1,0 +1,209 @@
+//go:build cuda
+
+package cuda
+
+/*
+#include "tokamak.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/tokamak-ai/tokamak/engine/backend"
+	"github.com/tokamak-ai/tokamak/engine/sample"
+)
+
+// sampler holds SampleBatch's device buffer (parameters, results and
+// penalty histories of one batch), grown as batches need, and the host
+// staging slices reused from step to step.
+type sampler struct {
+	dev     unsafe.Pointer
+	bytes   int64
+	params  []C.tk_sample_params
+	results []C.tk_sample_result
+	ids     []int32
+	counts  []int32
+}
+
+func (s *sampler) free() {
+	if s.dev != nil {
+		C.tk_free(s.dev)
+		s.dev, s.bytes = nil, 0
+	}
+}
+
+func align256(n int64) int64 { return (n + 255) &^ 255 }
+
+// SampleBatch implements sample.DeviceSampler with the fused sampling
+// kernel (kernels/sample.cu): every row is sampled on the device with the
+// semantics of sample.Sample, and only the parameters, the penalty
+// histories and the results cross the bus. Penalties are applied to
+// logits in place, so the tensor must not be sampled twice.
+func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sample.Result, error) {
+	t, err := asTensor(logits, "sample")
+	if err != nil {
+		return nil, err
+	}
+	if t.dt != backend.F32 || len(t.shape) != 2 || t.shape[0] != len(rows) || t.shape[1] <= 0 {
+		return nil, fmt.Errorf("cuda: sample: logits %s%v for %d rows, want f32 [%d, vocab]", t.dt, t.shape, len(rows), len(rows))
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	vocab := t.shape[1]
+	s := &b.smp
+	s.params = s.params[:0]
+	s.ids, s.counts = s.ids[:0], s.counts[:0]
+	big := 0
+	for i, r := range rows {
+		p := r.Params
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("row %d: sample: %w", i, err)
+		}
+		var cp C.tk_sample_params
+		cp.repetition = 1
+		if p.Greedy() {
+			cp.greedy = 1
+		} else {
+			cp.inv_temp = C.float(1 / p.Temperature)
+			cp.u = C.float(sample.Uniform(p.Seed, r.Draw))
+			if p.TopK > 0 && p.TopK < vocab {
+				cp.top_k = C.int(p.TopK)
+				big = 1
+			}
+			if p.TopP > 0 && p.TopP < 1 {
+				cp.top_p = C.float(p.TopP)
+				big = 1
+			}
+			cp.min_p = C.float(p.MinP)
+		}
+		if p.WantLogprobs() {
+			cp.want_logprobs = 1
+			if n := min(p.TopLogprobs, vocab, C.TK_SAMPLE_MAX_TOP); n > 0 {
+				cp.n_top = C.int(n)
+				big = 1
+			}
+		}
+		if r.History != nil && p.Penalised() {
+			if p.RepetitionPenalty != 0 {
+				cp.repetition = C.float(p.RepetitionPenalty)
+			}
+			cp.presence = C.float(p.PresencePenalty)
+			cp.frequency = C.float(p.FrequencyPenalty)
+			ids, counts := r.History.Tokens()
+			for _, id := range ids {
+				if id < 0 || int(id) >= vocab {
+					return nil, fmt.Errorf("row %d: sample: history token %d outside the vocabulary of %d", i, id, vocab)
+				}
+			}
+			cp.hist_off = C.int(len(s.ids))
+			cp.hist_len = C.int(len(ids))
+			s.ids = append(s.ids, ids...)
+			s.counts = append(s.counts, counts...)
+		}
+		s.params = append(s.params, cp)
+	}
+
+	n := int64(len(rows))
+	pBytes := n * int64(unsafe.Sizeof(C.tk_sample_params{}))
+	rBytes := n * int64(unsafe.Sizeof(C.tk_sample_result{}))
+	hBytes := 4 * int64(len(s.ids))
+	offR := align256(pBytes)
+	offI := offR + align256(rBytes)
+	offC := offI + align256(hBytes)
+	need := offC + align256(hBytes)
+	if need > s.bytes {
+		s.free()
+		grow := max(need, 2*s.bytes)
+		var p unsafe.Pointer
+		if rc := C.tk_malloc(&p, C.size_t(grow)); rc != 0 {
+			return nil, callError(fmt.Sprintf("cudaMalloc(%d bytes, sampler)", grow), rc)
+		}
+		s.dev, s.bytes = p, grow
+	}
+	dParams, dRes := s.dev, unsafe.Add(s.dev, offR)
+	dIDs, dCounts := unsafe.Add(s.dev, offI), unsafe.Add(s.dev, offC)
+	if rc := C.tk_memcpy_htod(dParams, unsafe.Pointer(&s.params[0]), C.size_t(pBytes), b.stream); rc != 0 {
+		return nil, callError("cudaMemcpyAsync(sample params)", rc)
+	}
+	if hBytes > 0 {
+		if rc := C.tk_memcpy_htod(dIDs, unsafe.Pointer(&s.ids[0]), C.size_t(hBytes), b.stream); rc != 0 {
+			return nil, callError("cudaMemcpyAsync(sample history)", rc)
+		}
+		if rc := C.tk_memcpy_htod(dCounts, unsafe.Pointer(&s.counts[0]), C.size_t(hBytes), b.stream); rc != 0 {
+			return nil, callError("cudaMemcpyAsync(sample history)", rc)
+		}
+	}
+	// poison the results: a row the kernel never wrote shows as status -1
+	if rc := C.tk_memset(dRes, 0xff, C.size_t(rBytes), b.stream); rc != 0 {
+		return nil, callError("cudaMemsetAsync(sample results)", rc)
+	}
+	if rc := C.tk_sample((*C.float)(t.ptr), C.int(n), C.int(vocab), (*C.tk_sample_params)(dParams),
+		i32p(dIDs), i32p(dCounts), (*C.tk_sample_result)(dRes), C.int(big), b.stream); rc != 0 {
+		return nil, callError("sample", rc)
+	}
+	if cap(s.results) < len(rows) {
+		s.results = make([]C.tk_sample_result, len(rows))
+	}
+	s.results = s.results[:len(rows)]
+	if rc := C.tk_memcpy_dtoh(unsafe.Pointer(&s.results[0]), dRes, C.size_t(rBytes), b.stream); rc != 0 {
+		return nil, callError("cudaMemcpyAsync(sample results)", rc)
+	}
+	out := make([]sample.Result, len(rows))
+	for i := range rows {
+		r := &s.results[i]
+		switch r.status {
+		case 0:
+		case 1:
+			return nil, fmt.Errorf("row %d: %w", i, sample.ErrNoFiniteLogits)
+		case 2:
+			return nil, fmt.Errorf("row %d: sample: logit of token %d is +Inf", i, int(r.token))
+		case 3:
+			return nil, fmt.Errorf("cuda: sample: row %d: kernel launched without its histogram (bug)", i)
+		default:
+			return nil, fmt.Errorf("cuda: sample: row %d: kernel left status %d", i, int(r.status))
+		}
+		if r.token < 0 || int(r.token) >= vocab {
+			return nil, fmt.Errorf("cuda: sample: row %d: token %d outside the vocabulary", i, int(r.token))
+		}
+		res := sample.Result{Token: int32(r.token)}
+		if rows[i].Params.WantLogprobs() {
+			res.Logprob = float32(r.logprob)
+			if k := int(r.n_top); k > 0 {
+				res.Top = make([]sample.TokenLogprob, k)
+				for j := range k {
+					res.Top[j] = sample.TokenLogprob{ID: int32(r.top_ids[j]), Logprob: float32(r.top_lp[j])}
+				}
+			}
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+// sampleKernelMS times the sampling kernel alone on logits (penalties
+// off), median of reps after warm-up, for benchmarks. SampleBatch must
+// have run once on rows of the same shape (it leaves the parameters on
+// the device).
+func (b *Backend) sampleKernelMS(logits backend.Tensor, rows int, big bool, reps int) (float64, error) {
+	t, err := asTensor(logits, "sample bench")
+	if err != nil {
+		return 0, err
+	}
+	s := &b.smp
+	if s.dev == nil || len(s.params) != rows {
+		return 0, fmt.Errorf("cuda: sample bench: run SampleBatch on %d rows first", rows)
+	}
+	n := int64(rows)
+	offR := align256(n * int64(unsafe.Sizeof(C.tk_sample_params{})))
+	bg := C.int(0)
+	if big {
+		bg = 1
+	}
+	return b.timeMS(func() error {
+		return callError("sample", C.tk_sample((*C.float)(t.ptr), C.int(rows), C.int(t.shape[1]),
+			(*C.tk_sample_params)(s.dev), nil, nil, (*C.tk_sample_result)(unsafe.Add(s.dev, offR)), bg, b.stream))
+	}, 3, reps)
+}

@@ -1,0 +1,285 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/tokamak-ai/tokamak/engine/backend"
+	"github.com/tokamak-ai/tokamak/engine/sample"
+)
+
+// logitDist makes one row of logits.
+type logitDist struct {
+	name string
+	gen  func(r *rand.Rand, v []float32)
+}
+
+func sampleDists() []logitDist {
+	return []logitDist{
+		{"normal", func(r *rand.Rand, v []float32) {
+			for i := range v {
+				v[i] = float32(r.NormFloat64() * 3)
+			}
+		}},
+		{"peaked", func(r *rand.Rand, v []float32) {
+			for i := range v {
+				v[i] = float32(r.NormFloat64())
+			}
+			for range 5 {
+				v[r.Intn(len(v))] = 12 + 4*r.Float32()
+			}
+		}},
+		{"ties", func(r *rand.Rand, v []float32) { // quantized: many equal logits
+			for i := range v {
+				v[i] = float32(math.Round(r.NormFloat64()*4)) / 2
+			}
+		}},
+		{"nan-inf", func(r *rand.Rand, v []float32) {
+			for i := range v {
+				switch r.Intn(10) {
+				case 0:
+					v[i] = float32(math.NaN())
+				case 1:
+					v[i] = float32(math.Inf(-1))
+				default:
+					v[i] = float32(r.NormFloat64() * 2)
+				}
+			}
+		}},
+		{"flat", func(r *rand.Rand, v []float32) { // one bucket holds everything: bisection path
+			for i := range v {
+				v[i] = 0.5
+			}
+		}},
+		{"one-token", func(r *rand.Rand, v []float32) { // only one token of weight > 0
+			for i := range v {
+				v[i] = -1000
+			}
+			v[r.Intn(len(v))] = 3
+		}},
+	}
+}
+
+func sampleParams() []sample.Params {
+	return []sample.Params{
+		{},
+		{Logprobs: true, TopLogprobs: 5},
+		{Temperature: 0.7},
+		{Temperature: 1, TopP: 0.9},
+		{Temperature: 0.8, TopK: 50},
+		{Temperature: 1, TopK: 40, TopP: 0.8, MinP: 0.05},
+		{Temperature: 1.3, TopP: 0.95, RepetitionPenalty: 1.2, PresencePenalty: 0.5, FrequencyPenalty: 0.3},
+		{Temperature: 1, TopK: 1000, Logprobs: true, TopLogprobs: 20},
+		{Temperature: 2, MinP: 0.1, Logprobs: true},
+		{RepetitionPenalty: 0.8, PresencePenalty: -1, FrequencyPenalty: 2, Logprobs: true, TopLogprobs: 3},
+	}
+}
+
+func randHistory(r *rand.Rand, vocab int) *sample.History {
+	prompt := make([]int32, 50+r.Intn(200))
+	for i := range prompt {
+		prompt[i] = int32(r.Intn(vocab))
+	}
+	h := sample.NewHistory(prompt)
+	for range r.Intn(100) {
+		h.Append(prompt[r.Intn(len(prompt))])
+		h.Append(int32(r.Intn(vocab)))
+	}
+	return h
+}
+
+func f32Bytes(v []float32) []byte {
+	raw := make([]byte, 4*len(v))
+	for i, f := range v {
+		u := math.Float32bits(f)
+		raw[4*i], raw[4*i+1], raw[4*i+2], raw[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+	}
+	return raw
+}
+
+// TestSampleMatchesCPU samples a batch of every (distribution, params,
+// draw) on the GPU with the fused kernel and on the CPU reference from
+// the same fresh random logits, and requires the same tokens, the same
+// top-logprob ids and logprobs within float32 summation error.
+func TestSampleMatchesCPU(t *testing.T) {
+	gpu := openTest(t)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	for _, vocab := range []int{1001, 32000, 128256} {
+		t.Run(fmt.Sprintf("vocab%d", vocab), func(t *testing.T) {
+			r := rand.New(rand.NewSource(seed + int64(vocab)))
+			var host []float32
+			var rows []sample.Row
+			var names []string
+			row := make([]float32, vocab)
+			for _, d := range sampleDists() {
+				for pi, p := range sampleParams() {
+					p.Seed = r.Uint64()
+					var h *sample.History
+					if p.Penalised() {
+						h = randHistory(r, vocab)
+					}
+					d.gen(r, row)
+					for draw := range 3 {
+						host = append(host, row...)
+						rows = append(rows, sample.Row{Params: p, History: h, Draw: uint64(draw * 7)})
+						names = append(names, fmt.Sprintf("%s/params%d/draw%d", d.name, pi, draw))
+					}
+				}
+			}
+			want, err := sample.SampleRows(host, vocab, rows)
+			if err != nil {
+				t.Fatalf("cpu: %v", err)
+			}
+			lt, err := gpu.Upload(backend.F32, []int{len(rows), vocab}, f32Bytes(host))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gpu.Free(lt)
+			got, err := gpu.SampleBatch(lt, rows)
+			if err != nil {
+				t.Fatalf("gpu: %v", err)
+			}
+			const tol = 2e-3
+			bad := 0
+			for i := range rows {
+				g, w := got[i], want[i]
+				lp := host[i*vocab : (i+1)*vocab]
+				msg := ""
+				switch {
+				case g.Token != w.Token:
+					msg = fmt.Sprintf("token %d (logit %g), cpu %d (logit %g)", g.Token, lp[g.Token], w.Token, lp[w.Token])
+				case math.Abs(float64(g.Logprob-w.Logprob)) > tol:
+					msg = fmt.Sprintf("logprob %g, cpu %g", g.Logprob, w.Logprob)
+				case len(g.Top) != len(w.Top):
+					msg = fmt.Sprintf("%d top logprobs, cpu %d", len(g.Top), len(w.Top))
+				default:
+					for j := range w.Top {
+						if g.Top[j].ID != w.Top[j].ID || math.Abs(float64(g.Top[j].Logprob-w.Top[j].Logprob)) > tol {
+							msg = fmt.Sprintf("top %d: %v, cpu %v", j, g.Top[j], w.Top[j])
+							break
+						}
+					}
+				}
+				if msg != "" {
+					bad++
+					if bad <= 10 {
+						t.Errorf("%s: %s", names[i], msg)
+					}
+				}
+			}
+			t.Logf("%d rows, %d differ", len(rows), bad)
+		})
+	}
+}
+
+// TestSampleReportsBadRows checks the kernel's error statuses: a row with
+// no finite logit and a row with +Inf fail the batch with the CPU's errors.
+func TestSampleReportsBadRows(t *testing.T) {
+	gpu := openTest(t)
+	const vocab = 64
+	for _, c := range []struct {
+		name string
+		fill float32
+		want error
+	}{
+		{"all-nan", float32(math.NaN()), sample.ErrNoFiniteLogits},
+		{"all-neg-inf", float32(math.Inf(-1)), sample.ErrNoFiniteLogits},
+		{"pos-inf", float32(math.Inf(1)), nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			host := make([]float32, 2*vocab)
+			for i := range vocab {
+				host[i] = float32(i % 7)
+			}
+			for i := vocab; i < 2*vocab; i++ {
+				host[i] = c.fill
+			}
+			if c.name == "pos-inf" {
+				for i := vocab; i < 2*vocab; i++ {
+					host[i] = 1
+				}
+				host[vocab+5] = c.fill
+			}
+			rows := []sample.Row{{Params: sample.Params{Temperature: 1, TopP: 0.5}}, {Params: sample.Params{Temperature: 1}}}
+			_, cpuErr := sample.SampleRows(host, vocab, rows)
+			lt, err := gpu.Upload(backend.F32, []int{2, vocab}, f32Bytes(host))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gpu.Free(lt)
+			_, gpuErr := gpu.SampleBatch(lt, rows)
+			if gpuErr == nil || cpuErr == nil {
+				t.Fatalf("gpu err %v, cpu err %v: both must fail", gpuErr, cpuErr)
+			}
+			if c.want != nil && (!errors.Is(gpuErr, c.want) || !errors.Is(cpuErr, c.want)) {
+				t.Fatalf("gpu err %v, cpu err %v, want %v", gpuErr, cpuErr, c.want)
+			}
+		})
+	}
+}
+
+// BenchmarkSampleFused times the fused sampling kernel over a
+// 128,256-token vocabulary at batch 1, 64 and 256 for common parameter
+// mixes (kernel alone, CUDA events, median), and SampleBatch end to end
+// (parameters up, results down).
+func BenchmarkSampleFused(b *testing.B) {
+	gpu := openTest(b)
+	const vocab = 128256
+	modes := []struct {
+		name string
+		p    sample.Params
+	}{
+		{"greedy", sample.Params{}},
+		{"temp", sample.Params{Temperature: 0.8}},
+		{"topp0.9", sample.Params{Temperature: 1, TopP: 0.9}},
+		{"topk50-topp0.9", sample.Params{Temperature: 1, TopK: 50, TopP: 0.9}},
+		{"greedy-logprobs5", sample.Params{Logprobs: true, TopLogprobs: 5}},
+	}
+	r := rand.New(rand.NewSource(1))
+	for _, batch := range []int{1, 64, 256} {
+		host := make([]float32, batch*vocab)
+		for i := range host {
+			host[i] = float32(r.NormFloat64() * 2)
+		}
+		lt, err := gpu.Upload(backend.F32, []int{batch, vocab}, f32Bytes(host))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range modes {
+			b.Run(fmt.Sprintf("b%d/%s", batch, m.name), func(b *testing.B) {
+				rows := make([]sample.Row, batch)
+				for i := range rows {
+					rows[i] = sample.Row{Params: m.p, Draw: uint64(i)}
+				}
+				if _, err := gpu.SampleBatch(lt, rows); err != nil {
+					b.Fatal(err)
+				}
+				reps := max(b.N, 10)
+				t0 := time.Now()
+				for range reps {
+					if _, err := gpu.SampleBatch(lt, rows); err != nil {
+						b.Fatal(err)
+					}
+				}
+				e2e := time.Since(t0).Seconds() / float64(reps)
+				big := m.p.TopK > 0 || m.p.TopP > 0 || m.p.TopLogprobs > 0
+				ms, err := gpu.sampleKernelMS(lt, batch, big, reps)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(ms*1e3, "us/kernel")
+				b.ReportMetric(e2e*1e6, "us/call")
+				b.ReportMetric(float64(batch*vocab*4)/(ms*1e-3)/1e9, "GB/s-1pass")
+				fmt.Printf("SAMPLE %-18s batch %3d  kernel %8.1f us  SampleBatch %8.1f us\n", m.name, batch, ms*1e3, e2e*1e6)
+			})
+		}
+		gpu.Free(lt)
+	}
+}
