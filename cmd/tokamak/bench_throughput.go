@@ -28,7 +28,60 @@ type throughputResult struct {
 	TotalTokensPerS  float64 `json:"total_tokens_per_s"`
 	Steps            int64   `json:"steps"`
 	Preemptions      int64   `json:"preemptions"`
-	Date             string  `json:"date"`
+	// Steps split by kind: decode-only steps (one token per sequence) and
+	// steps carrying prompt tokens; wall milliseconds per step (forward,
+	// sampling and the engine's own work).
+	DecodeSteps       int64   `json:"decode_steps"`
+	DecodeMeanSeqs    float64 `json:"decode_mean_seqs"`
+	DecodeStepMS      float64 `json:"decode_step_ms"`
+	PrefillSteps      int64   `json:"prefill_steps"`
+	PrefillMeanTokens float64 `json:"prefill_mean_tokens"`
+	PrefillStepMS     float64 `json:"prefill_step_ms"`
+	SampleMSPerStep   float64 `json:"sample_ms_per_step"`
+	Date              string  `json:"date"`
+}
+
+// stepStats accumulates engine steps by kind (OnStep runs on the engine's
+// loop goroutine; the report reads it after the run).
+type stepStats struct {
+	mu                        sync.Mutex
+	on                        bool
+	decode, prefill           int64
+	decodeSeqs, prefillTokens int64
+	decodeTime, prefillTime   time.Duration
+	sampleTime                time.Duration
+}
+
+func (s *stepStats) add(st engine.StepInfo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.on {
+		return
+	}
+	s.sampleTime += st.Sample
+	if st.NumTokens == st.NumSeqs {
+		s.decode++
+		s.decodeSeqs += int64(st.NumSeqs)
+		s.decodeTime += st.Total
+		return
+	}
+	s.prefill++
+	s.prefillTokens += int64(st.NumTokens)
+	s.prefillTime += st.Total
+}
+
+func perStep(d time.Duration, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return d.Seconds() * 1e3 / float64(n)
+}
+
+func mean(sum, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(sum) / float64(n)
 }
 
 func benchThroughputCommand() *cli.Command {
@@ -71,6 +124,8 @@ func runBenchThroughput(c *cli.Context) error {
 	}
 	ecfg := engineConfig(c, m, dir)
 	ecfg.MaxQueue = n
+	var steps stepStats // counts only once on (warm-up steps are not counted)
+	ecfg.OnStep = steps.add
 	e, err := engine.New(m, ecfg)
 	if err != nil {
 		return err
@@ -91,6 +146,9 @@ func runBenchThroughput(c *cli.Context) error {
 		reqs[i] = engine.Request{PromptIDs: ids, MaxTokens: outLen, IgnoreEOS: true}
 	}
 	before := e.Stats()
+	steps.mu.Lock()
+	steps.on = true
+	steps.mu.Unlock()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -133,8 +191,18 @@ func runBenchThroughput(c *cli.Context) error {
 		Preemptions:      after.Preemptions - before.Preemptions,
 		Date:             time.Now().UTC().Format(time.RFC3339),
 	}
+	steps.mu.Lock()
+	res.DecodeSteps, res.PrefillSteps = steps.decode, steps.prefill
+	res.DecodeMeanSeqs = mean(steps.decodeSeqs, steps.decode)
+	res.DecodeStepMS = perStep(steps.decodeTime, steps.decode)
+	res.PrefillMeanTokens = mean(steps.prefillTokens, steps.prefill)
+	res.PrefillStepMS = perStep(steps.prefillTime, steps.prefill)
+	res.SampleMSPerStep = perStep(steps.sampleTime, steps.decode+steps.prefill)
+	steps.mu.Unlock()
 	fmt.Fprintf(c.App.Writer, "throughput %d×(%d in, %d out) on %s: %.1f s, %.2f requests/s, %.1f output tokens/s, %.1f total tokens/s (%d steps, %d preemptions)\n",
 		n, inLen, outLen, res.Device, res.Seconds, res.RequestsPerSec, res.OutputTokensPerS, res.TotalTokensPerS, res.Steps, res.Preemptions)
+	fmt.Fprintf(c.App.Writer, "steps: %d decode-only (%.1f sequences, %.2f ms each), %d with prompt tokens (%.0f tokens, %.2f ms each); sampling %.2f ms a step\n",
+		res.DecodeSteps, res.DecodeMeanSeqs, res.DecodeStepMS, res.PrefillSteps, res.PrefillMeanTokens, res.PrefillStepMS, res.SampleMSPerStep)
 	if path := c.String("out"); path != "" {
 		data, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {
