@@ -16,7 +16,8 @@ import (
 // quantized formats are dequantized a block of rows at a time into float32
 // and go through the F32 kernel. Within a block the kernel takes 2 rows × 4
 // tokens at once so that prefill reuses every weight load for 4 tokens;
-// decode (T = 1) is one dot product per row, bound by reading the weights.
+// the tokens left over (decode's one) take a 4 rows × 1 token kernel with
+// the same per-sum arithmetic, so a token's result does not depend on T.
 func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
 	if w == nil || w.Data == nil {
 		return fmt.Errorf("cpu: matmul: nil weight")
@@ -144,8 +145,38 @@ func (m *matmul) tile(k *kernel, w unsafe.Pointer, stride uintptr, r0, r1 int) {
 			}
 		}
 	}
+	// The last t%4 tokens take dot4x1, whose sums are dot2x4's, so that a
+	// token's outputs do not depend on how many tokens share the step:
+	// padding a batch, or batching a request with others, leaves its
+	// results bit for bit. (An odd last weight row takes dot1 for every
+	// token either way.)
+	var acc4 [4]float32
 	for ; i < t; i++ {
-		for r := r0; r < r1; r++ {
+		x := xs[i*cols : (i+1)*cols]
+		r := r0
+		for ; r+4 <= r1; r += 4 {
+			wr := unsafe.Add(w, uintptr(r-r0)*stride)
+			k.dot4x1(&x[0], wr, stride, n8, &acc4)
+			for q := range 4 {
+				s := acc4[q]
+				if n8 < cols {
+					s += tailDot(k, x, unsafe.Add(wr, uintptr(q)*stride), n8)
+				}
+				o[i*rows+r+q] = s + m.biasAt(r+q)
+			}
+		}
+		for ; r+2 <= r1; r += 2 {
+			wr := unsafe.Add(w, uintptr(r-r0)*stride)
+			k.dot2x4(&x[0], 0, wr, stride, n8, &acc)
+			for q := range 2 {
+				s := acc[4*q]
+				if n8 < cols {
+					s += tailDot(k, x, unsafe.Add(wr, uintptr(q)*stride), n8)
+				}
+				o[i*rows+r+q] = s + m.biasAt(r+q)
+			}
+		}
+		for ; r < r1; r++ {
 			o[i*rows+r] = m.dot1(k, i, unsafe.Add(w, uintptr(r-r0)*stride)) + m.biasAt(r)
 		}
 	}

@@ -10,6 +10,10 @@
 // dot2x4* two weight rows × four x rows (prefill: each widened weight vector
 //         is reused for 4 tokens from registers and each x vector for 2
 //         rows, 8 FMAs per 6 loads, so it runs near the FMA ports' bound).
+// dot4x1* four weight rows × one x row (the tokens a step has beyond its
+//         groups of 4): each (row, token) sum takes exactly the arithmetic
+//         of dot2x4 (one accumulator, the same reduction), so a token's
+//         result does not depend on how many tokens share the call.
 //
 // n (columns) must be a multiple of 8; the Go caller adds the tail.
 
@@ -239,6 +243,95 @@ f32loop:
 	JLT  f32loop
 f32done:
 	DOT2X4_EPILOGUE
+	RET
+
+// DOT4X1_8: 8 columns at AX of weight rows DI, R13, R10, R11 against the
+// x row SI; Y0..Y3 accumulate rows 0..3 (the roles of tokens 0..3 in
+// DOT2X4_8, so that the epilogue reduces each the same way).
+#define DOT4X1_8(CVT, S) \
+	VMOVUPS (SI)(AX*4), Y10; \
+	CVT((DI)(AX*S), Y8); \
+	VFMADD231PS Y8, Y10, Y0; \
+	CVT((R13)(AX*S), Y9); \
+	VFMADD231PS Y9, Y10, Y1; \
+	CVT((R10)(AX*S), Y11); \
+	VFMADD231PS Y11, Y10, Y2; \
+	CVT((R11)(AX*S), Y12); \
+	VFMADD231PS Y12, Y10, Y3
+
+#define DOT4X1_PROLOGUE \
+	LEAQ (DI)(R8*1), R13; \
+	LEAQ (DI)(R8*2), R10; \
+	LEAQ (R13)(R8*2), R11; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	XORQ AX, AX; \
+	CMPQ CX, $0
+
+// DOT4X1_EPILOGUE is the row-0 half of DOT2X4_EPILOGUE: out[j] is row j.
+#define DOT4X1_EPILOGUE \
+	VHADDPS Y1, Y0, Y0; \
+	VHADDPS Y3, Y2, Y2; \
+	VHADDPS Y2, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X1, X0, X0; \
+	VMOVUPS X0, (R9); \
+	VZEROUPPER
+
+// func dot4x1BF16(x *float32, w unsafe.Pointer, wstride uintptr, n int, out *[4]float32)
+TEXT ·dot4x1BF16(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ wstride+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), R9
+	DOT4X1_PROLOGUE
+	JLE  bf16done
+bf16loop:
+	DOT4X1_8(CVT_BF16, 2)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT  bf16loop
+bf16done:
+	DOT4X1_EPILOGUE
+	RET
+
+// func dot4x1F16(x *float32, w unsafe.Pointer, wstride uintptr, n int, out *[4]float32)
+TEXT ·dot4x1F16(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ wstride+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), R9
+	DOT4X1_PROLOGUE
+	JLE  f16done
+f16loop:
+	DOT4X1_8(CVT_F16, 2)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT  f16loop
+f16done:
+	DOT4X1_EPILOGUE
+	RET
+
+// func dot4x1F32(x *float32, w unsafe.Pointer, wstride uintptr, n int, out *[4]float32)
+TEXT ·dot4x1F32(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ wstride+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVQ out+32(FP), R9
+	DOT4X1_PROLOGUE
+	JLE  f32done
+f32loop:
+	DOT4X1_8(CVT_F32, 4)
+	ADDQ $8, AX
+	CMPQ AX, CX
+	JLT  f32loop
+f32done:
+	DOT4X1_EPILOGUE
 	RET
 
 // func cpuidECX1() uint32 returns CPUID leaf 1's ECX (bit 29: F16C).

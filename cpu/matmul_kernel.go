@@ -21,6 +21,10 @@ type kernel struct {
 	// with xstride bytes between them and the two weight rows starting at
 	// w, wstride bytes apart.
 	dot2x4 func(x *float32, xstride uintptr, w unsafe.Pointer, wstride uintptr, n int, out *[8]float32)
+	// dot4x1 writes out[q] = x·w_q over the first n columns (a multiple of
+	// 8) for the four weight rows w_q starting at w, wstride bytes apart,
+	// with the arithmetic dot2x4 uses for each (row, token) pair.
+	dot4x1 func(x *float32, w unsafe.Pointer, wstride uintptr, n int, out *[4]float32)
 	// at returns element c of the weight row at w (for column tails).
 	at func(w unsafe.Pointer, c int) float32
 }
@@ -38,9 +42,9 @@ func kernelFor(dt backend.DType) *kernel {
 // and on other architectures, and the reference the assembly is tested
 // against.
 var goKernels = map[backend.DType]*kernel{
-	backend.BF16: {name: "go-bf16", elemBytes: 2, dot1: goDot1BF16, dot2x4: goDot2x4(goDot1BF16), at: atBF16},
-	backend.F16:  {name: "go-f16", elemBytes: 2, dot1: goDot1F16, dot2x4: goDot2x4(goDot1F16), at: atF16},
-	backend.F32:  {name: "go-f32", elemBytes: 4, dot1: goDot1F32, dot2x4: goDot2x4(goDot1F32), at: atF32},
+	backend.BF16: {name: "go-bf16", elemBytes: 2, dot1: goDot1BF16, dot2x4: goDot2x4(goDot1BF16), dot4x1: goDot4x1(goDot1BF16), at: atBF16},
+	backend.F16:  {name: "go-f16", elemBytes: 2, dot1: goDot1F16, dot2x4: goDot2x4(goDot1F16), dot4x1: goDot4x1(goDot1F16), at: atF16},
+	backend.F32:  {name: "go-f32", elemBytes: 4, dot1: goDot1F32, dot2x4: goDot2x4(goDot1F32), dot4x1: goDot4x1(goDot1F32), at: atF32},
 }
 
 func atBF16(w unsafe.Pointer, c int) float32 {
@@ -94,6 +98,15 @@ func goDot2x4(dot1 func(x *float32, w unsafe.Pointer, n int) float32) func(*floa
 			xj := (*float32)(unsafe.Add(unsafe.Pointer(x), uintptr(j)*xstride))
 			out[j] = dot1(xj, w, n)
 			out[4+j] = dot1(xj, unsafe.Add(w, wstride), n)
+		}
+	}
+}
+
+// goDot4x1 builds a dot4x1 from four dot1 calls (goDot2x4's arithmetic).
+func goDot4x1(dot1 func(x *float32, w unsafe.Pointer, n int) float32) func(*float32, unsafe.Pointer, uintptr, int, *[4]float32) {
+	return func(x *float32, w unsafe.Pointer, wstride uintptr, n int, out *[4]float32) {
+		for q := range 4 {
+			out[q] = dot1(x, unsafe.Add(w, uintptr(q)*wstride), n)
 		}
 	}
 }
