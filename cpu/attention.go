@@ -9,8 +9,9 @@ import (
 
 // kvCache stores, per layer, K and V as float32 [slots, KVHeads, HeadDim].
 type kvCache struct {
-	spec backend.KVCacheSpec
-	k, v [][]float32
+	spec  backend.KVCacheSpec
+	k, v  [][]float32
+	freed bool
 }
 
 func (c *kvCache) Spec() backend.KVCacheSpec { return c.spec }
@@ -35,10 +36,21 @@ func (b *Backend) NewKVCache(spec backend.KVCacheSpec) (backend.KVCache, error) 
 	return c, nil
 }
 
+// FreeKVCache implements backend.Backend: the cache's slices are dropped
+// for the garbage collector and later ops on it fail.
+func (b *Backend) FreeKVCache(kv backend.KVCache) {
+	if c, ok := kv.(*kvCache); ok && c != nil {
+		c.k, c.v, c.freed = nil, nil, true
+	}
+}
+
 func cacheOf(kv backend.KVCache, layer int) (*kvCache, error) {
 	c, ok := kv.(*kvCache)
 	if !ok || c == nil {
 		return nil, fmt.Errorf("cpu: kv cache %T was not made by the CPU backend", kv)
+	}
+	if c.freed {
+		return nil, fmt.Errorf("cpu: kv cache was freed")
 	}
 	if layer < 0 || layer >= c.spec.Layers {
 		return nil, fmt.Errorf("cpu: layer %d outside cache of %d layers", layer, c.spec.Layers)

@@ -138,6 +138,35 @@ func (b *Backend) Download(bt backend.Tensor) ([]float32, error) {
 	return nil, fmt.Errorf("cpu: download of %s not supported", t.dt)
 }
 
+// View implements backend.Viewer: the view shares t's elements.
+func (b *Backend) View(bt backend.Tensor, shape ...int) (backend.Tensor, error) {
+	t, err := asTensor(bt)
+	if err != nil {
+		return nil, err
+	}
+	n, err := checkShape(shape)
+	if err != nil {
+		return nil, err
+	}
+	if n > backend.Numel(t.shape) {
+		return nil, fmt.Errorf("cpu: view %v of a %v tensor", shape, t.shape)
+	}
+	v := &Tensor{dt: t.dt, shape: append([]int(nil), shape...)}
+	switch t.dt {
+	case backend.F32:
+		v.F32 = t.F32[:n:n]
+	case backend.I32:
+		v.I32 = t.I32[:n:n]
+	default:
+		if t.dt.Bits()*n%8 != 0 {
+			return nil, fmt.Errorf("cpu: view of %d %s elements splits a byte", n, t.dt)
+		}
+		m := t.dt.Bytes(n)
+		v.Raw = t.Raw[:m:m]
+	}
+	return v, nil
+}
+
 // Free implements backend.Backend; memory is garbage-collected.
 func (b *Backend) Free(backend.Tensor) {}
 

@@ -25,6 +25,7 @@ type Tensor struct {
 	ptr   unsafe.Pointer
 	bytes int64
 	off   int64 // arena offset, or -1 when allocated on its own
+	view  bool  // aliases another tensor's memory (View): Free only forgets it
 }
 
 // DType implements backend.Tensor.
@@ -70,6 +71,7 @@ type Backend struct {
 	gemvVariant int
 	stageGen    int
 	capturing   bool
+	captures    int
 	graphs      map[string]C.tk_graph
 	ropeCache   map[string]*Tensor
 	// ropeByPtr remembers the device frequencies of each RoPE value seen,
@@ -311,14 +313,34 @@ func (b *Backend) Download(bt backend.Tensor) ([]float32, error) {
 	return nil, fmt.Errorf("cuda: download of %s not supported", t.dt)
 }
 
-// Free implements backend.Backend.
+// Free implements backend.Backend. Freeing a view forgets it and leaves
+// the memory to the tensor it views.
 func (b *Backend) Free(bt backend.Tensor) {
 	t, ok := bt.(*Tensor)
 	if !ok || t == nil || t.ptr == nil {
 		return
 	}
-	b.freeBytes(t.ptr, t.off, t.bytes)
+	if !t.view {
+		b.freeBytes(t.ptr, t.off, t.bytes)
+	}
 	t.ptr = nil
+}
+
+// View implements backend.Viewer: the view starts at t's first element.
+// It is valid while t is; freeing it does not free t.
+func (b *Backend) View(bt backend.Tensor, shape ...int) (backend.Tensor, error) {
+	t, err := asTensor(bt, "view")
+	if err != nil {
+		return nil, err
+	}
+	n, err := checkShape(shape)
+	if err != nil {
+		return nil, err
+	}
+	if n > t.numel() || t.dt.Bits()*n%8 != 0 {
+		return nil, fmt.Errorf("cuda: view %s%v of a %v tensor", t.dt, shape, t.shape)
+	}
+	return &Tensor{dt: t.dt, shape: append([]int(nil), shape...), ptr: t.ptr, bytes: int64(t.dt.Bytes(n)), off: -1, view: true}, nil
 }
 
 // Sync implements backend.Backend.

@@ -290,6 +290,7 @@ func BenchmarkCheckpointDecode(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer s.Close()
 	prompt := make([]int32, ctx-1)
 	for i := range prompt {
 		prompt[i] = int32(100 + i)

@@ -49,6 +49,7 @@ func TestModelsMatchHuggingFaceOnGPU(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer s.Close()
 			rows, err := s.Feed(ref.Input, true)
 			if err != nil {
 				t.Fatal(err)

@@ -40,8 +40,14 @@ func (b *Backend) RunGraph(key string, fn func() error) error {
 		return fmt.Errorf("cuda: graph %q: %w", key, err)
 	}
 	b.graphs[full] = g
+	b.captures++
 	return nil
 }
+
+// GraphCaptures returns how many graphs RunGraph has captured since the
+// backend was opened (replays do not count; a graph dropped and captured
+// again counts twice).
+func (b *Backend) GraphCaptures() int { return b.captures }
 
 // capture records fn's ops into an instantiated graph without running them.
 func (b *Backend) capture(fn func() error) (C.tk_graph, error) {
@@ -68,8 +74,13 @@ func (b *Backend) capture(fn func() error) (C.tk_graph, error) {
 }
 
 // DropGraphs destroys every captured graph (after the tensors they use
-// were freed or replaced).
+// were freed or replaced); it waits for queued work first, so that no
+// launched graph is destroyed while it runs.
 func (b *Backend) DropGraphs() {
+	if len(b.graphs) == 0 {
+		return
+	}
+	_ = b.Sync()
 	for k, g := range b.graphs {
 		C.tk_graph_destroy(g)
 		delete(b.graphs, k)

@@ -20,6 +20,10 @@ import (
 // rather than cuBLASLt (bf16 weights); measured in bench/cuda.
 const gemvMaxTokens = 8
 
+// attnWSTokens is the step size up to which the attention workspace is
+// sized when it first grows (split-KV stops at a few hundred rows).
+const attnWSTokens = 4096
+
 func act(t backend.Tensor, what string, n int) (*Tensor, error) {
 	c, err := asTensor(t, what)
 	if err != nil {
@@ -280,7 +284,16 @@ func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int
 		if b.capturing {
 			return fmt.Errorf("cuda: attention workspace would grow during graph capture")
 		}
+		// Size it at once for any step of up to attnWSTokens rows of these
+		// heads (the split count, so the workspace, peaks at a middling T):
+		// it then stays put under the graphs captured for every bucket.
+		for r := 1; r <= attnWSTokens; r++ {
+			sp := C.tk_attention_splits(C.int(r), C.int(hq), C.int(hkv), C.int(b.smCount))
+			need = max(need, int64(C.tk_attention_workspace(C.int(r), C.int(hq), C.int(hd), sp)))
+		}
 		if b.attnWS != nil {
+			// graphs captured with the old workspace would write freed memory
+			b.DropGraphs()
 			if err := b.Sync(); err != nil {
 				return err
 			}

@@ -178,10 +178,25 @@ func (b *Backend) NewKVCache(spec backend.KVCacheSpec) (backend.KVCache, error) 
 	return &kvCache{spec: spec, t: t, perLayer: per}, nil
 }
 
+// FreeKVCache implements backend.Backend. Captured graphs may write the
+// cache, so they are dropped too (re-captured on their next use).
+func (b *Backend) FreeKVCache(kv backend.KVCache) {
+	c, ok := kv.(*kvCache)
+	if !ok || c == nil || c.t == nil {
+		return
+	}
+	b.DropGraphs()
+	b.Free(c.t)
+	c.t = nil
+}
+
 func (b *Backend) cacheOf(kv backend.KVCache, layer int) (*kvCache, error) {
 	c, ok := kv.(*kvCache)
 	if !ok || c == nil {
 		return nil, fmt.Errorf("cuda: kv cache %T was not made by the CUDA backend", kv)
+	}
+	if c.t == nil || c.t.ptr == nil {
+		return nil, fmt.Errorf("cuda: kv cache was freed")
 	}
 	if layer < 0 || layer >= c.spec.Layers {
 		return nil, fmt.Errorf("cuda: layer %d outside cache of %d layers", layer, c.spec.Layers)

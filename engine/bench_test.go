@@ -64,6 +64,7 @@ func (*fakeBackend) Name() string { return "fake" }
 func (*fakeBackend) NewKVCache(s backend.KVCacheSpec) (backend.KVCache, error) {
 	return fakeCache{s}, nil
 }
+func (*fakeBackend) FreeKVCache(backend.KVCache)                  {}
 func (*fakeBackend) Download(t backend.Tensor) ([]float32, error) { return t.(*fakeTensor).data, nil }
 func (*fakeBackend) Free(backend.Tensor)                          {}
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
 	"github.com/tokamak-ai/tokamak/engine/kvcache"
+	"github.com/tokamak-ai/tokamak/engine/model"
 	"github.com/tokamak-ai/tokamak/engine/sched"
 )
 
@@ -39,6 +40,15 @@ type Runner interface {
 	// Forward runs one step and returns float32 logits
 	// [len(batch.LogitRows), vocab], owned by the caller.
 	Forward(batch *backend.Batch, cache backend.KVCache) (backend.Tensor, error)
+}
+
+// DecodeRunner is a Runner that can also run decode-only steps padded to
+// a ladder of batch sizes through persistent buffers, each bucket's pass
+// recorded once as a CUDA graph where the backend records graphs;
+// *model.Model implements it.
+type DecodeRunner interface {
+	Runner
+	NewDecoder(cache backend.KVCache, cfg model.DecoderConfig) (*model.Decoder, error)
 }
 
 // StreamDecoder turns one sequence's token ids into text incrementally.
@@ -94,6 +104,23 @@ type Config struct {
 	DisablePrefixCache bool
 	// OnStep, if set, is called by the loop goroutine after every step.
 	OnStep func(StepInfo)
+	// EnforceEager turns CUDA graphs off: every step runs op by op.
+	// Otherwise, on a backend that records graphs (backend.GraphRunner)
+	// and a DecodeRunner, decode-only steps of up to the top bucket are
+	// padded to their bucket and replay that bucket's graph, captured by
+	// New; prefill and mixed steps always run eagerly. One KV block more
+	// than NumBlocks is allocated for the padding rows.
+	EnforceEager bool
+	// DecodeBuckets are the decode batch sizes that get a graph
+	// (model.DefaultBuckets when empty), capped at MaxSeqs.
+	DecodeBuckets []int
+	// OnWarmup, if set, is called by New once the decode graphs are
+	// captured, with their number and the time it took.
+	OnWarmup func(graphs int, took time.Duration)
+
+	// padDecode, for tests, pads decode steps to their bucket on a backend
+	// without graphs too.
+	padDecode bool
 
 	// logitsHook, for tests, sees every sampled row's logits.
 	logitsHook func(seqID uint64, logits []float32)
@@ -119,6 +146,9 @@ type Stats struct {
 	ForwardTokens int64
 	// Steps counts forward steps.
 	Steps int64
+	// PaddedDecodeSteps counts the steps that ran bucket-padded (as CUDA
+	// graphs on a GPU) rather than eagerly.
+	PaddedDecodeSteps int64
 	// Preemptions counts sequences preempted for lack of blocks or for
 	// interactive work.
 	Preemptions int64
@@ -135,6 +165,7 @@ type Engine struct {
 	r       Runner
 	b       backend.Backend
 	cache   backend.KVCache
+	dec     *model.Decoder // nil: every step eager
 	kv      *kvcache.Manager
 	sched   *sched.Scheduler
 	maxCtx  int
@@ -149,6 +180,7 @@ type Engine struct {
 	stats    Stats
 	wake     chan struct{}
 	loopDone chan struct{}
+	freeOnce sync.Once
 
 	// Loop-owned state.
 	seqs   map[uint64]*seqState
@@ -175,12 +207,19 @@ func New(r Runner, cfg Config) (*Engine, error) {
 	if cfg.BlockSizeTokens < 0 || cfg.MaxBatchTokens < 0 || cfg.MaxSeqs < 0 || cfg.NumBlocks < 0 || cfg.MaxQueue < 0 {
 		return nil, fmt.Errorf("engine: negative limit in config %+v", cfg)
 	}
+	b := r.Backend()
+	dr, _ := r.(DecodeRunner)
+	_, records := b.(backend.GraphRunner)
+	padded := dr != nil && !cfg.EnforceEager && (records || cfg.padDecode)
 	if cfg.NumBlocks == 0 {
 		perBlock := r.KVSpec(1, cfg.BlockSizeTokens).Bytes()
 		if cfg.KVMemoryBytes <= 0 || perBlock <= 0 {
 			return nil, errors.New("engine: set NumBlocks or KVMemoryBytes")
 		}
 		cfg.NumBlocks = int(cfg.KVMemoryBytes / perBlock)
+		if padded && cfg.NumBlocks > 1 {
+			cfg.NumBlocks-- // the padding rows' block stays within the budget
+		}
 		if cfg.NumBlocks == 0 {
 			return nil, fmt.Errorf("engine: KV budget of %d bytes holds no block of %d bytes", cfg.KVMemoryBytes, perBlock)
 		}
@@ -198,10 +237,13 @@ func New(r Runner, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	b := r.Backend()
-	cache, err := b.NewKVCache(r.KVSpec(cfg.NumBlocks, cfg.BlockSizeTokens))
+	cacheBlocks := cfg.NumBlocks
+	if padded {
+		cacheBlocks++ // block NumBlocks: never handed out by kv, written by padding rows
+	}
+	cache, err := b.NewKVCache(r.KVSpec(cacheBlocks, cfg.BlockSizeTokens))
 	if err != nil {
-		return nil, fmt.Errorf("engine: allocate KV cache of %d blocks: %w", cfg.NumBlocks, err)
+		return nil, fmt.Errorf("engine: allocate KV cache of %d blocks: %w", cacheBlocks, err)
 	}
 	e := &Engine{
 		cfg: cfg, r: r, b: b, cache: cache, kv: kv, sched: sc, maxCtx: maxCtx,
@@ -211,12 +253,63 @@ func New(r Runner, cfg Config) (*Engine, error) {
 		seqs:     make(map[uint64]*seqState),
 		reqs:     make(map[*request]bool),
 	}
+	if padded {
+		if err := e.startDecoder(dr); err != nil {
+			e.free()
+			return nil, err
+		}
+	}
 	for _, id := range cfg.EOSTokenIDs {
 		e.eos[id] = true
 	}
 	e.stats.KVBlocksTotal = cfg.NumBlocks
 	go e.loop()
 	return e, nil
+}
+
+// startDecoder makes the padded decode path and captures its graphs (on
+// the caller's goroutine: the loop has not started).
+func (e *Engine) startDecoder(dr DecodeRunner) error {
+	cfg := &e.cfg
+	blocksPerSeq := (min(e.maxCtx, stageContextTokens) + cfg.BlockSizeTokens - 1) / cfg.BlockSizeTokens
+	dec, err := dr.NewDecoder(e.cache, model.DecoderConfig{
+		Buckets:           cfg.DecodeBuckets,
+		MaxSeqs:           cfg.MaxSeqs,
+		PadBlock:          int32(cfg.NumBlocks),
+		StageTokens:       max(cfg.MaxBatchTokens, cfg.MaxSeqs),
+		StageSeqs:         cfg.MaxSeqs,
+		StageBlocksPerSeq: blocksPerSeq,
+	})
+	if err != nil {
+		return fmt.Errorf("engine: decode graphs: %w", err)
+	}
+	e.dec = dec
+	t0 := time.Now()
+	n, err := dec.Warmup()
+	if err != nil {
+		return fmt.Errorf("engine: decode graphs: %w", err)
+	}
+	if cfg.OnWarmup != nil {
+		cfg.OnWarmup(n, time.Since(t0))
+	}
+	return nil
+}
+
+// stageContextTokens is the context up to which the backend's per-step
+// block tables are sized at start; a longer sequence grows them, and on
+// CUDA the graphs are captured again (the tables' size sets the bytes
+// copied every step, so they are not sized for the longest context).
+const stageContextTokens = 8192
+
+// free releases the decoder's buffers and the KV cache, once; the loop
+// must not be running.
+func (e *Engine) free() {
+	e.freeOnce.Do(func() {
+		if e.dec != nil {
+			e.dec.Close()
+		}
+		e.b.FreeKVCache(e.cache)
+	})
 }
 
 // MaxContextTokens is the longest sequence (prompt plus output) accepted.
@@ -331,6 +424,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		e.poke()
 		<-e.loopDone
 	}
+	e.free()
 	return err
 }
 

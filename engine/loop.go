@@ -182,7 +182,16 @@ func (e *Engine) buildBatch(p *sched.Plan) (*backend.Batch, []sample.Row, []*seq
 // each part.
 func (e *Engine) forward(batch *backend.Batch, rows []sample.Row, states []*seqState) (res []sample.Result, fwd, smp time.Duration, err error) {
 	t0 := time.Now()
-	logits, err := e.r.Forward(batch, e.cache)
+	var logits backend.Tensor
+	if e.dec != nil && e.dec.Fits(batch) {
+		// a view of the decoder's buffer: the Free below only forgets it
+		logits, err = e.dec.Forward(batch)
+		e.mu.Lock()
+		e.stats.PaddedDecodeSteps++
+		e.mu.Unlock()
+	} else {
+		logits, err = e.r.Forward(batch, e.cache)
+	}
 	t1 := time.Now()
 	if err != nil {
 		return nil, t1.Sub(t0), 0, err

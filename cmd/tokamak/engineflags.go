@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokamak-ai/tokamak/engine"
@@ -14,6 +17,7 @@ func engineFlags(maxBatchTokens int) []cli.Flag {
 		&cli.Float64Flag{Name: "kv-cache-gib", Value: 1, Usage: "KV cache size in GiB"},
 		&cli.IntFlag{Name: "max-num-seqs", Value: 256, Usage: "most sequences running at once"},
 		&cli.IntFlag{Name: "max-num-batched-tokens", Value: maxBatchTokens, Usage: "most tokens in one forward step"},
+		&cli.BoolFlag{Name: "enforce-eager", Aliases: []string{"no-cuda-graphs"}, Usage: "run decode steps op by op instead of replaying CUDA graphs captured at start"},
 	}
 }
 
@@ -28,5 +32,9 @@ func engineConfig(c *cli.Context, m *model.Model, dir string) engine.Config {
 		VocabSize:        m.Config.VocabSize,
 		EOSTokenIDs:      m.Config.EOSIDs(),
 		ModelIdentity:    dir,
+		EnforceEager:     c.Bool("enforce-eager"),
+		OnWarmup: func(graphs int, took time.Duration) {
+			fmt.Fprintf(c.App.Writer, "warm-up: captured %d graphs in %d ms\n", graphs, took.Milliseconds())
+		},
 	}
 }

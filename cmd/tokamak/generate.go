@@ -114,6 +114,7 @@ func runGenerate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer s.Close()
 	out := bufio.NewWriter(c.App.Writer)
 	defer out.Flush()
 	var stream *tokenizer.StreamDecoder

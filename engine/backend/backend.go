@@ -237,6 +237,29 @@ type KVCache interface {
 	Spec() KVCacheSpec
 }
 
+// Viewer is implemented by backends that can alias the leading elements of
+// a tensor with another shape (the persistent buffers of graph-captured
+// steps hand out their used rows this way).
+type Viewer interface {
+	// View returns a tensor of the given shape over the first
+	// Numel(shape) elements of t, sharing its memory. Freeing the view does
+	// nothing; it is valid while t is.
+	View(t Tensor, shape ...int) (Tensor, error)
+}
+
+// GraphRunner is implemented by backends that can record a step's ops once
+// and replay them (CUDA graphs). RunGraph runs the ops that fn enqueues
+// under key: the first call per key (and staged step shape) runs fn and
+// records it, later calls replay the recording without calling fn. fn must
+// enqueue the same ops on the same tensors every time and read per-step
+// data only through the step staged before the call.
+type GraphRunner interface {
+	RunGraph(key string, fn func() error) error
+	// DropGraphs destroys every recording (after tensors they use are
+	// freed); later RunGraph calls record again.
+	DropGraphs()
+}
+
 // Backend runs the ops of the Llama-family forward pass. Methods are not
 // safe for concurrent use: one goroutine (the engine loop) drives a backend.
 type Backend interface {
@@ -255,6 +278,10 @@ type Backend interface {
 	Free(t Tensor)
 	// NewKVCache allocates a paged KV cache.
 	NewKVCache(spec KVCacheSpec) (KVCache, error)
+	// FreeKVCache releases a cache's memory. Ops given the cache afterwards
+	// fail with an error; freeing nil, a cache already freed or one of
+	// another backend does nothing.
+	FreeKVCache(c KVCache)
 	// Stage prepares the per-step data of a batch.
 	Stage(b *Batch) (Step, error)
 

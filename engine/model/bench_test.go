@@ -80,6 +80,7 @@ func BenchmarkDecode(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer s.Close()
 	prompt := make([]int32, 128)
 	for i := range prompt {
 		prompt[i] = int32(i * 7)
@@ -120,6 +121,7 @@ func BenchmarkPrefill(b *testing.B) {
 		if _, err := s.Feed(prompt, false); err != nil {
 			b.Fatal(err)
 		}
+		s.Close()
 	}
 	elapsed := time.Since(start).Seconds()
 	tokens := float64(b.N * len(prompt))

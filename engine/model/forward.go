@@ -49,21 +49,35 @@ func (s *scratch) free(keep backend.Tensor) {
 	}
 }
 
+// acts are one step's activations, [rows, ...] each; last is nil when
+// every row's logits are wanted in row order (no gather).
+type acts struct {
+	resid, x, qkv, q, attn, proj, gu, mid, last, logits backend.Tensor
+}
+
+// check validates a batch against the cache and the vocabulary.
+func (m *Model) check(batch *backend.Batch, cache backend.KVCache) error {
+	spec := cache.Spec()
+	if err := batch.Validate(spec.NumBlocks, spec.BlockSize); err != nil {
+		return err
+	}
+	if len(batch.LogitRows) == 0 {
+		return errors.New("forward: batch asks for no logits")
+	}
+	for _, id := range batch.Tokens {
+		if id < 0 || int(id) >= m.Config.VocabSize {
+			return fmt.Errorf("forward: token id %d outside vocabulary of %d", id, m.Config.VocabSize)
+		}
+	}
+	return nil
+}
+
 // Forward runs one step over the batch's new tokens, writing their K and V
 // into cache, and returns float32 logits [len(batch.LogitRows), vocab]. The
 // caller owns the returned tensor and frees it with the backend.
 func (m *Model) Forward(batch *backend.Batch, cache backend.KVCache) (logits backend.Tensor, err error) {
-	spec := cache.Spec()
-	if err := batch.Validate(spec.NumBlocks, spec.BlockSize); err != nil {
+	if err := m.check(batch, cache); err != nil {
 		return nil, err
-	}
-	if len(batch.LogitRows) == 0 {
-		return nil, errors.New("forward: batch asks for no logits")
-	}
-	for _, id := range batch.Tokens {
-		if id < 0 || int(id) >= m.Config.VocabSize {
-			return nil, fmt.Errorf("forward: token id %d outside vocabulary of %d", id, m.Config.VocabSize)
-		}
 	}
 	b := m.b
 	st, err := b.Stage(batch)
@@ -75,17 +89,20 @@ func (m *Model) Forward(batch *backend.Batch, cache backend.KVCache) (logits bac
 	hd, hq := c.HeadDim, c.NumAttentionHeads
 	act := b.ActivationDType()
 	s := &scratch{b: b}
-	resid := s.alloc(act, t, c.HiddenSize)
-	x := s.alloc(act, t, c.HiddenSize)
-	qkv := s.alloc(act, t, c.QKVRows())
-	q := s.alloc(act, t, hq*hd)
-	attn := s.alloc(act, t, hq*hd)
-	proj := s.alloc(act, t, c.HiddenSize)
-	gu := s.alloc(act, t, 2*c.IntermediateSize)
-	mid := s.alloc(act, t, c.IntermediateSize)
 	n := len(batch.LogitRows)
-	last := s.alloc(act, n, c.HiddenSize)
-	logits = s.alloc(backend.F32, n, c.VocabSize)
+	a := &acts{
+		resid:  s.alloc(act, t, c.HiddenSize),
+		x:      s.alloc(act, t, c.HiddenSize),
+		qkv:    s.alloc(act, t, c.QKVRows()),
+		q:      s.alloc(act, t, hq*hd),
+		attn:   s.alloc(act, t, hq*hd),
+		proj:   s.alloc(act, t, c.HiddenSize),
+		gu:     s.alloc(act, t, 2*c.IntermediateSize),
+		mid:    s.alloc(act, t, c.IntermediateSize),
+		last:   s.alloc(act, n, c.HiddenSize),
+		logits: s.alloc(backend.F32, n, c.VocabSize),
+	}
+	logits = a.logits
 	defer func() {
 		if err != nil {
 			s.free(nil)
@@ -97,6 +114,18 @@ func (m *Model) Forward(batch *backend.Batch, cache backend.KVCache) (logits bac
 	if s.err != nil {
 		return nil, fmt.Errorf("forward: %w", s.err)
 	}
+	if err := m.run(a, cache, st); err != nil {
+		return nil, err
+	}
+	return logits, nil
+}
+
+// run enqueues the forward pass of a staged step on the activations a. It
+// allocates nothing and does not Stage, Download or Sync, so a graph can
+// record it.
+func (m *Model) run(a *acts, cache backend.KVCache, st backend.Step) (err error) {
+	b, c := m.b, m.Config
+	hd, hq := c.HeadDim, c.NumAttentionHeads
 	eps := float32(c.RMSNormEps)
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	run := func(what string, layer int, e error) error {
@@ -105,35 +134,37 @@ func (m *Model) Forward(batch *backend.Batch, cache backend.KVCache) (logits bac
 		}
 		return err
 	}
-	if run("embed", -1, b.Embed(resid, m.embed, st)) != nil {
-		return nil, err
+	if run("embed", -1, b.Embed(a.resid, m.embed, st)) != nil {
+		return err
 	}
 	for i := range m.layers {
 		ly := &m.layers[i]
 		if i == 0 {
-			run("input norm", i, b.RMSNorm(x, resid, ly.inNorm, eps))
+			run("input norm", i, b.RMSNorm(a.x, a.resid, ly.inNorm, eps))
 		} else {
-			run("input norm", i, b.AddRMSNorm(x, resid, proj, ly.inNorm, eps))
+			run("input norm", i, b.AddRMSNorm(a.x, a.resid, a.proj, ly.inNorm, eps))
 		}
-		run("qkv", i, b.MatMul(qkv, x, ly.qkv))
+		run("qkv", i, b.MatMul(a.qkv, a.x, ly.qkv))
 		if c.QKNorm {
-			run("q norm", i, b.HeadRMSNorm(qkv, 0, hq, hd, ly.qNorm, eps))
-			run("k norm", i, b.HeadRMSNorm(qkv, hq*hd, c.NumKeyValueHeads, hd, ly.kNorm, eps))
+			run("q norm", i, b.HeadRMSNorm(a.qkv, 0, hq, hd, ly.qNorm, eps))
+			run("k norm", i, b.HeadRMSNorm(a.qkv, hq*hd, c.NumKeyValueHeads, hd, ly.kNorm, eps))
 		}
-		run("rope", i, b.RoPEWriteKV(q, qkv, cache, i, m.rope, st))
-		run("attention", i, b.Attention(attn, q, cache, i, scale, st))
-		run("o_proj", i, b.MatMul(proj, attn, ly.o))
-		run("post norm", i, b.AddRMSNorm(x, resid, proj, ly.postNorm, eps))
-		run("gate_up", i, b.MatMul(gu, x, ly.gateUp))
-		run("silu", i, b.SiLUMul(mid, gu))
-		if run("down", i, b.MatMul(proj, mid, ly.down)) != nil {
-			return nil, err
+		run("rope", i, b.RoPEWriteKV(a.q, a.qkv, cache, i, m.rope, st))
+		run("attention", i, b.Attention(a.attn, a.q, cache, i, scale, st))
+		run("o_proj", i, b.MatMul(a.proj, a.attn, ly.o))
+		run("post norm", i, b.AddRMSNorm(a.x, a.resid, a.proj, ly.postNorm, eps))
+		run("gate_up", i, b.MatMul(a.gu, a.x, ly.gateUp))
+		run("silu", i, b.SiLUMul(a.mid, a.gu))
+		if run("down", i, b.MatMul(a.proj, a.mid, ly.down)) != nil {
+			return err
 		}
 	}
-	run("final norm", -1, b.AddRMSNorm(x, resid, proj, m.norm, eps))
-	run("gather", -1, b.GatherRows(last, x, st))
-	if run("lm_head", -1, b.MatMul(logits, last, m.lmHead)) != nil {
-		return nil, err
+	run("final norm", -1, b.AddRMSNorm(a.x, a.resid, a.proj, m.norm, eps))
+	last := a.x
+	if a.last != nil {
+		run("gather", -1, b.GatherRows(a.last, a.x, st))
+		last = a.last
 	}
-	return logits, nil
+	run("lm_head", -1, b.MatMul(a.logits, last, m.lmHead))
+	return err
 }

@@ -47,6 +47,7 @@ func TestForwardMatchesHuggingFace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer s.Close()
 			rows, err := s.Feed(ref.Input, true)
 			if err != nil {
 				t.Fatal(err)

@@ -36,6 +36,15 @@ func (m *Model) NewSession(maxTokens int) (*Session, error) {
 	return &Session{m: m, cache: cache, blockSize: blockSize, table: table}, nil
 }
 
+// Close frees the session's KV cache; Feed fails afterwards. It is safe to
+// call more than once.
+func (s *Session) Close() {
+	if s.cache != nil {
+		s.m.b.FreeKVCache(s.cache)
+		s.cache = nil
+	}
+}
+
 // Len returns the number of tokens already in the cache.
 func (s *Session) Len() int { return s.len }
 
@@ -44,6 +53,9 @@ func (s *Session) Len() int { return s.len }
 // vocab floats.
 func (s *Session) Feed(ids []int32, allRows bool) ([][]float32, error) {
 	t := len(ids)
+	if s.cache == nil {
+		return nil, fmt.Errorf("session: closed")
+	}
 	if t == 0 {
 		return nil, fmt.Errorf("session: no tokens to feed")
 	}

@@ -20,6 +20,7 @@ func TestTinyModelFollowsItsBigrams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	bigram := bigramLogits()
 	prompt := []int32{'t', 'h', 'e', ' ', 'm'}
 	rows, err := s.Feed(prompt, true)
