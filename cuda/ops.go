@@ -306,7 +306,18 @@ func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int
 		b.attnWSBytes = need
 	}
 	kp, vp := c.kv(layer)
-	return callError("attention", C.tk_attention(o.ptr, qt.ptr, kp, vp, i32p(s.positions()), i32p(s.rowSeq()), i32p(s.tables()), C.int(s.stride), C.int(c.spec.BlockSize), C.float(scale), C.int(t), C.int(hq), C.int(hkv), C.int(hd), C.int(splits), b.attnWS, b.stream))
+	return callError("attention", C.tk_attention(o.ptr, qt.ptr, kp, vp, i32p(s.positions()), i32p(s.rowSeq()), i32p(s.tables()), C.int(s.stride), C.int(c.spec.BlockSize), C.float(scale), C.int(t), C.int(s.b.NumSeqs()), C.int(hq), C.int(hkv), C.int(hd), C.int(splits), b.attnWS, b.stream))
+}
+
+// setAttentionLegacy sends every attention row to the generic CUDA-core
+// kernel (the baseline) or, with false, back to the decode and prefill
+// kernels (benchmarks compare them; the setting is process-wide).
+func (b *Backend) setAttentionLegacy(on bool) {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	C.tk_set_attention_legacy(v)
 }
 
 // SiLUMul implements backend.Backend.

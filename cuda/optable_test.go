@@ -169,17 +169,54 @@ func matmulCase(t, rows, cols int, outDT backend.DType, bias bool) opCase {
 		}}
 }
 
+// attentionLegacy is implemented by the CUDA backend: it sends attention
+// to the generic kernel (the baseline) instead of the decode and prefill
+// kernels.
+type attentionLegacy interface {
+	setAttentionLegacy(on bool)
+}
+
+// withLegacyAttention runs fn with the generic attention kernel where the
+// backend has a choice (the CPU oracle has none).
+func withLegacyAttention(be backend.Backend, legacy bool, fn func() error) error {
+	l, ok := be.(attentionLegacy)
+	if !legacy || !ok {
+		return fn()
+	}
+	l.setAttentionLegacy(true)
+	defer l.setAttentionLegacy(false)
+	return fn()
+}
+
+// attnWork returns the minimal bytes (K/V read once, q read, out written)
+// and the causal FLOPs (4·D per visible (row, key) pair per query head) of
+// one attention call over sequences with newTok query rows and ctx tokens.
+func attnWork(newTok, ctx []int, hq, hkv, hd int) (bytes, flops float64) {
+	for i := range ctx {
+		bytes += float64(ctx[i]) * float64(hkv*hd*2*2)
+		for p := ctx[i] - newTok[i]; p < ctx[i]; p++ {
+			bytes += float64(2 * hq * hd * 2)
+			flops += 4 * float64(p+1) * float64(hq*hd)
+		}
+	}
+	return bytes, flops
+}
+
 // attnCase writes a random K/V history through RoPEWriteKV (a prefill of
 // the whole context), then runs RoPEWriteKV + Attention for the step's rows.
 func attnCase(name string, newTok, ctx []int, hq, hkv, hd int) opCase {
+	return attnCaseOpt(name, newTok, ctx, hq, hkv, hd, false)
+}
+
+// attnCaseOpt is attnCase, on the generic kernel when legacy is set.
+func attnCaseOpt(name string, newTok, ctx []int, hq, hkv, hd int, legacy bool) opCase {
 	const bs = 16
-	total, rows := 0, 0
+	rows := 0
 	for i := range ctx {
-		total += ctx[i]
 		rows += newTok[i]
 	}
-	return opCase{name: name, tol: bfTol, bytes: float64(total*hkv*hd*2*2 + 2*rows*hq*hd*2),
-		flops: 4 * float64(total*hq*hd),
+	bytes, flops := attnWork(newTok, ctx, hq, hkv, hd)
+	return opCase{name: name, tol: bfTol, bytes: bytes, flops: flops,
 		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
 			nb := 0
 			for _, c := range ctx {
@@ -236,7 +273,7 @@ func attnCase(name string, newTok, ctx []int, hq, hkv, hd int) opCase {
 				if err := be.RoPEWriteKV(q, qkv2, cache, 1, rope, st2); err != nil {
 					return err
 				}
-				return be.Attention(out, q, cache, 1, scale, st2)
+				return withLegacyAttention(be, legacy, func() error { return be.Attention(out, q, cache, 1, scale, st2) })
 			}, outs: []backend.Tensor{q, out}}, nil
 		}}
 }
@@ -258,6 +295,20 @@ func opTable() []opCase {
 		attnCase("attention/decode/hd64", []int{1, 1}, []int{300, 129}, 4, 2, 64),
 		attnCase("attention/decode/hd128/g7", []int{1}, []int{1000}, 28, 4, 128),
 		attnCase("attention/chunked-prefill/hd128", []int{24}, []int{200}, 32, 8, 128),
+		// decode kernel: splits, a first token (context 1), GQA 4 and 1
+		attnCase("attention/decode/b4/hd128", []int{1, 1, 1, 1}, []int{1500, 700, 33, 1}, 32, 8, 128),
+		attnCase("attention/decode/mha/hd128", []int{1, 1}, []int{77, 520}, 4, 4, 128),
+		attnCase("attention/decode/g8/hd64", []int{1, 1, 1}, []int{2100, 16, 300}, 16, 2, 64),
+		// prefill kernel: several 64-row windows, a partial last one
+		attnCase("attention/prefill/hd128", []int{300}, []int{300}, 8, 2, 128),
+		attnCase("attention/prefill/hd64/mqa", []int{130}, []int{130}, 4, 1, 64),
+		// mixed: decode rows and prefill runs sharing windows, a prefix
+		// cached before a chunk, a 2-row sequence, a run across a window edge
+		attnCase("attention/mixed/hd128", []int{1, 70, 1, 5, 1, 2}, []int{300, 150, 1000, 5, 64, 90}, 16, 4, 128),
+		attnCase("attention/mixed/hd64", []int{1, 9, 1, 2}, []int{20, 40, 70, 2}, 4, 1, 64),
+		// the generic kernel (the benchmarks' baseline) on the same shapes
+		attnCaseOpt("attention/legacy/mixed/hd128", []int{1, 70, 1, 5, 1, 2}, []int{300, 150, 1000, 5, 64, 90}, 16, 4, 128, true),
+		attnCaseOpt("attention/legacy/decode/b4/hd128", []int{1, 1, 1, 1}, []int{1500, 700, 33, 1}, 32, 8, 128, true),
 	}
 	cases = append(cases, siluCase(6, 352), headNormCase(5, 4, 2, 64), embedGatherCase(9, 640, 96))
 	return cases
@@ -366,34 +417,37 @@ func benchMatmul(label string, t, rows, cols int, outDT backend.DType) opCase {
 	return c
 }
 
-// benchDecodeAttention times paged decode attention for batch sequences of
-// ctx cached tokens (cache filled on the device).
-func benchDecodeAttention(batch, ctx, hq, hkv, hd int) opCase {
+// benchAttention times paged attention for sequences with newTok query
+// rows each and ctx cached tokens (cache and q filled on the device), on
+// the generic kernel when legacy is set.
+func benchAttention(label string, newTok, ctx []int, hq, hkv, hd int, legacy bool) opCase {
 	const bs = 16
-	return opCase{name: fmt.Sprintf("bench/attention-decode/b%d/ctx%d", batch, ctx), benchOnly: true,
-		bytes: float64(batch) * float64(ctx) * float64(hkv*hd*2*2),
-		flops: 4 * float64(batch) * float64(ctx) * float64(hq*hd),
+	bytes, flops := attnWork(newTok, ctx, hq, hkv, hd)
+	if legacy {
+		label = "legacy-" + label
+	}
+	return opCase{name: "bench/attention-" + label, benchOnly: true, bytes: bytes, flops: flops,
 		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
 			f, ok := be.(devFiller)
 			if !ok {
 				return nil, fmt.Errorf("benchmark case needs device fills")
 			}
-			nb := batch * ((ctx + bs - 1) / bs)
+			nb, rows := 0, 0
+			for i := range ctx {
+				nb += (ctx[i] + bs - 1) / bs
+				rows += newTok[i]
+			}
 			cache, err := be.NewKVCache(backend.KVCacheSpec{Layers: 1, NumBlocks: nb, BlockSize: bs, KVHeads: hkv, HeadDim: hd, DType: backend.BF16})
 			if err != nil {
 				return nil, err
 			}
-			newTok, ctxs := make([]int, batch), make([]int, batch)
-			for i := range ctxs {
-				newTok[i], ctxs[i] = 1, ctx
-			}
-			st, err := be.Stage(paged(r, newTok, ctxs, bs, nb))
+			st, err := be.Stage(paged(r, newTok, ctx, bs, nb))
 			if err != nil {
 				return nil, err
 			}
 			var e errs
-			q := e.t(be.Alloc(backend.BF16, batch, hq*hd))
-			out := e.t(be.Alloc(backend.BF16, batch, hq*hd))
+			q := e.t(be.Alloc(backend.BF16, rows, hq*hd))
+			out := e.t(be.Alloc(backend.BF16, rows, hq*hd))
 			if e.err != nil {
 				return nil, e.err
 			}
@@ -405,8 +459,31 @@ func benchDecodeAttention(batch, ctx, hq, hkv, hd int) opCase {
 			}).fillCache(cache); err != nil {
 				return nil, err
 			}
-			return &prepared{run: func() error { return be.Attention(out, q, cache, 0, 0.088, st) }, outs: []backend.Tensor{out}}, nil
+			scale := float32(1 / math.Sqrt(float64(hd)))
+			return &prepared{run: func() error {
+				return withLegacyAttention(be, legacy, func() error { return be.Attention(out, q, cache, 0, scale, st) })
+			}, outs: []backend.Tensor{out}}, nil
 		}}
+}
+
+// benchDecodeAttention times decode attention: batch sequences of ctx
+// cached tokens, one query row each.
+func benchDecodeAttention(batch, ctx, hq, hkv, hd int, legacy bool) opCase {
+	newTok, ctxs := make([]int, batch), make([]int, batch)
+	for i := range ctxs {
+		newTok[i], ctxs[i] = 1, ctx
+	}
+	return benchAttention(fmt.Sprintf("decode/b%d/ctx%d", batch, ctx), newTok, ctxs, hq, hkv, hd, legacy)
+}
+
+// benchPrefillAttention times prefill attention: seqs fresh prompts of n
+// tokens each (every row a query row).
+func benchPrefillAttention(seqs, n, hq, hkv, hd int, legacy bool) opCase {
+	newTok, ctxs := make([]int, seqs), make([]int, seqs)
+	for i := range ctxs {
+		newTok[i], ctxs[i] = n, n
+	}
+	return benchAttention(fmt.Sprintf("prefill/%dx%d", seqs, n), newTok, ctxs, hq, hkv, hd, legacy)
 }
 
 // benchTable is the op table plus the bench-only model-shape cases
@@ -426,11 +503,22 @@ func benchTable() []opCase {
 		benchMatmul("gate_up", 512, 28672, 4096, backend.BF16),
 		benchMatmul("down", 2048, 4096, 14336, backend.BF16),
 	)
+	// attention on Llama-3.1-8B heads (32 query, 8 KV, 128 dims); the
+	// legacy- cases run the generic kernel (the baseline) on a few shapes
+	cases = append(cases, benchDecodeAttention(1, 512, 32, 8, 128, false))
 	for _, b := range []int{1, 16, 64, 256} {
 		for _, ctx := range []int{1024, 8192, 32768} {
-			if b*ctx <= 1<<20 {
-				cases = append(cases, benchDecodeAttention(b, ctx, 32, 8, 128))
+			if b*ctx <= 1<<21 { // at most 8 GiB of cache
+				cases = append(cases, benchDecodeAttention(b, ctx, 32, 8, 128, false))
 			}
+		}
+	}
+	for _, bc := range [][2]int{{1, 512}, {1, 32768}, {16, 8192}, {64, 8192}} {
+		cases = append(cases, benchDecodeAttention(bc[0], bc[1], 32, 8, 128, true))
+	}
+	for _, legacy := range []bool{false, true} {
+		for _, sn := range [][2]int{{1, 2048}, {8, 2048}, {64, 512}} {
+			cases = append(cases, benchPrefillAttention(sn[0], sn[1], 32, 8, 128, legacy))
 		}
 	}
 	return cases

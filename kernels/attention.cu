@@ -1,32 +1,33 @@
 // attention.cu: causal paged attention for a varlen batch (prefill rows and
-// decode rows together), GQA, split-KV.
+// decode rows together), GQA, split-KV: dispatch, the split combine and the
+// generic kernel.
 //
 // Layout: q/out [T, Hq*D] bf16; K and V caches [slots, Hkv, D] bf16 for one
 // layer, slot = block_tables[seq][p / block_size]*block_size + p % block_size.
 // Row t attends to positions 0..positions[t] of its sequence row_seq[t].
 //
-// Grid: (row, kv head x query-head chunk, split). A block serves up to GC
-// query heads that share one KV head, so each K/V vector is read once per
-// query group; its 4 warps stride over the split's keys, 4 keys in flight
-// per warp, with a float32 online softmax per head. With few rows (decode)
-// the keys are split over `splits` blocks so that the whole chip streams
-// the cache; a second kernel merges the partial (max, sum, acc) triples.
-// Decode is bound by reading K and V (4*D bytes per key per KV head);
-// prefill here is a CUDA-core kernel (no tensor cores yet).
+// For D of 64 or 128 (and 16-byte aligned operands) rows go to two kernels:
+// decode rows (the only query row of their sequence) to the split-KV
+// CUDA-core kernel of attention_decode.cu, bound by reading K and V; runs of
+// prefill rows to the tensor-core flash kernel of attention_prefill.cu,
+// bound by FLOPs. Which rows are which is read on the device from row_seq,
+// so graphs stay valid when a step's mix changes; the host only knows
+// whether any sequence has several rows (T > sequences).
+//
+// Any other head size takes the generic kernel below (also kept as the
+// baseline for benchmarks): grid (row, kv head x query-head chunk, split),
+// 4 warps striding over the keys with one bf16 element per lane.
 #include <math.h>
 
-#include "common.cuh"
+#include "attention.cuh"
 
 constexpr int kWarps = 4;
 constexpr int kUnroll = 4;
-constexpr float kNegBig = -1e30f;
-// A split covers at least this many keys, so short contexts use few splits
-// (the grid is sized for the longest, graph-safe; surplus blocks exit).
-constexpr int kMinChunk = 32;
+constexpr float kNegBig = kAttnNegBig;
 
-__device__ __forceinline__ int split_chunk(int n, int splits) {
-  return max((n + splits - 1) / splits, kMinChunk);
-}
+// tk_attn_legacy sends every row to the generic kernel (benchmarks).
+static int tk_attn_legacy = 0;
+extern "C" void tk_set_attention_legacy(int on) { tk_attn_legacy = on; }
 
 template <int E, int GC>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(
@@ -46,7 +47,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int n = positions[t] + 1;
   const int seq = row_seq[t];
-  const int chunk = split_chunk(n, splits);
+  const int chunk = attn_split_chunk(n, splits);
   const int k0 = blockIdx.z * chunk;
   if (k0 >= n) return;  // beyond this row's context: the combine skips it
   const int k1 = min(n, k0 + chunk);
@@ -146,62 +147,64 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(
 }
 
 // One warp per (row, head): merges the used splits' partial softmax states
-// (at most 32: lane s holds split s's max and sum).
+// (max and sum in natural-log units for the generic kernel, log2 units for
+// the decode kernel). With only_single, rows of multi-row sequences belong
+// to the prefill kernel and are left alone.
+template <bool kLog2>
 __global__ void attention_combine_kernel(__nv_bfloat16 *out, const float *ws_ml,
-                                         const float *ws_acc, const int32_t *positions, int T,
-                                         int Hq, int D, int splits) {
+                                         const float *ws_acc, const int32_t *positions,
+                                         const int32_t *row_seq, int only_single, int T, int Hq,
+                                         int D, int splits) {
   tk_griddep_wait();
   int wid = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   if (wid >= T * Hq) return;
   int t = wid / Hq;
+  if (only_single && !attn_single_row(row_seq, t, T)) return;
   int n = positions[t] + 1;
-  int used = min(splits, (n + split_chunk(n, splits) - 1) / split_chunk(n, splits));
-  float m = kNegBig, l = 0.f;
-  if (lane < used) {
-    size_t i = (size_t)lane * T * Hq + wid;
-    m = ws_ml[2 * i];
-    l = ws_ml[2 * i + 1];
+  int chunk = attn_split_chunk(n, splits);
+  int used = min(splits, (n + chunk - 1) / chunk);
+  const size_t sstride = (size_t)T * Hq;  // between splits
+  float M = kNegBig;
+  for (int s = lane; s < used; s += 32) M = fmaxf(M, ws_ml[2 * (s * sstride + wid)]);
+  M = warp_max(M);
+  float L = 0.f;
+  for (int s = lane; s < used; s += 32) {
+    size_t i = s * sstride + wid;
+    float x = ws_ml[2 * i] - M;
+    L += ws_ml[2 * i + 1] * (kLog2 ? exp2f(x) : __expf(x));
   }
-  float M = warp_max(m);
-  float e = lane < used ? __expf(m - M) : 0.f;
-  float L = warp_sum(l * e);
-  float wgt = L > 0.f ? e / L : 0.f;
+  L = warp_sum(L);
+  const float inv = L > 0.f ? 1.f / L : 0.f;
   if ((D & 3) == 0) {
-    // 4 dims a lane with 16-byte loads, all splits' loads in flight together
-    for (int d0 = 0; d0 < D; d0 += 128) {  // every lane runs the shuffles
-      int d = d0 + lane * 4;
+    // 4 dims a lane with 16-byte loads
+    for (int d = lane * 4; d < D; d += 128) {
       float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 16
+#pragma unroll 8
       for (int s = 0; s < used; s++) {
-        float ws = __shfl_sync(0xffffffffu, wgt, s);
-        if (d < D) {
-          float4 v = *reinterpret_cast<const float4 *>(ws_acc + ((size_t)s * T * Hq + wid) * D + d);
-          a.x += v.x * ws;
-          a.y += v.y * ws;
-          a.z += v.z * ws;
-          a.w += v.w * ws;
-        }
+        size_t i = s * sstride + wid;
+        float x = ws_ml[2 * i] - M;
+        float w = (kLog2 ? exp2f(x) : __expf(x)) * inv;
+        float4 v = *reinterpret_cast<const float4 *>(ws_acc + i * D + d);
+        a.x += v.x * w;
+        a.y += v.y * w;
+        a.z += v.z * w;
+        a.w += v.w * w;
       }
-      if (d < D) {
-        __nv_bfloat16 *o = out + (size_t)wid * D + d;
-        o[0] = __float2bfloat16(a.x);
-        o[1] = __float2bfloat16(a.y);
-        o[2] = __float2bfloat16(a.z);
-        o[3] = __float2bfloat16(a.w);
-      }
+      __nv_bfloat16 *o = out + (size_t)wid * D + d;
+      *reinterpret_cast<__nv_bfloat162 *>(o) = __floats2bfloat162_rn(a.x, a.y);
+      *reinterpret_cast<__nv_bfloat162 *>(o + 2) = __floats2bfloat162_rn(a.z, a.w);
     }
     return;
   }
-  for (int d0 = 0; d0 < D; d0 += 32) {  // every lane runs the shuffles
-    int d = d0 + lane;
+  for (int d = lane; d < D; d += 32) {
     float a = 0.f;
-#pragma unroll 8
     for (int s = 0; s < used; s++) {
-      float ws = __shfl_sync(0xffffffffu, wgt, s);
-      if (d < D) a += ws_acc[((size_t)s * T * Hq + wid) * D + d] * ws;
+      size_t i = s * sstride + wid;
+      float x = ws_ml[2 * i] - M;
+      a += ws_acc[i * D + d] * (kLog2 ? exp2f(x) : __expf(x)) * inv;
     }
-    if (d < D) out[(size_t)wid * D + d] = __float2bfloat16(a);
+    out[(size_t)wid * D + d] = __float2bfloat16(a);
   }
 }
 
@@ -212,19 +215,24 @@ static int group_chunk(int G) {
   return 8;
 }
 
+// tk_attention_splits plans the decode kernel's grid: base blocks (rows x
+// query-head chunks) times splits should fill whole waves of the chip at
+// the planned occupancy, without more splits than the fill needs (each
+// adds a partial to merge). It depends on the shape only (graph-safe).
 extern "C" int tk_attention_splits(int T, int Hq, int Hkv, int sm_count) {
-  if (T <= 0 || Hkv <= 0 || Hq % Hkv) return 1;
+  if (T <= 0 || Hkv <= 0 || Hq % Hkv || sm_count <= 0) return 1;
   int G = Hq / Hkv;
   int gc = group_chunk(G);
   long long base = (long long)T * Hkv * ((G + gc - 1) / gc);
-  // aim for 8 blocks (32 warps) per SM: with fewer, the key loop is bound
-  // by memory latency, not bandwidth (b16 at 32k context ran at 550 GB/s
-  // with a 2-blocks-per-SM target)
-  long long want = 8LL * sm_count;
-  if (base >= want) return 1;
-  long long s = (want + base - 1) / base;
-  if (s > 32) s = 32;
-  return (int)s;
+  long long wave = (long long)kAttnDecodeBlocksPerSM * sm_count;
+  // time of s splits ~ waves run x keys per block (relative to 1 split);
+  // take the fewest splits within 10% of the best
+  auto cost = [&](int s) { return (double)((base * s + wave - 1) / wave) / s; };
+  double best = 1e30;
+  for (int s = 1; s <= kAttnMaxSplits; s++) best = fmin(best, cost(s));
+  for (int s = 1; s <= kAttnMaxSplits; s++)
+    if (cost(s) <= 1.1 * best) return s;
+  return 1;
 }
 
 extern "C" size_t tk_attention_workspace(int T, int Hq, int D, int splits) {
@@ -233,67 +241,115 @@ extern "C" size_t tk_attention_workspace(int T, int Hq, int D, int splits) {
 }
 
 template <int E, int GC>
-static void launch(dim3 grid, cudaStream_t s, __nv_bfloat16 *out, const __nv_bfloat16 *q,
-                   const __nv_bfloat16 *kc, const __nv_bfloat16 *vc, const int32_t *pos,
-                   const int32_t *row_seq, const int32_t *bt, int bt_stride, int bs,
-                   float scale, int Hq, int Hkv, int D, int splits, float *ws_ml,
-                   float *ws_acc, int T) {
-  tk_launch(attention_kernel<E, GC>, grid, kWarps * 32, s, out, q, kc, vc, pos, row_seq, bt,
-            bt_stride, bs, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T);
+static cudaError_t launch(dim3 grid, cudaStream_t s, __nv_bfloat16 *out, const __nv_bfloat16 *q,
+                          const __nv_bfloat16 *kc, const __nv_bfloat16 *vc, const int32_t *pos,
+                          const int32_t *row_seq, const int32_t *bt, int bt_stride, int bs,
+                          float scale, int Hq, int Hkv, int D, int splits, float *ws_ml,
+                          float *ws_acc, int T) {
+  return tk_launch(attention_kernel<E, GC>, grid, kWarps * 32, s, out, q, kc, vc, pos, row_seq,
+                   bt, bt_stride, bs, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T);
 }
 
 template <int E>
-static void launch_gc(int gc, dim3 grid, cudaStream_t s, __nv_bfloat16 *out,
-                      const __nv_bfloat16 *q, const __nv_bfloat16 *kc,
-                      const __nv_bfloat16 *vc, const int32_t *pos, const int32_t *row_seq,
-                      const int32_t *bt, int bt_stride, int bs, float scale, int Hq, int Hkv,
-                      int D, int splits, float *ws_ml, float *ws_acc, int T) {
+static cudaError_t launch_gc(int gc, dim3 grid, cudaStream_t s, const AttnArgs &a) {
   switch (gc) {
-    case 1: launch<E, 1>(grid, s, out, q, kc, vc, pos, row_seq, bt, bt_stride, bs, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T); break;
-    case 2: launch<E, 2>(grid, s, out, q, kc, vc, pos, row_seq, bt, bt_stride, bs, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T); break;
-    case 4: launch<E, 4>(grid, s, out, q, kc, vc, pos, row_seq, bt, bt_stride, bs, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T); break;
-    default: launch<E, 8>(grid, s, out, q, kc, vc, pos, row_seq, bt, bt_stride, bs, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T); break;
+    case 1: return launch<E, 1>(grid, s, a.out, a.q, a.kc, a.vc, a.positions, a.row_seq, a.block_tables, a.bt_stride, a.bs, a.scale, a.Hq, a.Hkv, a.D, a.splits, a.ws_ml, a.ws_acc, a.T);
+    case 2: return launch<E, 2>(grid, s, a.out, a.q, a.kc, a.vc, a.positions, a.row_seq, a.block_tables, a.bt_stride, a.bs, a.scale, a.Hq, a.Hkv, a.D, a.splits, a.ws_ml, a.ws_acc, a.T);
+    case 4: return launch<E, 4>(grid, s, a.out, a.q, a.kc, a.vc, a.positions, a.row_seq, a.block_tables, a.bt_stride, a.bs, a.scale, a.Hq, a.Hkv, a.D, a.splits, a.ws_ml, a.ws_acc, a.T);
+    default: return launch<E, 8>(grid, s, a.out, a.q, a.kc, a.vc, a.positions, a.row_seq, a.block_tables, a.bt_stride, a.bs, a.scale, a.Hq, a.Hkv, a.D, a.splits, a.ws_ml, a.ws_acc, a.T);
   }
 }
+
+static cudaError_t launch_generic(const AttnArgs &a, cudaStream_t st) {
+  int G = a.Hq / a.Hkv;
+  int gc = group_chunk(G);
+  dim3 grid(a.T, a.Hkv * ((G + gc - 1) / gc), a.splits);
+  if (a.D <= 32) return launch_gc<1>(gc, grid, st, a);
+  if (a.D <= 64) return launch_gc<2>(gc, grid, st, a);
+  if (a.D <= 128) return launch_gc<4>(gc, grid, st, a);
+  return launch_gc<8>(gc, grid, st, a);
+}
+
+bool attn_fast_supported(int D) { return D == 64 || D == 128; }
+
+static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const void *v_cache,
                             const int32_t *positions, const int32_t *row_seq,
                             const int32_t *block_tables, int bt_stride, int block_size,
-                            float scale, int T, int Hq, int Hkv, int D, int splits,
+                            float scale, int T, int num_seqs, int Hq, int Hkv, int D, int splits,
                             void *workspace, tk_stream s) {
-  if (T <= 0 || Hkv <= 0 || Hq % Hkv || D <= 0 || D > 256 || splits < 1 || block_size <= 0)
+  if (T <= 0 || num_seqs <= 0 || num_seqs > T || Hkv <= 0 || Hq % Hkv || D <= 0 || D > 256 ||
+      splits < 1 || block_size <= 0)
     return 20000;
   if (splits > 1 && workspace == nullptr) return 20000;
-  int G = Hq / Hkv;
-  int gc = group_chunk(G);
-  int ngc = (G + gc - 1) / gc;
-  dim3 grid(T, Hkv * ngc, splits);
-  float *ws_ml = (float *)workspace;
-  // acc partials start 16-byte aligned (the combine reads them as float4)
-  float *ws_acc = splits > 1 ? ws_ml + ((2 * (size_t)splits * T * Hq + 3) & ~(size_t)3) : nullptr;
-  cudaStream_t st = TK_STREAM(s);
-  auto o = (__nv_bfloat16 *)out;
-  auto qq = (const __nv_bfloat16 *)q;
-  auto kc = (const __nv_bfloat16 *)k_cache;
-  auto vc = (const __nv_bfloat16 *)v_cache;
-  if (D <= 32)
-    launch_gc<1>(gc, grid, st, o, qq, kc, vc, positions, row_seq, block_tables, bt_stride, block_size, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T);
-  else if (D <= 64)
-    launch_gc<2>(gc, grid, st, o, qq, kc, vc, positions, row_seq, block_tables, bt_stride, block_size, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T);
-  else if (D <= 128)
-    launch_gc<4>(gc, grid, st, o, qq, kc, vc, positions, row_seq, block_tables, bt_stride, block_size, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T);
-  else
-    launch_gc<8>(gc, grid, st, o, qq, kc, vc, positions, row_seq, block_tables, bt_stride, block_size, scale, Hq, Hkv, D, splits, ws_ml, ws_acc, T);
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) {
-    tk_note_call("attention_kernel");
-    return (int)e;
+  AttnArgs a;
+  a.out = (__nv_bfloat16 *)out;
+  a.q = (const __nv_bfloat16 *)q;
+  a.kc = (const __nv_bfloat16 *)k_cache;
+  a.vc = (const __nv_bfloat16 *)v_cache;
+  a.positions = positions;
+  a.row_seq = row_seq;
+  a.block_tables = block_tables;
+  a.bt_stride = bt_stride;
+  a.bs = block_size;
+  a.bs_shift = -1;
+  if ((block_size & (block_size - 1)) == 0) {
+    a.bs_shift = 0;
+    while ((1 << a.bs_shift) < block_size) a.bs_shift++;
   }
-  if (splits > 1) {
-    int warps = T * Hq;
-    tk_launch(attention_combine_kernel, tk_cdiv((long long)warps * 32, 128), 128, st, o,
-              (const float *)ws_ml, (const float *)ws_acc, positions, T, Hq, D, splits);
-    TK_LAUNCHED("attention_combine_kernel");
+  a.scale = scale;
+  a.T = T;
+  a.Hq = Hq;
+  a.Hkv = Hkv;
+  a.D = D;
+  a.splits = splits;
+  a.ws_ml = (float *)workspace;
+  // acc partials start 16-byte aligned (the combine reads them as float4)
+  a.ws_acc = splits > 1 ? a.ws_ml + ((2 * (size_t)splits * T * Hq + 3) & ~(size_t)3) : nullptr;
+  cudaStream_t st = TK_STREAM(s);
+  const bool fast = !tk_attn_legacy && attn_fast_supported(D) && aligned16(q) &&
+                    aligned16(k_cache) && aligned16(v_cache) && aligned16(out);
+  if (!fast) {
+    if (cudaError_t e = launch_generic(a, st); e != cudaSuccess) {
+      cudaGetLastError();  // clear it
+      tk_note_call("attention_kernel");
+      return (int)e;
+    }
+    if (splits > 1) {
+      tk_launch(attention_combine_kernel<false>, tk_cdiv((long long)T * Hq * 32, 128), 128, st,
+                a.out, (const float *)a.ws_ml, (const float *)a.ws_acc, positions, row_seq, 0, T,
+                Hq, D, splits);
+      TK_LAUNCHED("attention_combine_kernel");
+    }
+    return 0;
+  }
+  // T == num_seqs: every row is a decode row. One sequence with T > 1
+  // rows: all prefill. Otherwise both kernels, each picking its rows.
+  const bool mixed = T > num_seqs;
+  if (!mixed || num_seqs > 1) {
+    if (cudaError_t e = attn_launch_decode(a, mixed, st); e != cudaSuccess) {
+      cudaGetLastError();  // clear it
+      tk_note_call("attn_decode_kernel");
+      return (int)e;
+    }
+    if (splits > 1) {
+      tk_launch(attention_combine_kernel<true>, tk_cdiv((long long)T * Hq * 32, 128), 128, st,
+                a.out, (const float *)a.ws_ml, (const float *)a.ws_acc, positions, row_seq,
+                (int)mixed, T, Hq, D, splits);
+      cudaError_t e = cudaGetLastError();
+      if (e != cudaSuccess) {
+        tk_note_call("attention_combine_kernel");
+        return (int)e;
+      }
+    }
+  }
+  if (mixed) {
+    if (cudaError_t e = attn_launch_prefill(a, 1, st); e != cudaSuccess) {
+      cudaGetLastError();  // clear it
+      tk_note_call("attn_prefill_kernel");
+      return (int)e;
+    }
   }
   return 0;
 }

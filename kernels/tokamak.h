@@ -112,12 +112,15 @@ int tk_rope_write_kv(void *q, const void *qkv, void *k_cache, void *v_cache,
 int tk_attention_splits(int T, int Hq, int Hkv, int sm_count);
 size_t tk_attention_workspace(int T, int Hq, int D, int splits);
 /* out/q [T, Hq*D] bf16; caches [slots, Hkv, D] bf16; row_seq[t] is the
- * sequence of row t; block_tables [nseq, bt_stride]. Row t attends to
- * positions 0..positions[t]. */
+ * sequence of row t (rows of a sequence are consecutive); block_tables
+ * [num_seqs, bt_stride]. Row t attends to positions 0..positions[t]. */
 int tk_attention(void *out, const void *q, const void *k_cache, const void *v_cache,
                  const int32_t *positions, const int32_t *row_seq, const int32_t *block_tables,
-                 int bt_stride, int block_size, float scale, int T, int Hq, int Hkv, int D,
-                 int splits, void *workspace, tk_stream s);
+                 int bt_stride, int block_size, float scale, int T, int num_seqs, int Hq,
+                 int Hkv, int D, int splits, void *workspace, tk_stream s);
+/* tk_set_attention_legacy(1) sends every row to the generic CUDA-core
+ * kernel (the baseline, for benchmarks); 0 restores the fast kernels. */
+void tk_set_attention_legacy(int on);
 
 /* --- matmul (gemv.cu, gemm.cu) ------------------------------------------ */
 /* out[T, N] = x[T, K] (bf16) . W[N, K]^T (+bias), W of w_dt (f32/bf16/f16),

@@ -1,0 +1,71 @@
+// attention.cuh: internals shared by the attention kernel files
+// (attention.cu dispatches; attention_decode.cu and attention_prefill.cu hold
+// the fast kernels). Not part of the ABI.
+#pragma once
+
+#include "common.cuh"
+
+constexpr float kAttnNegBig = -1e30f;
+// A split covers at least this many keys, so short contexts use few splits
+// (the grid is sized for the longest, graph-safe; surplus blocks exit).
+constexpr int kAttnMinChunk = 32;
+constexpr int kAttnMaxSplits = 64;
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ int attn_split_chunk(int n, int splits) {
+  return max((n + splits - 1) / splits, kAttnMinChunk);
+}
+
+// attn_single_row: row t is the only query row of its sequence (a decode
+// row). Read from the staged row→sequence map, so a graph replayed on a
+// step with another mix of decode and prefill rows stays right.
+__device__ __forceinline__ bool attn_single_row(const int32_t *row_seq, int t, int T) {
+  int s = row_seq[t];
+  return (t == 0 || row_seq[t - 1] != s) && (t + 1 >= T || row_seq[t + 1] != s);
+}
+
+// AttnArgs are one attention launch's operands (see tk_attention).
+struct AttnArgs {
+  __nv_bfloat16 *out;
+  const __nv_bfloat16 *q, *kc, *vc;
+  const int32_t *positions, *row_seq, *block_tables;
+  int bt_stride, bs, bs_shift;  // bs_shift: log2(bs) when bs is a power of two, else -1
+  float scale;
+  int T, Hq, Hkv, D, splits;
+  float *ws_ml, *ws_acc;  // split partials: (max, sum) pairs and accumulators
+};
+
+// attn_slot maps position p of a sequence to its cache slot.
+__device__ __forceinline__ long long attn_slot(const int32_t *bt, int p, int bs, int bs_shift) {
+  int blk = bs_shift >= 0 ? p >> bs_shift : p / bs;
+  return (long long)bt[blk] * bs + (p - blk * bs);
+}
+
+// attn_launch is tk_launch with dynamic shared memory.
+template <typename... KArgs, typename... Args>
+static inline cudaError_t attn_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                                      size_t smem, cudaStream_t s, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = tk_pdl_enabled ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
+}
+
+// The fast kernels need D in {64, 128} and 16-byte aligned q and caches.
+bool attn_fast_supported(int D);
+// attn_decode_blocks_per_sm is the occupancy the split count is planned for.
+constexpr int kAttnDecodeBlocksPerSM = 3;
+// attn_launch_decode: rows with one query token (all rows, or with
+// only_single the decode rows of a mixed batch), split-KV.
+cudaError_t attn_launch_decode(const AttnArgs &a, int only_single, cudaStream_t s);
+// attn_launch_prefill: tensor-core flash attention over tiles of up to 64
+// query rows of one sequence (with only_multi, rows of sequences with more
+// than one query row; the decode kernel takes the others).
+cudaError_t attn_launch_prefill(const AttnArgs &a, int only_multi, cudaStream_t s);

@@ -1,0 +1,228 @@
+// attention_decode.cu: paged attention for decode rows (one query token of
+// a sequence), GQA, split-KV.
+//
+// Layout: q/out [T, Hq*D] bf16; K and V caches [slots, Hkv, D] bf16, slot =
+// block_tables[seq][p / bs]*bs + p % bs; row t attends to positions
+// 0..positions[t] of sequence row_seq[t].
+//
+// Bound: reading K and V once, 4*D bytes per key per KV head. A block serves
+// up to GC query heads of one KV head (each K/V vector feeds all of them);
+// D/8 lanes hold one key (16-byte loads, 8 bf16 a lane), so a warp reads
+// 32/(D/8) keys per load and each lane keeps U keys' K and V loads in flight
+// before the first use; the next keys' block-table entries are read while
+// those loads fly. Scores are reduced across the D/8 lanes with shuffles;
+// each lane group keeps its own float32 online softmax (in log2 units) and
+// the groups and warps merge at the end. Splits over the keys (grid z) let
+// short batches stream the whole chip; attention.cu merges the partials.
+#include <math.h>
+
+#include "attention.cuh"
+
+namespace {
+
+constexpr int kWarps = 4;
+
+template <int D, int GC, int U>
+__global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
+    attn_decode_kernel(AttnArgs a, int only_single) {
+  constexpr int LPK = D / 8;             // lanes per key
+  constexpr int KPW = 32 / LPK;          // keys per warp per load
+  constexpr int KPI = kWarps * KPW * U;  // keys per block per iteration
+  __shared__ float sm_acc[kWarps][GC][D];
+  __shared__ float sm_ml[kWarps][GC][2];
+  tk_griddep_wait();
+  const int t = blockIdx.x;
+  if (only_single && !attn_single_row(a.row_seq, t, a.T)) return;  // a prefill row
+  const int G = a.Hq / a.Hkv;
+  const int ngc = (G + GC - 1) / GC;
+  const int kvh = blockIdx.y / ngc, gc = blockIdx.y % ngc;
+  const int h0 = kvh * G + gc * GC;
+  const int nh = min(GC, G - gc * GC);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int sub = lane / LPK, c = lane % LPK;
+  const int n = a.positions[t] + 1;
+  const int chunk = attn_split_chunk(n, a.splits);
+  const int k0 = blockIdx.z * chunk;
+  if (k0 >= n) return;  // beyond this row's context: the combine skips it
+  const int k1 = min(n, k0 + chunk);
+  const int32_t *bt = a.block_tables + (size_t)a.row_seq[t] * a.bt_stride;
+  const long long stride = (long long)a.Hkv * D;  // elements per slot
+  const __nv_bfloat16 *kb = a.kc + (size_t)kvh * D + c * 8;
+  const __nv_bfloat16 *vb = a.vc + (size_t)kvh * D + c * 8;
+  const float qs = a.scale * kLog2e;
+
+  float qv[GC][8], acc[GC][8], m[GC], l[GC];
+#pragma unroll
+  for (int g = 0; g < GC; g++) {
+    uint4 u = make_uint4(0u, 0u, 0u, 0u);
+    if (g < nh) u = *reinterpret_cast<const uint4 *>(a.q + ((size_t)t * a.Hq + h0 + g) * D + c * 8);
+    bf16x8(u, qv[g]);
+    m[g] = kAttnNegBig;
+    l[g] = 0.f;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+      qv[g][i] *= qs;
+      acc[g][i] = 0.f;
+    }
+  }
+
+  // element offsets of this lane's U keys (-1: past the split)
+  const int lane_key = warp * KPW * U + sub;
+  long long off[U];
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    int p = k0 + lane_key + u * KPW;
+    off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
+  }
+  for (int it = k0; it < k1; it += KPI) {
+    uint4 kr[U], vr[U];
+    bool ok[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      ok[u] = off[u] >= 0;
+      kr[u] = make_uint4(0u, 0u, 0u, 0u);
+      vr[u] = make_uint4(0u, 0u, 0u, 0u);
+      if (ok[u]) {
+        kr[u] = __ldg(reinterpret_cast<const uint4 *>(kb + off[u]));
+        vr[u] = __ldg(reinterpret_cast<const uint4 *>(vb + off[u]));
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      int p = it + KPI + lane_key + u * KPW;
+      off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
+    }
+    float s[U][GC];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      float kf[8];
+      bf16x8(kr[u], kf);
+#pragma unroll
+      for (int g = 0; g < GC; g++) {
+        float d = 0.f;
+#pragma unroll
+        for (int i = 0; i < 8; i++) d = fmaf(qv[g][i], kf[i], d);
+        s[u][g] = d;
+      }
+    }
+#pragma unroll
+    for (int o = LPK / 2; o >= 1; o >>= 1) {
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+#pragma unroll
+        for (int g = 0; g < GC; g++) s[u][g] += __shfl_xor_sync(0xffffffffu, s[u][g], o);
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < GC; g++) {
+      float mx = m[g];
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        if (!ok[u]) s[u][g] = -INFINITY;
+        mx = fmaxf(mx, s[u][g]);
+      }
+      float corr = exp2f(m[g] - mx);
+      m[g] = mx;
+      l[g] *= corr;
+#pragma unroll
+      for (int i = 0; i < 8; i++) acc[g][i] *= corr;
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      float vf[8];
+      bf16x8(vr[u], vf);
+#pragma unroll
+      for (int g = 0; g < GC; g++) {
+        float p = exp2f(s[u][g] - m[g]);
+        l[g] += p;
+#pragma unroll
+        for (int i = 0; i < 8; i++) acc[g][i] = fmaf(p, vf[i], acc[g][i]);
+      }
+    }
+  }
+
+  // merge the lane groups of the warp (they saw different keys)
+#pragma unroll
+  for (int o = LPK; o < 32; o <<= 1) {
+#pragma unroll
+    for (int g = 0; g < GC; g++) {
+      float mo = __shfl_xor_sync(0xffffffffu, m[g], o);
+      float lo = __shfl_xor_sync(0xffffffffu, l[g], o);
+      float M = fmaxf(m[g], mo);
+      float ca = exp2f(m[g] - M), cb = exp2f(mo - M);
+      l[g] = l[g] * ca + lo * cb;
+#pragma unroll
+      for (int i = 0; i < 8; i++) {
+        float ao = __shfl_xor_sync(0xffffffffu, acc[g][i], o);
+        acc[g][i] = acc[g][i] * ca + ao * cb;
+      }
+      m[g] = M;
+    }
+  }
+  if (lane < LPK) {
+#pragma unroll
+    for (int g = 0; g < GC; g++) {
+#pragma unroll
+      for (int i = 0; i < 8; i++) sm_acc[warp][g][c * 8 + i] = acc[g][i];
+      if (lane == 0) {
+        sm_ml[warp][g][0] = m[g];
+        sm_ml[warp][g][1] = l[g];
+      }
+    }
+  }
+  __syncthreads();
+  // merge the warps; one warp per head
+  for (int g = warp; g < nh; g += kWarps) {
+    float M = kAttnNegBig;
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) M = fmaxf(M, sm_ml[w][g][0]);
+    float L = 0.f, wt[kWarps];
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) {
+      wt[w] = exp2f(sm_ml[w][g][0] - M);
+      L += sm_ml[w][g][1] * wt[w];
+    }
+    const int h = h0 + g;
+    const float inv = L > 0.f ? 1.f / L : 0.f;
+    for (int d = lane; d < D; d += 32) {
+      float v = 0.f;
+#pragma unroll
+      for (int w = 0; w < kWarps; w++) v += sm_acc[w][g][d] * wt[w];
+      if (a.splits == 1) {
+        a.out[((size_t)t * a.Hq + h) * D + d] = __float2bfloat16(v * inv);
+      } else {
+        a.ws_acc[(((size_t)blockIdx.z * a.T + t) * a.Hq + h) * D + d] = v;
+      }
+    }
+    if (a.splits > 1 && lane == 0) {
+      size_t i = ((size_t)blockIdx.z * a.T + t) * a.Hq + h;
+      a.ws_ml[2 * i] = M;
+      a.ws_ml[2 * i + 1] = L;
+    }
+  }
+}
+
+template <int D, int GC>
+cudaError_t launch_gc(const AttnArgs &a, int only_single, cudaStream_t s) {
+  constexpr int U = GC >= 8 ? 2 : 4;
+  const int G = a.Hq / a.Hkv;
+  dim3 grid(a.T, a.Hkv * ((G + GC - 1) / GC), a.splits);
+  return tk_launch(attn_decode_kernel<D, GC, U>, grid, kWarps * 32, s, a, only_single);
+}
+
+template <int D>
+cudaError_t launch_d(const AttnArgs &a, int only_single, cudaStream_t s) {
+  const int G = a.Hq / a.Hkv;
+  if (G <= 1) return launch_gc<D, 1>(a, only_single, s);
+  if (G <= 2) return launch_gc<D, 2>(a, only_single, s);
+  if (G <= 4) return launch_gc<D, 4>(a, only_single, s);
+  return launch_gc<D, 8>(a, only_single, s);
+}
+
+}  // namespace
+
+cudaError_t attn_launch_decode(const AttnArgs &a, int only_single, cudaStream_t s) {
+  if (a.D == 64) return launch_d<64>(a, only_single, s);
+  if (a.D == 128) return launch_d<128>(a, only_single, s);
+  return cudaErrorInvalidValue;
+}
