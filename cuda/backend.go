@@ -184,6 +184,24 @@ func (b *Backend) Info() (Info, error) {
 	return info, nil
 }
 
+// FreeBytes is the largest allocation the backend can still make: the
+// largest free range of the arena, or the device's free memory when there
+// is no arena. The CLI sizes the KV cache from it.
+func (b *Backend) FreeBytes() int64 {
+	if b.arena != nil {
+		var best int64
+		for _, s := range b.arena.free {
+			best = max(best, s.n)
+		}
+		return best
+	}
+	info, err := deviceInfo(b.opts.Device)
+	if err != nil {
+		return 0
+	}
+	return info.FreeBytes
+}
+
 func (b *Backend) allocBytes(n int64) (unsafe.Pointer, int64, error) {
 	if b.closed {
 		return nil, 0, fmt.Errorf("cuda: backend is closed")

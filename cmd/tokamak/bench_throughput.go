@@ -95,7 +95,7 @@ func benchThroughputCommand() *cli.Command {
 			&cli.IntFlag{Name: "num-prompts", Value: 256, Usage: "requests"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random prompts"},
 			&cli.StringFlag{Name: "out", Usage: "JSON report path (empty: none)"},
-		}, engineFlags(8192)...),
+		}, engineFlags(1024, 16384)...),
 		Action: runBenchThroughput,
 	}
 }
@@ -122,7 +122,10 @@ func runBenchThroughput(c *cli.Context) error {
 	if inLen+outLen > m.Config.MaxPositionEmbeddings {
 		return fmt.Errorf("input %d + output %d exceed the model's context of %d", inLen, outLen, m.Config.MaxPositionEmbeddings)
 	}
-	ecfg := engineConfig(c, m, dir)
+	ecfg, err := engineConfig(c, m, dir)
+	if err != nil {
+		return err
+	}
 	ecfg.MaxQueue = n
 	var steps stepStats // counts only once on (warm-up steps are not counted)
 	ecfg.OnStep = steps.add
@@ -201,7 +204,7 @@ func runBenchThroughput(c *cli.Context) error {
 	steps.mu.Unlock()
 	fmt.Fprintf(c.App.Writer, "throughput %d×(%d in, %d out) on %s: %.1f s, %.2f requests/s, %.1f output tokens/s, %.1f total tokens/s (%d steps, %d preemptions)\n",
 		n, inLen, outLen, res.Device, res.Seconds, res.RequestsPerSec, res.OutputTokensPerS, res.TotalTokensPerS, res.Steps, res.Preemptions)
-	fmt.Fprintf(c.App.Writer, "steps: %d decode-only (%.1f sequences, %.2f ms each), %d with prompt tokens (%.0f tokens, %.2f ms each); sampling %.2f ms a step\n",
+	fmt.Fprintf(c.App.Writer, "steps: %d decode-only (%.1f sequences, %.2f ms each), %d with prompt tokens (%.0f tokens, %.2f ms each); waiting for the GPU and sampling %.2f ms a step (the forward is queued asynchronously)\n",
 		res.DecodeSteps, res.DecodeMeanSeqs, res.DecodeStepMS, res.PrefillSteps, res.PrefillMeanTokens, res.PrefillStepMS, res.SampleMSPerStep)
 	if path := c.String("out"); path != "" {
 		data, err := json.MarshalIndent(res, "", "  ")

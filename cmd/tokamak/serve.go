@@ -36,7 +36,7 @@ func serveCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-body-bytes", Value: 4 << 20, Usage: "largest request body (413 above)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second, Usage: "on SIGTERM, how long in-flight requests may finish"},
 			&cli.BoolFlag{Name: "no-prefix-cache", Usage: "disable prefix caching"},
-		}, engineFlags(2048)...),
+		}, engineFlags(256, 2048)...),
 		Action: runServe,
 	}
 }
@@ -105,7 +105,12 @@ func loadServedModel(c *cli.Context, logger *slog.Logger, srv *server.Server) (*
 		_ = b.Close()
 		return nil, "", nil, err
 	}
-	ecfg := engineConfig(c, m, dir)
+	ecfg, err := engineConfig(c, m, dir)
+	if err != nil {
+		m.Close()
+		_ = b.Close()
+		return nil, "", nil, err
+	}
 	ecfg.MaxQueue = c.Int("max-queue")
 	ecfg.DisablePrefixCache = c.Bool("no-prefix-cache")
 	if n := c.Int("max-model-len"); n > 0 {

@@ -168,3 +168,15 @@ func (m *Model) run(a *acts, cache backend.KVCache, st backend.Step) (err error)
 	run("lm_head", -1, b.MatMul(a.logits, last, m.lmHead))
 	return err
 }
+
+// ActivationBytes is the device memory one step of tokens tokens with
+// logitRows logit rows allocates for its activations (the buffers of
+// Forward, in the backend's activation dtype, and the float32 logits), so
+// a caller can size the KV cache from what is left.
+func (m *Model) ActivationBytes(tokens, logitRows int) int64 {
+	c := m.Config
+	act := int64(m.b.ActivationDType().Bytes(1))
+	hqd := int64(c.NumAttentionHeads * c.HeadDim)
+	perToken := 3*int64(c.HiddenSize) + int64(c.QKVRows()) + 2*hqd + 3*int64(c.IntermediateSize)
+	return int64(tokens)*perToken*act + int64(logitRows)*(int64(c.HiddenSize)*act+4*int64(c.VocabSize))
+}
