@@ -303,21 +303,22 @@ func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int
 		if rc := C.tk_malloc(&b.attnWS, C.size_t(need)); rc != 0 {
 			return callError("cudaMalloc(attention workspace)", rc)
 		}
+		// the split counters at its start must begin at zero
+		if rc := C.tk_memset(b.attnWS, 0, C.size_t(need), b.stream); rc != 0 {
+			return callError("cudaMemsetAsync(attention workspace)", rc)
+		}
 		b.attnWSBytes = need
 	}
 	kp, vp := c.kv(layer)
 	return callError("attention", C.tk_attention(o.ptr, qt.ptr, kp, vp, i32p(s.positions()), i32p(s.rowSeq()), i32p(s.tables()), C.int(s.stride), C.int(c.spec.BlockSize), C.float(scale), C.int(t), C.int(s.b.NumSeqs()), C.int(hq), C.int(hkv), C.int(hd), C.int(splits), b.attnWS, b.stream))
 }
 
-// setAttentionLegacy sends every attention row to the generic CUDA-core
-// kernel (the baseline) or, with false, back to the decode and prefill
-// kernels (benchmarks compare them; the setting is process-wide).
-func (b *Backend) setAttentionLegacy(on bool) {
-	v := C.int(0)
-	if on {
-		v = 1
-	}
-	C.tk_set_attention_legacy(v)
+// setAttentionVariant picks the attention kernels (0 default, 1 the generic
+// CUDA-core kernel, the baseline; 2 the first fast version, see
+// tk_set_attention_variant) and returns the previous choice (benchmarks
+// compare them; process-wide).
+func (b *Backend) setAttentionVariant(v int) int {
+	return int(C.tk_set_attention_variant(C.int(v)))
 }
 
 // SiLUMul implements backend.Backend.

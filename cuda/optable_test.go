@@ -169,22 +169,22 @@ func matmulCase(t, rows, cols int, outDT backend.DType, bias bool) opCase {
 		}}
 }
 
-// attentionLegacy is implemented by the CUDA backend: it sends attention
-// to the generic kernel (the baseline) instead of the decode and prefill
-// kernels.
-type attentionLegacy interface {
-	setAttentionLegacy(on bool)
+// attentionVariant is implemented by the CUDA backend: it picks the
+// attention kernels (1: the generic kernel, the baseline) and returns the
+// previous choice.
+type attentionVariant interface {
+	setAttentionVariant(v int) int
 }
 
 // withLegacyAttention runs fn with the generic attention kernel where the
 // backend has a choice (the CPU oracle has none).
 func withLegacyAttention(be backend.Backend, legacy bool, fn func() error) error {
-	l, ok := be.(attentionLegacy)
+	av, ok := be.(attentionVariant)
 	if !legacy || !ok {
 		return fn()
 	}
-	l.setAttentionLegacy(true)
-	defer l.setAttentionLegacy(false)
+	prev := av.setAttentionVariant(1)
+	defer av.setAttentionVariant(prev)
 	return fn()
 }
 

@@ -18,6 +18,7 @@
 // baseline for benchmarks): grid (row, kv head x query-head chunk, split),
 // 4 warps striding over the keys with one bf16 element per lane.
 #include <math.h>
+#include <stdlib.h>
 
 #include "attention.cuh"
 
@@ -25,9 +26,25 @@ constexpr int kWarps = 4;
 constexpr int kUnroll = 4;
 constexpr float kNegBig = kAttnNegBig;
 
-// tk_attn_legacy sends every row to the generic kernel (benchmarks).
-static int tk_attn_legacy = 0;
-extern "C" void tk_set_attention_legacy(int on) { tk_attn_legacy = on; }
+// tk_attn_variant: 0 the default kernels, 1 every row on the generic kernel
+// (the baseline), 2 the first version of the fast path: a separate split
+// combine kernel and 64-row prefill tiles always (benchmarks compare them).
+// -1: not yet read from TOKAMAK_ATTN_VARIANT.
+static int tk_attn_variant = -1;
+
+static int attn_variant() {
+  if (tk_attn_variant < 0) {
+    const char *e = getenv("TOKAMAK_ATTN_VARIANT");
+    tk_attn_variant = e ? atoi(e) : 0;
+  }
+  return tk_attn_variant;
+}
+
+extern "C" int tk_set_attention_variant(int v) {
+  int prev = attn_variant();
+  tk_attn_variant = v;
+  return prev;
+}
 
 template <int E, int GC>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(
@@ -157,55 +174,13 @@ __global__ void attention_combine_kernel(__nv_bfloat16 *out, const float *ws_ml,
                                          int D, int splits) {
   tk_griddep_wait();
   int wid = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  int lane = threadIdx.x & 31;
   if (wid >= T * Hq) return;
   int t = wid / Hq;
   if (only_single && !attn_single_row(row_seq, t, T)) return;
   int n = positions[t] + 1;
   int chunk = attn_split_chunk(n, splits);
   int used = min(splits, (n + chunk - 1) / chunk);
-  const size_t sstride = (size_t)T * Hq;  // between splits
-  float M = kNegBig;
-  for (int s = lane; s < used; s += 32) M = fmaxf(M, ws_ml[2 * (s * sstride + wid)]);
-  M = warp_max(M);
-  float L = 0.f;
-  for (int s = lane; s < used; s += 32) {
-    size_t i = s * sstride + wid;
-    float x = ws_ml[2 * i] - M;
-    L += ws_ml[2 * i + 1] * (kLog2 ? exp2f(x) : __expf(x));
-  }
-  L = warp_sum(L);
-  const float inv = L > 0.f ? 1.f / L : 0.f;
-  if ((D & 3) == 0) {
-    // 4 dims a lane with 16-byte loads
-    for (int d = lane * 4; d < D; d += 128) {
-      float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 8
-      for (int s = 0; s < used; s++) {
-        size_t i = s * sstride + wid;
-        float x = ws_ml[2 * i] - M;
-        float w = (kLog2 ? exp2f(x) : __expf(x)) * inv;
-        float4 v = *reinterpret_cast<const float4 *>(ws_acc + i * D + d);
-        a.x += v.x * w;
-        a.y += v.y * w;
-        a.z += v.z * w;
-        a.w += v.w * w;
-      }
-      __nv_bfloat16 *o = out + (size_t)wid * D + d;
-      *reinterpret_cast<__nv_bfloat162 *>(o) = __floats2bfloat162_rn(a.x, a.y);
-      *reinterpret_cast<__nv_bfloat162 *>(o + 2) = __floats2bfloat162_rn(a.z, a.w);
-    }
-    return;
-  }
-  for (int d = lane; d < D; d += 32) {
-    float a = 0.f;
-    for (int s = 0; s < used; s++) {
-      size_t i = s * sstride + wid;
-      float x = ws_ml[2 * i] - M;
-      a += ws_acc[i * D + d] * (kLog2 ? exp2f(x) : __expf(x)) * inv;
-    }
-    out[(size_t)wid * D + d] = __float2bfloat16(a);
-  }
+  attn_merge_splits<kLog2>(out, ws_ml, ws_acc, wid, used, (size_t)T * Hq, D);
 }
 
 static int group_chunk(int G) {
@@ -237,7 +212,7 @@ extern "C" int tk_attention_splits(int T, int Hq, int Hkv, int sm_count) {
 
 extern "C" size_t tk_attention_workspace(int T, int Hq, int D, int splits) {
   if (splits <= 1) return 0;
-  return ((size_t)splits * T * Hq * (D + 2) + 4) * sizeof(float);
+  return ((size_t)kAttnCounters + (size_t)splits * T * Hq * (D + 2) + 4) * sizeof(float);
 }
 
 template <int E, int GC>
@@ -304,11 +279,16 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   a.Hkv = Hkv;
   a.D = D;
   a.splits = splits;
-  a.ws_ml = (float *)workspace;
-  // acc partials start 16-byte aligned (the combine reads them as float4)
-  a.ws_acc = splits > 1 ? a.ws_ml + ((2 * (size_t)splits * T * Hq + 3) & ~(size_t)3) : nullptr;
+  a.counters = nullptr;
+  a.ws_ml = a.ws_acc = nullptr;
+  if (splits > 1) {
+    a.ws_ml = (float *)workspace + kAttnCounters;
+    // acc partials start 16-byte aligned (the combine reads them as float4)
+    a.ws_acc = a.ws_ml + ((2 * (size_t)splits * T * Hq + 3) & ~(size_t)3);
+  }
   cudaStream_t st = TK_STREAM(s);
-  const bool fast = !tk_attn_legacy && attn_fast_supported(D) && aligned16(q) &&
+  const int variant = attn_variant();
+  const bool fast = variant != 1 && attn_fast_supported(D) && aligned16(q) &&
                     aligned16(k_cache) && aligned16(v_cache) && aligned16(out);
   if (!fast) {
     if (cudaError_t e = launch_generic(a, st); e != cudaSuccess) {
@@ -328,12 +308,16 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   // rows: all prefill. Otherwise both kernels, each picking its rows.
   const bool mixed = T > num_seqs;
   if (!mixed || num_seqs > 1) {
+    // the decode kernel merges its splits itself where the counters suffice
+    const int G = Hq / Hkv, gc = group_chunk(G);
+    if (variant != 2 && splits > 1 && (long long)T * Hkv * ((G + gc - 1) / gc) <= kAttnCounters)
+      a.counters = (int *)workspace;
     if (cudaError_t e = attn_launch_decode(a, mixed, st); e != cudaSuccess) {
       cudaGetLastError();  // clear it
       tk_note_call("attn_decode_kernel");
       return (int)e;
     }
-    if (splits > 1) {
+    if (splits > 1 && a.counters == nullptr) {
       tk_launch(attention_combine_kernel<true>, tk_cdiv((long long)T * Hq * 32, 128), 128, st,
                 a.out, (const float *)a.ws_ml, (const float *)a.ws_acc, positions, row_seq,
                 (int)mixed, T, Hq, D, splits);
@@ -345,7 +329,12 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
     }
   }
   if (mixed) {
-    if (cudaError_t e = attn_launch_prefill(a, 1, st); e != cudaSuccess) {
+    // 128-row tiles (8 warps) halve the K/V tile loads per FLOP: faster for
+    // long prompts (2048 rows: 113 -> 126 TFLOP/s on H100), slower for 512
+    // (81 -> 70: fewer blocks, more causal imbalance). Rows per sequence
+    // picks; T and num_seqs only, so graphs stay valid.
+    const bool warps8 = variant != 2 && (long long)T >= 1024LL * num_seqs;
+    if (cudaError_t e = attn_launch_prefill(a, 1, warps8, st); e != cudaSuccess) {
       cudaGetLastError();  // clear it
       tk_note_call("attn_prefill_kernel");
       return (int)e;

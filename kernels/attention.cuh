@@ -24,6 +24,65 @@ __device__ __forceinline__ bool attn_single_row(const int32_t *row_seq, int t, i
   return (t == 0 || row_seq[t - 1] != s) && (t + 1 >= T || row_seq[t + 1] != s);
 }
 
+// The workspace starts with kAttnCounters ints, zero between calls: per
+// (row, block column) the number of splits done, for the decode kernel's
+// in-kernel merge (the last split to finish merges and resets it). Their
+// place does not depend on the shape, so steps of different shapes that
+// share the workspace never write partials over them.
+constexpr int kAttnCounters = 8192;
+
+// attn_merge_splits: one warp merges the used split partials of (row,
+// head) wid into out (max and sum in log2 units when kLog2, else natural
+// log). Partials may come from other blocks of the running grid: read
+// through L2.
+template <bool kLog2>
+__device__ __forceinline__ void attn_merge_splits(__nv_bfloat16 *out, const float *ws_ml,
+                                                  const float *ws_acc, size_t wid, int used,
+                                                  size_t sstride, int D) {
+  const int lane = threadIdx.x & 31;
+  float M = kAttnNegBig;
+  for (int s = lane; s < used; s += 32) M = fmaxf(M, __ldcg(ws_ml + 2 * (s * sstride + wid)));
+  M = warp_max(M);
+  float L = 0.f;
+  for (int s = lane; s < used; s += 32) {
+    size_t i = s * sstride + wid;
+    float x = __ldcg(ws_ml + 2 * i) - M;
+    L += __ldcg(ws_ml + 2 * i + 1) * (kLog2 ? exp2f(x) : __expf(x));
+  }
+  L = warp_sum(L);
+  const float inv = L > 0.f ? 1.f / L : 0.f;
+  if ((D & 3) == 0) {
+    // 4 dims a lane with 16-byte loads
+    for (int d = lane * 4; d < D; d += 128) {
+      float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 8
+      for (int s = 0; s < used; s++) {
+        size_t i = s * sstride + wid;
+        float x = __ldcg(ws_ml + 2 * i) - M;
+        float w = (kLog2 ? exp2f(x) : __expf(x)) * inv;
+        float4 v = __ldcg(reinterpret_cast<const float4 *>(ws_acc + i * D + d));
+        a.x += v.x * w;
+        a.y += v.y * w;
+        a.z += v.z * w;
+        a.w += v.w * w;
+      }
+      __nv_bfloat16 *o = out + wid * D + d;
+      *reinterpret_cast<__nv_bfloat162 *>(o) = __floats2bfloat162_rn(a.x, a.y);
+      *reinterpret_cast<__nv_bfloat162 *>(o + 2) = __floats2bfloat162_rn(a.z, a.w);
+    }
+    return;
+  }
+  for (int d = lane; d < D; d += 32) {
+    float a = 0.f;
+    for (int s = 0; s < used; s++) {
+      size_t i = s * sstride + wid;
+      float x = __ldcg(ws_ml + 2 * i) - M;
+      a += __ldcg(ws_acc + i * D + d) * (kLog2 ? exp2f(x) : __expf(x)) * inv;
+    }
+    out[wid * D + d] = __float2bfloat16(a);
+  }
+}
+
 // AttnArgs are one attention launch's operands (see tk_attention).
 struct AttnArgs {
   __nv_bfloat16 *out;
@@ -33,6 +92,7 @@ struct AttnArgs {
   float scale;
   int T, Hq, Hkv, D, splits;
   float *ws_ml, *ws_acc;  // split partials: (max, sum) pairs and accumulators
+  int *counters;          // kAttnCounters split counters (fused merge), or null
 };
 
 // attn_slot maps position p of a sequence to its cache slot.
@@ -68,4 +128,5 @@ cudaError_t attn_launch_decode(const AttnArgs &a, int only_single, cudaStream_t 
 // attn_launch_prefill: tensor-core flash attention over tiles of up to 64
 // query rows of one sequence (with only_multi, rows of sequences with more
 // than one query row; the decode kernel takes the others).
-cudaError_t attn_launch_prefill(const AttnArgs &a, int only_multi, cudaStream_t s);
+// warps8 picks tiles of 128 rows (8 warps) instead of 64 (4 warps).
+cudaError_t attn_launch_prefill(const AttnArgs &a, int only_multi, bool warps8, cudaStream_t s);

@@ -13,7 +13,9 @@
 // those loads fly. Scores are reduced across the D/8 lanes with shuffles;
 // each lane group keeps its own float32 online softmax (in log2 units) and
 // the groups and warps merge at the end. Splits over the keys (grid z) let
-// short batches stream the whole chip; attention.cu merges the partials.
+// short batches stream the whole chip; the last split of a (row, head
+// chunk) to finish merges the partials (a counter in the workspace), so a
+// decode step costs one launch (variant 2: attention.cu's combine kernel).
 #include <math.h>
 
 #include "attention.cuh"
@@ -200,6 +202,25 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
       a.ws_ml[2 * i + 1] = L;
     }
   }
+  if (a.splits == 1 || a.counters == nullptr) return;  // the combine kernel merges
+  // the last split of this (row, head chunk) to finish merges them all
+  __shared__ int s_last;
+  __threadfence();  // this block's partials are visible before it counts
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const int used = min(a.splits, (n + chunk - 1) / chunk);
+    int *ctr = a.counters + (size_t)t * gridDim.y + blockIdx.y;
+    const int prev = atomicAdd(ctr, 1);
+    s_last = prev == used - 1;
+    if (s_last) *ctr = 0;  // every split has counted: ready for the next call
+  }
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  const int used = min(a.splits, (n + chunk - 1) / chunk);
+  for (int g = warp; g < nh; g += kWarps)
+    attn_merge_splits<true>(a.out, a.ws_ml, a.ws_acc, (size_t)t * a.Hq + h0 + g, used,
+                            (size_t)a.T * a.Hq, D);
 }
 
 template <int D, int GC>

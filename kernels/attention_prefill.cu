@@ -1,10 +1,10 @@
 // attention_prefill.cu: tensor-core flash attention for prefill rows (many
 // query tokens of one sequence), causal, paged, GQA.
 //
-// Layout as in attention_decode.cu. Grid: (window of 64 rows, query head).
-// A window's rows are cut into runs of one sequence (a chunked prefill is
-// usually one run; a mixed batch has several); each run is a tile of up to
-// 64 query rows, 16 per warp. The tile's keys 0..max position stream through
+// Layout as in attention_decode.cu. Grid: (window of 16·NW rows, query
+// head), NW = 4 or 8 warps. A window's rows are cut into runs of one
+// sequence (a chunked prefill is usually one run; a mixed batch has
+// several); each run is a tile of up to 16·NW query rows, 16 per warp. The tile's keys 0..max position stream through
 // shared memory in tiles of 64 (cp.async, two stages, gathered through the
 // block table); S = Q·Kᵀ and O += P·V run on mma.sync m16n8k16 (bf16 in,
 // float32 accumulate) with an online softmax in log2 units; the causal mask
@@ -17,8 +17,7 @@
 
 namespace {
 
-constexpr int kBM = 64;  // query rows per tile
-constexpr int kBN = 64;  // keys per tile
+constexpr int kBN = 64;  // keys per tile (query rows per tile: 16 per warp)
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) {
   return (uint32_t)__cvta_generic_to_shared(p);
@@ -70,15 +69,17 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t *>(&v);
 }
 
-template <int D>
+template <int D, int NW>
 constexpr size_t prefill_smem() {
+  constexpr int kBM = 16 * NW;
   // Q tile + two stages of K and V tiles, rows padded by 16 bytes so that
   // ldmatrix's 8 row addresses fall in distinct banks
   return (size_t)(kBM + 4 * kBN) * (D + 8) * sizeof(__nv_bfloat16);
 }
 
-template <int D>
-__global__ void __launch_bounds__(128) attn_prefill_kernel(AttnArgs a, int only_multi) {
+template <int D, int NW>
+__global__ void __launch_bounds__(NW * 32) attn_prefill_kernel(AttnArgs a, int only_multi) {
+  constexpr int kBM = 16 * NW, kThreads = NW * 32;
   constexpr int LD = D + 8;  // shared row stride in elements
   constexpr int CH = D / 8;  // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char smem[];
@@ -112,7 +113,7 @@ __global__ void __launch_bounds__(128) attn_prefill_kernel(AttnArgs a, int only_
     }
     __syncthreads();  // the previous run is done with shared memory
     if (tid < kBM) s_pos[tid] = tid < nr ? a.positions[r0 + tid] : -1;
-    for (int i = tid; i < kBM * CH; i += 128) {
+    for (int i = tid; i < kBM * CH; i += kThreads) {
       const int row = i / CH, col = i % CH;
       uint4 v = make_uint4(0u, 0u, 0u, 0u);
       if (row < nr)
@@ -142,7 +143,7 @@ __global__ void __launch_bounds__(128) attn_prefill_kernel(AttnArgs a, int only_
     auto load_tile = [&](int st, int j) {
       __nv_bfloat16 *dk = sK + st * kBN * LD, *dv = sV + st * kBN * LD;
 #pragma unroll
-      for (int i = tid; i < kBN * CH; i += 128) {
+      for (int i = tid; i < kBN * CH; i += kThreads) {
         const int row = i / CH, col = i % CH;
         const int p = j * kBN + row;
         const bool ok = p < nk;
@@ -262,28 +263,30 @@ __global__ void __launch_bounds__(128) attn_prefill_kernel(AttnArgs a, int only_
   }
 }
 
-template <int D>
+template <int D, int NW>
 cudaError_t launch_d(const AttnArgs &a, int only_multi, cudaStream_t s) {
-  constexpr size_t smem = prefill_smem<D>();
+  constexpr size_t smem = prefill_smem<D, NW>();
+  constexpr int kBM = 16 * NW;
   // the opt-in above 48 KiB is per device; set it once on each
   static unsigned long long done = 0;
   int dev = 0;
   cudaError_t e = cudaGetDevice(&dev);
   if (e != cudaSuccess) return e;
   if (dev >= 64 || !(done >> dev & 1ull)) {
-    e = cudaFuncSetAttribute(attn_prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    e = cudaFuncSetAttribute(attn_prefill_kernel<D, NW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              (int)smem);
     if (e != cudaSuccess) return e;
     if (dev < 64) done |= 1ull << dev;
   }
   dim3 grid((a.T + kBM - 1) / kBM, a.Hq);
-  return attn_launch(attn_prefill_kernel<D>, grid, dim3(128), smem, s, a, only_multi);
+  return attn_launch(attn_prefill_kernel<D, NW>, grid, dim3(NW * 32), smem, s, a, only_multi);
 }
 
 }  // namespace
 
-cudaError_t attn_launch_prefill(const AttnArgs &a, int only_multi, cudaStream_t s) {
-  if (a.D == 64) return launch_d<64>(a, only_multi, s);
-  if (a.D == 128) return launch_d<128>(a, only_multi, s);
+cudaError_t attn_launch_prefill(const AttnArgs &a, int only_multi, bool warps8, cudaStream_t s) {
+  if (a.D == 64) return warps8 ? launch_d<64, 8>(a, only_multi, s) : launch_d<64, 4>(a, only_multi, s);
+  if (a.D == 128)
+    return warps8 ? launch_d<128, 8>(a, only_multi, s) : launch_d<128, 4>(a, only_multi, s);
   return cudaErrorInvalidValue;
 }

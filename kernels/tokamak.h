@@ -118,9 +118,13 @@ int tk_attention(void *out, const void *q, const void *k_cache, const void *v_ca
                  const int32_t *positions, const int32_t *row_seq, const int32_t *block_tables,
                  int bt_stride, int block_size, float scale, int T, int num_seqs, int Hq,
                  int Hkv, int D, int splits, void *workspace, tk_stream s);
-/* tk_set_attention_legacy(1) sends every row to the generic CUDA-core
- * kernel (the baseline, for benchmarks); 0 restores the fast kernels. */
-void tk_set_attention_legacy(int on);
+/* tk_set_attention_variant picks the attention kernels (benchmarks compare
+ * them) and returns the previous choice: 0 the default, 1 every row on the
+ * generic CUDA-core kernel (the baseline), 2 the first fast version (a
+ * separate split-combine kernel, 64-row prefill tiles). The first use reads
+ * TOKAMAK_ATTN_VARIANT. The workspace must be zeroed once when allocated
+ * (the decode kernel keeps split counters at its start, zero between calls). */
+int tk_set_attention_variant(int v);
 
 /* --- matmul (gemv.cu, gemm.cu) ------------------------------------------ */
 /* out[T, N] = x[T, K] (bf16) . W[N, K]^T (+bias), W of w_dt (f32/bf16/f16),

@@ -18,8 +18,8 @@ if ! make kernels >"$OUT/build.log" 2>&1; then
   echo BUILD FAILED; exit 1
 fi
 echo "kernels built"
-if ! go test -c -tags cuda -o /tmp/cuda.test ./cuda/ >"$OUT/gotest-build.log" 2>&1; then
-  head -40 "$OUT/gotest-build.log"; echo GO TEST BUILD FAILED; exit 1
+if ! go test -c -tags cuda -o /tmp/cuda.test ./cuda/ >>"$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"; echo GO TEST BUILD FAILED; exit 1
 fi
 (cd cuda && timeout 70 /tmp/cuda.test -test.count=1 -test.v -test.run "${TESTS:-TestOpParity|TestGraph|TestModels}") >"$OUT/test.log" 2>&1
 echo "tests rc=$?"
@@ -33,8 +33,23 @@ if [ -n "${DECODE:-1}" ]; then
   echo "decode bench rc=$?"
   grep -E "DECODE|Benchmark|FAIL|panic" "$OUT/bench-decode.log" | head -20
 fi
-# table: case, µs, GB/s, TFLOP/s
-awk '/^BenchmarkOps\/bench\/attention/ {
+# other kernel variants (TOKAMAK_ATTN_VARIANT, see tk_set_attention_variant):
+# parity and graph tests, the attention benchmarks and the 8B decode
+for v in ${VARIANTS:-2}; do
+  {
+    echo "== variant $v"
+    (cd cuda && TOKAMAK_ATTN_VARIANT=$v timeout 40 /tmp/cuda.test -test.count=1 -test.v -test.run 'TestOpParity/attention|TestGraph')
+    echo "tests rc=$?"
+    (cd cuda && TOKAMAK_ATTN_VARIANT=$v timeout 60 /tmp/cuda.test -test.run '^$' -test.bench 'Ops/bench/attention-(decode|prefill)' -test.benchtime 20x)
+    echo "bench rc=$?"
+    (cd cuda && TOKAMAK_ATTN_VARIANT=$v timeout 50 /tmp/cuda.test -test.run '^$' -test.bench 'DecodeLlama8B' -test.benchtime 20x)
+    echo "decode bench rc=$?"
+  } >>"$OUT/variants.log" 2>&1
+done
+grep -E "^== variant|rc=|--- FAIL|^(ok|FAIL|PASS)$|panic|DECODE llama|DECODE-PARTS" "$OUT/variants.log" | head -30
+# table: case, µs, GB/s, TFLOP/s (variants prefixed vN/)
+awk '/^== variant/ { pre = "v" $3 "/" }
+/^BenchmarkOps\/bench\/attention/ {
   us = ""; gbs = ""; tf = "";
   for (i = 2; i <= NF; i++) {
     if ($i == "us/op") us = $(i-1);
@@ -42,5 +57,5 @@ awk '/^BenchmarkOps\/bench\/attention/ {
     if ($i == "TFLOP/s") tf = $(i-1);
   }
   name = $1; sub(/^BenchmarkOps\/bench\//, "", name); sub(/-[0-9]+$/, "", name);
-  printf "%-44s %10s us %9s GB/s %8s TFLOP/s\n", name, us, gbs, tf
-}' "$OUT/bench-attn.log" | tee "$OUT/summary.txt"
+  printf "%-44s %10s us %9s GB/s %8s TFLOP/s\n", pre name, us, gbs, tf
+}' "$OUT/bench-attn.log" "$OUT/variants.log" | tee "$OUT/summary.txt"
