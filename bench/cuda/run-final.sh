@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One device call measuring the integrated engine (fused sampler, CUDA
+# graphs, new attention): CUDA tests, graph and decode benchmarks, a random
+# Llama-3.1-8B checkpoint, offline throughput at the three ISL/OSL pairs of
+# issue 5, and a short `tokamak serve` load test. Logs are packed into
+# $OUT/final-logs.tgz; a summary is printed.
+#   bash .gpu/remote.sh bash bench/cuda/run-final.sh
+# Environment: THROUGHPUT (ISL/OSL/N list), SERVE (0 skips the serve test),
+# DECODE_BENCH (0 skips the kernel-level decode benchmarks).
+set -u
+OUT=${OUT:-/tmp/out}
+W=/tmp/final-logs
+mkdir -p "$OUT" "$W"
+export TOKAMAK_SHARED=${TOKAMAK_SHARED:-$PWD/.gpu/shared}
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+pack() { tar -czf "$OUT/final-logs.tgz" -C "$W" . ; }
+trap pack EXIT
+gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)
+stamp "gpu: $gpu"
+make build-cuda >"$W/build.log" 2>&1 || { grep -E "error|Error" "$W/build.log" | head -40; echo BUILD FAILED; exit 1; }
+stamp built
+go test -tags cuda -count=1 -v -run "${TESTS:-TestSample|TestOpParity|TestGraph|TestModels|TestDecodeGraph}" ./cuda/ >"$W/test.log" 2>&1
+stamp "tests rc=$?"
+grep -E "^(--- |ok|FAIL)|^    --- FAIL|panic|differ|GRAPHS" "$W/test.log" | head -40
+if [ "${DECODE_BENCH:-1}" != 0 ]; then
+  go test -tags cuda -count=1 -run '^$' -bench 'DecodeGraphs' -benchtime 50x ./cuda/ >"$W/graphs-bench.log" 2>&1
+  stamp "graph bench rc=$?"; grep -E "GRAPH-BENCH|FAIL|panic" "$W/graphs-bench.log" | head -12
+  TOKAMAK_DECODE_BATCH=1 TOKAMAK_DECODE_CTX=512 go test -tags cuda -run '^$' -bench 'DecodeLlama8B' -benchtime 20x ./cuda/ >"$W/decode-1-512.log" 2>&1
+  stamp "decode bench rc=$?"; grep -E "^DECODE|FAIL|panic" "$W/decode-1-512.log" | grep -v GEMV | head -6
+fi
+CK=/tmp/llama-3.1-8b-random
+[ -f $CK/config.json ] || ./tokamak model random --config llama-3.1-8b --dtype bf16 --out $CK >"$W/random.log" 2>&1
+stamp "checkpoint ready"
+for c in ${THROUGHPUT:-128/128/1000 1000/1000/256 2048/128/400}; do
+  IFS=/ read isl osl n <<<"$c"
+  timeout 200 ./tokamak bench throughput --model $CK --device cuda --input-len $isl --output-len $osl \
+    --num-prompts $n --out "$W/throughput-$isl-$osl-$n.json" >"$W/throughput-$isl-$osl-$n.log" 2>&1
+  stamp "throughput $c rc=$?"; grep -E "kv cache|warm-up|^throughput|^steps|rror" "$W/throughput-$isl-$osl-$n.log" | head -6
+done
+if [ "${SERVE:-1}" != 0 ]; then
+  ./tokamak serve --model $CK --device cuda --port 8000 --served-model-name llama-3.1-8b-random >"$W/serve.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 400); do
+    curl -fsS http://127.0.0.1:8000/health >/dev/null 2>&1 && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.5
+  done
+  stamp "server: $(grep -oE 'warm-up.*|kv cache.*|msg=ready.*' "$W/serve.log" | tr '\n' ' ')"
+  timeout 150 ./tokamak bench serve --url http://127.0.0.1:8000/v1 --rate "${RATES:-4,16}" --num-prompts "${PROMPTS:-64}" \
+    --workload random --input-len 512 --output-len 128 --max-token-id 128000 \
+    --slo-ttft-ms 500 --slo-tpot-ms 50 --gpu-hourly-usd 2.99 --device "$gpu" \
+    --out "$W/bench-serve.json" >"$W/bench-serve.txt" 2>"$W/bench-serve.stderr"
+  stamp "serve bench rc=$?"; tail -12 "$W/bench-serve.txt"
+  curl -fsS http://127.0.0.1:8000/metrics 2>/dev/null | grep -E "^tokamak_" | grep -v _bucket >"$W/metrics.txt"
+  kill -TERM $pid; wait $pid
+  stamp "server exited rc=$?"
+fi
