@@ -118,6 +118,27 @@ func TestPreemptionKeepsOutputs(t *testing.T) {
 		t.Errorf("no preemption happened: %+v", st)
 	}
 	drain(t, small)
+
+	// The same pool with each request's full length reserved at
+	// admission: the same outputs, and no preemption at all.
+	reserving := newEngine(t, m, Config{NumBlocks: 16, BlockSizeTokens: 8, ReserveMaxLen: true})
+	for i, req := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = generate(t, reserving, req)[0].tokens
+		}()
+	}
+	wg.Wait()
+	for i := range reqs {
+		if !sameTokens(got[i], want[i]) {
+			t.Errorf("request %d: reserving max length %v, alone %v", i, got[i], want[i])
+		}
+	}
+	if st := reserving.Stats(); st.Preemptions != 0 {
+		t.Errorf("%d preemptions with ReserveMaxLen, want 0", st.Preemptions)
+	}
+	drain(t, reserving)
 }
 
 // TestChunkedPrefillGivesSameLogits: a prompt longer than the token budget,

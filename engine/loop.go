@@ -68,7 +68,7 @@ func (e *Engine) newSeq(r *request, index int, tokens []int32) *seqState {
 	st := &seqState{
 		r:         r,
 		index:     index,
-		q:         &sched.Seq{ID: e.nextID, Tokens: tokens, Priority: sched.Priority(r.req.Priority)},
+		q:         &sched.Seq{ID: e.nextID, Tokens: tokens, Priority: sched.Priority(r.req.Priority), MaxLen: len(r.req.PromptIDs) + r.req.MaxTokens},
 		promptLen: len(r.req.PromptIDs),
 		params:    r.req.Params,
 	}

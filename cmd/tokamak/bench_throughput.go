@@ -26,6 +26,10 @@ type throughputResult struct {
 	RequestsPerSec   float64 `json:"requests_per_s"`
 	OutputTokensPerS float64 `json:"output_tokens_per_s"`
 	TotalTokensPerS  float64 `json:"total_tokens_per_s"`
+	SchedulerPolicy  string  `json:"scheduler_policy"`
+	MaxNumSeqs       int     `json:"max_num_seqs"`
+	MaxBatchedTokens int     `json:"max_num_batched_tokens"`
+	KVCacheBlocks    int     `json:"kv_cache_blocks"`
 	Steps            int64   `json:"steps"`
 	Preemptions      int64   `json:"preemptions"`
 	// Steps split by kind: decode-only steps (one token per sequence) and
@@ -95,7 +99,7 @@ func benchThroughputCommand() *cli.Command {
 			&cli.IntFlag{Name: "num-prompts", Value: 256, Usage: "requests"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random prompts"},
 			&cli.StringFlag{Name: "out", Usage: "JSON report path (empty: none)"},
-		}, engineFlags(1024, 16384)...),
+		}, engineFlags(1024, 16384, policyGuaranteedNoEvict)...),
 		Action: runBenchThroughput,
 	}
 }
@@ -190,6 +194,10 @@ func runBenchThroughput(c *cli.Context) error {
 		RequestsPerSec:   float64(n) / elapsed,
 		OutputTokensPerS: float64(n*outLen) / elapsed,
 		TotalTokensPerS:  float64(n*(inLen+outLen)) / elapsed,
+		SchedulerPolicy:  c.String("scheduler-policy"),
+		MaxNumSeqs:       ecfg.MaxSeqs,
+		MaxBatchedTokens: ecfg.MaxBatchTokens,
+		KVCacheBlocks:    after.KVBlocksTotal,
 		Steps:            after.Steps - before.Steps,
 		Preemptions:      after.Preemptions - before.Preemptions,
 		Date:             time.Now().UTC().Format(time.RFC3339),

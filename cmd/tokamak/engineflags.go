@@ -10,10 +10,20 @@ import (
 	"github.com/tokamak-ai/tokamak/engine/model"
 )
 
+// Scheduler policies (--scheduler-policy), named as TensorRT-LLM names
+// its capacity-scheduler policies.
+const (
+	policyMaxUtilization    = "max-utilization"
+	policyGuaranteedNoEvict = "guaranteed-no-evict"
+)
+
 // engineFlags are the engine-sizing flags shared by serve and bench
-// throughput; maxSeqs and maxBatchTokens are the command's defaults.
-func engineFlags(maxSeqs, maxBatchTokens int) []cli.Flag {
+// throughput; maxSeqs, maxBatchTokens and policy are the command's
+// defaults.
+func engineFlags(maxSeqs, maxBatchTokens int, policy string) []cli.Flag {
 	return []cli.Flag{
+		&cli.StringFlag{Name: "scheduler-policy", Value: policy, Usage: policyMaxUtilization + " (admit a request on its first chunk's KV blocks, preempt the newest when blocks run out, as vLLM) or " +
+			policyGuaranteedNoEvict + " (admit only when the blocks for its prompt plus max_tokens are free: never preempts; best when max_tokens is set)"},
 		&cli.Float64Flag{Name: "kv-cache-gib", Value: 0, Usage: "KV cache size in GiB (0: on a GPU, what --gpu-memory-utilization leaves after the weights and the activations of the largest step; on the CPU, 1)"},
 		&cli.IntFlag{Name: "max-num-seqs", Value: maxSeqs, Usage: "most sequences running at once"},
 		&cli.IntFlag{Name: "max-num-batched-tokens", Value: maxBatchTokens, Usage: "most tokens in one forward step"},
@@ -69,7 +79,16 @@ func engineConfig(c *cli.Context, m *model.Model, dir string) (engine.Config, er
 	if err != nil {
 		return engine.Config{}, err
 	}
+	var reserve bool
+	switch p := c.String("scheduler-policy"); p {
+	case policyMaxUtilization:
+	case policyGuaranteedNoEvict:
+		reserve = true
+	default:
+		return engine.Config{}, fmt.Errorf("--scheduler-policy must be %s or %s, got %q", policyMaxUtilization, policyGuaranteedNoEvict, p)
+	}
 	return engine.Config{
+		ReserveMaxLen:    reserve,
 		KVMemoryBytes:    kv,
 		MaxBatchTokens:   c.Int("max-num-batched-tokens"),
 		MaxSeqs:          c.Int("max-num-seqs"),

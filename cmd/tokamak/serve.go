@@ -36,7 +36,7 @@ func serveCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-body-bytes", Value: 4 << 20, Usage: "largest request body (413 above)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second, Usage: "on SIGTERM, how long in-flight requests may finish"},
 			&cli.BoolFlag{Name: "no-prefix-cache", Usage: "disable prefix caching"},
-		}, engineFlags(256, 2048)...),
+		}, engineFlags(256, 2048, policyMaxUtilization)...),
 		Action: runServe,
 	}
 }

@@ -65,6 +65,9 @@ type Seq struct {
 	CachedTokens int
 	// Preemptions counts how often the sequence was preempted.
 	Preemptions int
+	// MaxLen is the most tokens the sequence can reach (prompt plus its
+	// output cap); 0 when unknown. Config.ReserveMaxLen plans with it.
+	MaxLen int
 
 	state    State
 	arrival  uint64
@@ -108,6 +111,16 @@ type Config struct {
 	MaxBatchTokens int
 	// MaxSeqs caps the number of running sequences (> 0).
 	MaxSeqs int
+	// ReserveMaxLen admits a sequence only when the free blocks cover its
+	// whole MaxLen on top of what every running sequence still needs to
+	// reach its own MaxLen, so running sequences are never preempted for
+	// blocks (TensorRT-LLM's "guaranteed no evict" policy; suits offline
+	// work whose output caps are known). Off, a sequence is admitted on
+	// the blocks of its first chunk and the newest running sequences are
+	// preempted when decodes run out (vLLM's policy, higher occupancy).
+	// A sequence is always admitted when nothing runs, so one longer than
+	// the pool still makes progress.
+	ReserveMaxLen bool
 }
 
 // Item is one sequence's share of a step: its tokens
@@ -169,7 +182,7 @@ func (s *Scheduler) Add(q *Seq) {
 // the parent's place in the queue order.
 func (s *Scheduler) Fork(parent *Seq, id uint64, tokens []int32) *Seq {
 	kv, shared := s.kv.Fork(&parent.KV, min(parent.NumComputed, len(tokens)-1))
-	q := &Seq{ID: id, Tokens: tokens, NumComputed: shared, Priority: parent.Priority, KV: *kv, CachedTokens: shared, arrival: parent.arrival}
+	q := &Seq{ID: id, Tokens: tokens, NumComputed: shared, Priority: parent.Priority, KV: *kv, CachedTokens: shared, MaxLen: parent.MaxLen, arrival: parent.arrival}
 	q.admitted = true // its cached prefix is settled; no prefix lookup
 	s.enqueue(q)
 	return q
@@ -268,6 +281,9 @@ func (s *Scheduler) reserve(q *Seq, n int, p *Plan) bool {
 // chunk, if its blocks can be had without preempting anyone.
 func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 	budget := s.cfg.MaxBatchTokens - p.NumTokens
+	if s.cfg.ReserveMaxLen && len(s.running) > 0 && !s.fitsMaxLen(q) {
+		return false
+	}
 	if len(q.KV.Blocks) == 0 {
 		// New or preempted: start from the longest cached prefix, but
 		// always compute at least the last token, whose logits are needed.
@@ -291,6 +307,21 @@ func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 	s.running = slices.Insert(s.running, i, q)
 	p.add(q, n)
 	return true
+}
+
+// fitsMaxLen reports whether the free blocks cover q growing to its
+// MaxLen after every running sequence has grown to its own.
+func (s *Scheduler) fitsMaxLen(q *Seq) bool {
+	bs := s.kv.BlockSizeTokens()
+	blocks := func(n int) int { return (n + bs - 1) / bs }
+	pending := 0
+	for _, r := range s.running {
+		if r.MaxLen > 0 {
+			pending += max(0, blocks(r.MaxLen)-len(r.KV.Blocks))
+		}
+	}
+	need := blocks(max(q.MaxLen, len(q.Tokens))) - len(q.KV.Blocks)
+	return s.kv.NumFree()-pending >= need
 }
 
 // yieldToInteractive preempts running batch sequences, newest first, while

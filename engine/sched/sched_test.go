@@ -257,3 +257,78 @@ func TestSchedulerDoesNotStallOnBlocksHeldByWaitingForks(t *testing.T) {
 		t.Fatalf("child plan %q, want it to resume from its cached prefix", items(p))
 	}
 }
+
+// TestSchedulerReserveMaxLenNeverPreempts runs the same workload under
+// both admission policies: four sequences whose full lengths overflow the
+// pool. Admitting on the first chunk preempts; reserving each sequence's
+// MaxLen admits fewer at once and preempts nothing. Both drain.
+func TestSchedulerReserveMaxLenNeverPreempts(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		reserve     bool
+		wantPreempt bool
+	}{
+		{"first-chunk", false, true},
+		{"reserve-max-len", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// 16 blocks of 4 tokens; each sequence grows from 8 to 24
+			// tokens (6 blocks): two fit whole, four do not.
+			kv, err := kvcache.New(kvcache.Config{NumBlocks: 16, BlockSizeTokens: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(Config{MaxBatchTokens: 64, MaxSeqs: 8, ReserveMaxLen: tc.reserve}, kv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			target := map[*Seq]int{}
+			var seqs []*Seq
+			for i := range 4 {
+				q := &Seq{ID: uint64(i + 1), Tokens: prompt(8, int32(100*i)), MaxLen: 24}
+				s.Add(q)
+				target[q] = 24
+				seqs = append(seqs, q)
+			}
+			maxRunning := 0
+			for i := 0; i < 200 && s.NumRunning()+s.NumWaiting() > 0; i++ {
+				step(s, s.Schedule(), target)
+				maxRunning = max(maxRunning, s.NumRunning())
+			}
+			for _, q := range seqs {
+				if q.State() != Finished {
+					t.Fatalf("sequence %d did not finish (state %v)", q.ID, q.State())
+				}
+			}
+			if got := s.Preemptions() > 0; got != tc.wantPreempt {
+				t.Fatalf("%d preemptions; want preemptions: %v", s.Preemptions(), tc.wantPreempt)
+			}
+			if tc.reserve && maxRunning > 2 {
+				t.Fatalf("%d sequences ran at once; only 2 fit whole", maxRunning)
+			}
+			if kv.NumFree() != 16 {
+				t.Fatalf("%d blocks free after draining, want 16", kv.NumFree())
+			}
+		})
+	}
+}
+
+// TestSchedulerReserveMaxLenAdmitsOversizeAlone checks progress: a
+// sequence whose MaxLen exceeds the whole pool still runs when nothing
+// else does (its growth then preempts nobody but itself).
+func TestSchedulerReserveMaxLenAdmitsOversizeAlone(t *testing.T) {
+	kv, err := kvcache.New(kvcache.Config{NumBlocks: 4, BlockSizeTokens: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{MaxBatchTokens: 64, MaxSeqs: 4, ReserveMaxLen: true}, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &Seq{ID: 1, Tokens: prompt(6, 0), MaxLen: 1000}
+	s.Add(q)
+	p := s.Schedule()
+	if items(p) != "1:0+6 " {
+		t.Fatalf("oversize sequence not admitted alone: plan %q", items(p))
+	}
+}
