@@ -65,15 +65,19 @@ type Backend struct {
 	// scratch for attention split-KV partials, grown outside graph capture
 	attnWS      unsafe.Pointer
 	attnWSBytes int64
+	// attnWSRows: per head layout, the step size (rows) up to which attnWS
+	// is known to hold any step's partials
+	attnWSRows map[attnHeads]int
 
 	st *step
 	// gemvVariant selects a GEMV tuning (benchmarks compare them).
 	gemvVariant int
 	stageGen    int
 	capturing   bool
-	captures    int
-	graphs      map[string]C.tk_graph
-	ropeCache   map[string]*Tensor
+	// graphLog records every capture and every drop (GraphEvents)
+	graphLog  []GraphEvent
+	graphs    map[string]C.tk_graph
+	ropeCache map[string]*Tensor
 	// ropeByPtr remembers the device frequencies of each RoPE value seen,
 	// so the per-layer call skips re-encoding them (the map keeps the
 	// pointer alive, so it cannot be reused by another value).

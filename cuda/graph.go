@@ -40,14 +40,51 @@ func (b *Backend) RunGraph(key string, fn func() error) error {
 		return fmt.Errorf("cuda: graph %q: %w", key, err)
 	}
 	b.graphs[full] = g
-	b.captures++
+	b.graphLog = append(b.graphLog, GraphEvent{Key: full})
 	return nil
+}
+
+// GraphEvent is one capture or one drop of captured graphs, recorded so
+// that an unexpected capture can be explained (which key was new, or what
+// dropped the graph it replaced).
+type GraphEvent struct {
+	// Key is the captured graph's full key (RunGraph's key, then the
+	// staged shape and step-buffer generation: "|t8|s8|l8|g2"); empty
+	// for a drop.
+	Key string
+	// Dropped is how many graphs a drop destroyed; Why says what made
+	// them stale.
+	Dropped int
+	Why     string
+}
+
+func (e GraphEvent) String() string {
+	if e.Key != "" {
+		return "capture " + e.Key
+	}
+	return fmt.Sprintf("drop %d graphs (%s)", e.Dropped, e.Why)
 }
 
 // GraphCaptures returns how many graphs RunGraph has captured since the
 // backend was opened (replays do not count; a graph dropped and captured
 // again counts twice).
-func (b *Backend) GraphCaptures() int { return b.captures }
+func (b *Backend) GraphCaptures() int {
+	n := 0
+	for _, e := range b.graphLog {
+		if e.Key != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// GraphEvents returns every capture and drop since the backend was opened,
+// oldest first (a copy). Captures happen at warm-up and after graphs went
+// stale, so the list stays short; tests print its tail when a capture
+// happens where only replays were expected.
+func (b *Backend) GraphEvents() []GraphEvent {
+	return append([]GraphEvent(nil), b.graphLog...)
+}
 
 // capture records fn's ops into an instantiated graph without running them.
 func (b *Backend) capture(fn func() error) (C.tk_graph, error) {
@@ -76,10 +113,14 @@ func (b *Backend) capture(fn func() error) (C.tk_graph, error) {
 // DropGraphs destroys every captured graph (after the tensors they use
 // were freed or replaced); it waits for queued work first, so that no
 // launched graph is destroyed while it runs.
-func (b *Backend) DropGraphs() {
+func (b *Backend) DropGraphs() { b.dropGraphs("DropGraphs") }
+
+// dropGraphs is DropGraphs, logging why (GraphEvents).
+func (b *Backend) dropGraphs(why string) {
 	if len(b.graphs) == 0 {
 		return
 	}
+	b.graphLog = append(b.graphLog, GraphEvent{Dropped: len(b.graphs), Why: why})
 	_ = b.Sync()
 	for k, g := range b.graphs {
 		C.tk_graph_destroy(g)

@@ -20,8 +20,9 @@ import (
 // rather than cuBLASLt (bf16 weights); measured in bench/cuda.
 const gemvMaxTokens = 8
 
-// attnWSTokens is the step size up to which the attention workspace is
-// sized when it first grows (split-KV stops at a few hundred rows).
+// attnWSTokens is the least step size (rows) for which the attention
+// workspace is sized (see reserveAttention; split-KV stops at a few
+// hundred rows on an H100, so larger steps need no more).
 const attnWSTokens = 4096
 
 func act(t backend.Tensor, what string, n int) (*Tensor, error) {
@@ -279,21 +280,50 @@ func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int
 		return err
 	}
 	splits := int(C.tk_attention_splits(C.int(t), C.int(hq), C.int(hkv), C.int(b.smCount)))
-	need := int64(C.tk_attention_workspace(C.int(t), C.int(hq), C.int(hd), C.int(splits)))
+	if err := b.reserveAttention(attnHeads{hq, hkv, hd}, max(attnWSTokens, s.tokCap)); err != nil {
+		return err
+	}
+	if need := int64(C.tk_attention_workspace(C.int(t), C.int(hq), C.int(hd), C.int(splits))); need > b.attnWSBytes {
+		return fmt.Errorf("cuda: attention: %d-row step needs %d workspace bytes, reserved %d", t, need, b.attnWSBytes)
+	}
+	kp, vp := c.kv(layer)
+	return callError("attention", C.tk_attention(o.ptr, qt.ptr, kp, vp, i32p(s.positions()), i32p(s.rowSeq()), i32p(s.tables()), C.int(s.stride), C.int(c.spec.BlockSize), C.float(scale), C.int(t), C.int(s.b.NumSeqs()), C.int(hq), C.int(hkv), C.int(hd), C.int(splits), b.attnWS, b.stream))
+}
+
+// attnHeads is a head layout (query heads, KV heads, head size), for which
+// the attention workspace is sized.
+type attnHeads struct{ hq, hkv, hd int }
+
+// reserveAttention grows the attention workspace, if needed, to hold the
+// split-KV partials of any step of up to rows rows of heads h. A step's
+// need depends on its row count through the split plan (it peaks at a
+// middling count, not at the largest), so it is sized for every count at
+// once: then no later step of these heads moves it. It is sized per head
+// layout, not from whatever size the workspace already has: another
+// layout (another model on the backend) may leave a workspace that holds
+// this one's decode buckets but not its longer prefills, which would then
+// grow it, and so drop every graph, after warm-up.
+//
+// Callers pass the staged step capacity (no step has more rows without
+// restaging, which invalidates the graphs anyway), so a decoder warm-up
+// that reserved the step buffers first reserves this for every later step.
+func (b *Backend) reserveAttention(h attnHeads, rows int) error {
+	if b.attnWSRows[h] >= rows {
+		return nil
+	}
+	var need int64
+	for r := 1; r <= rows; r++ {
+		sp := C.tk_attention_splits(C.int(r), C.int(h.hq), C.int(h.hkv), C.int(b.smCount))
+		need = max(need, int64(C.tk_attention_workspace(C.int(r), C.int(h.hq), C.int(h.hd), sp)))
+	}
 	if need > b.attnWSBytes {
 		if b.capturing {
 			return fmt.Errorf("cuda: attention workspace would grow during graph capture")
 		}
-		// Size it at once for any step of up to attnWSTokens rows of these
-		// heads (the split count, so the workspace, peaks at a middling T):
-		// it then stays put under the graphs captured for every bucket.
-		for r := 1; r <= attnWSTokens; r++ {
-			sp := C.tk_attention_splits(C.int(r), C.int(hq), C.int(hkv), C.int(b.smCount))
-			need = max(need, int64(C.tk_attention_workspace(C.int(r), C.int(hq), C.int(hd), sp)))
-		}
 		if b.attnWS != nil {
 			// graphs captured with the old workspace would write freed memory
-			b.DropGraphs()
+			b.dropGraphs(fmt.Sprintf("attention workspace %d -> %d bytes for %d heads of %d over %d kv heads, steps of up to %d rows",
+				b.attnWSBytes, need, h.hq, h.hd, h.hkv, rows))
 			if err := b.Sync(); err != nil {
 				return err
 			}
@@ -309,8 +339,11 @@ func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int
 		}
 		b.attnWSBytes = need
 	}
-	kp, vp := c.kv(layer)
-	return callError("attention", C.tk_attention(o.ptr, qt.ptr, kp, vp, i32p(s.positions()), i32p(s.rowSeq()), i32p(s.tables()), C.int(s.stride), C.int(c.spec.BlockSize), C.float(scale), C.int(t), C.int(s.b.NumSeqs()), C.int(hq), C.int(hkv), C.int(hd), C.int(splits), b.attnWS, b.stream))
+	if b.attnWSRows == nil {
+		b.attnWSRows = map[attnHeads]int{}
+	}
+	b.attnWSRows[h] = rows
+	return nil
 }
 
 // setAttentionVariant picks the attention kernels (0 default, 1 the generic

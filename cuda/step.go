@@ -185,7 +185,7 @@ func (b *Backend) FreeKVCache(kv backend.KVCache) {
 	if !ok || c == nil || c.t == nil {
 		return
 	}
-	b.DropGraphs()
+	b.dropGraphs("KV cache freed")
 	b.Free(c.t)
 	c.t = nil
 }

@@ -254,7 +254,10 @@ func (d *Decoder) runBucket(bucket int) error {
 
 // Warmup grows the backend's step buffers to the configured largest step,
 // then runs every bucket once on padding rows alone, largest first; on a
-// graph backend this records each bucket's graph. It returns how many
+// graph backend this records each bucket's graph. (The first, eager pass
+// also lets the backend size its scratch for any step up to the reserved
+// one: on CUDA the attention workspace, whose growth would drop the
+// graphs.) It returns how many
 // buckets went through the backend's graph recorder (0 on a backend
 // without graphs). It writes only the pad block of the cache.
 func (d *Decoder) Warmup() (graphs int, err error) {
