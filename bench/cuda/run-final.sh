@@ -32,12 +32,18 @@ fi
 CK=/tmp/llama-3.1-8b-random
 [ -f $CK/config.json ] || ./tokamak model random --config llama-3.1-8b --dtype bf16 --out $CK >"$W/random.log" 2>&1
 stamp "checkpoint ready"
+# ISL/OSL/N[/extra,flags] ("," stands for a space in the extra flags)
 for c in ${THROUGHPUT:-128/128/1000 1000/1000/256 2048/128/400}; do
-  IFS=/ read isl osl n <<<"$c"
+  IFS=/ read isl osl n extra <<<"$c"
+  tag=$isl-$osl-$n${extra:+-$(echo "$extra" | tr -c 'a-zA-Z0-9.\n' '_')}
   timeout 200 ./tokamak bench throughput --model $CK --device cuda --input-len $isl --output-len $osl \
-    --num-prompts $n --out "$W/throughput-$isl-$osl-$n.json" >"$W/throughput-$isl-$osl-$n.log" 2>&1
-  stamp "throughput $c rc=$?"; grep -E "kv cache|warm-up|^throughput|^steps|rror" "$W/throughput-$isl-$osl-$n.log" | head -6
+    --num-prompts $n ${extra//,/ } --out "$W/throughput-$tag.json" >"$W/throughput-$tag.log" 2>&1
+  stamp "throughput $c rc=$?"; grep -E "kv cache|warm-up|^throughput|^steps|rror" "$W/throughput-$tag.log" | head -6
 done
+if [ "${HF:-0}" != 0 ]; then
+  PYTHONUNBUFFERED=1 timeout 240 python3 bench/cuda/hf_decode.py $CK 512 64 >"$W/hf-decode.log" 2>&1
+  stamp "transformers rc=$?"; grep -E "^HF|Error" "$W/hf-decode.log" | head -6
+fi
 if [ "${SERVE:-1}" != 0 ]; then
   ./tokamak serve --model $CK --device cuda --port 8000 --served-model-name llama-3.1-8b-random >"$W/serve.log" 2>&1 &
   pid=$!
