@@ -101,23 +101,6 @@ __device__ __forceinline__ long long attn_slot(const int32_t *bt, int p, int bs,
   return (long long)bt[blk] * bs + (p - blk * bs);
 }
 
-// attn_launch is tk_launch with dynamic shared memory.
-template <typename... KArgs, typename... Args>
-static inline cudaError_t attn_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block,
-                                      size_t smem, cudaStream_t s, Args... args) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = tk_pdl_enabled ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
-}
-
 // The fast kernels need D in {64, 128} and 16-byte aligned q and caches.
 bool attn_fast_supported(int D);
 // attn_decode_blocks_per_sm is the occupancy the split count is planned for.

@@ -279,7 +279,7 @@ cudaError_t launch_d(const AttnArgs &a, int only_multi, cudaStream_t s) {
     if (dev < 64) done |= 1ull << dev;
   }
   dim3 grid((a.T + kBM - 1) / kBM, a.Hq);
-  return attn_launch(attn_prefill_kernel<D, NW>, grid, dim3(NW * 32), smem, s, a, only_multi);
+  return tk_launch_smem(attn_prefill_kernel<D, NW>, grid, dim3(NW * 32), smem, s, a, only_multi);
 }
 
 }  // namespace

@@ -112,13 +112,15 @@ __device__ __forceinline__ void tk_griddep_wait() {
 // tk_pdl_enabled is set by tk_set_pdl (default on).
 extern int tk_pdl_enabled;
 
+// tk_launch_smem launches kernel with smem bytes of dynamic shared memory,
+// with programmatic dependent launch when enabled.
 template <typename... KArgs, typename... Args>
-static inline cudaError_t tk_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block,
-                                    cudaStream_t s, Args... args) {
+static inline cudaError_t tk_launch_smem(void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                                         size_t smem, cudaStream_t s, Args... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
-  cfg.dynamicSmemBytes = 0;
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -126,4 +128,10 @@ static inline cudaError_t tk_launch(void (*kernel)(KArgs...), dim3 grid, dim3 bl
   cfg.attrs = attr;
   cfg.numAttrs = tk_pdl_enabled ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
+}
+
+template <typename... KArgs, typename... Args>
+static inline cudaError_t tk_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                                    cudaStream_t s, Args... args) {
+  return tk_launch_smem(kernel, grid, block, 0, s, args...);
 }

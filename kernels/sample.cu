@@ -161,18 +161,27 @@ struct Shared {
   double seg_base;
 };
 
-// block_excl_scan_d returns the sum of v over the threads before this one
-// (in thread order); red is shared scratch of kNW entries.
-__device__ double block_excl_scan_d(double v, double *red) {
-  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+// warp_scan_d returns the inclusive prefix sum of v over the lanes of a
+// full warp and sets *ex to the exclusive one.
+__device__ __forceinline__ double warp_scan_d(double v, double *ex) {
+  const int lane = threadIdx.x & 31;
   double inc = v;
 #pragma unroll
   for (int o = 1; o < 32; o <<= 1) {
     double t = __shfl_up_sync(0xffffffffu, inc, o);
     if (lane >= o) inc += t;
   }
-  double ex = __shfl_up_sync(0xffffffffu, inc, 1);
-  if (lane == 0) ex = 0;
+  double e = __shfl_up_sync(0xffffffffu, inc, 1);
+  *ex = lane == 0 ? 0.0 : e;
+  return inc;
+}
+
+// block_excl_scan_d returns the sum of v over the threads before this one
+// (in thread order); red is shared scratch of kNW entries.
+__device__ double block_excl_scan_d(double v, double *red) {
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  double ex;
+  double inc = warp_scan_d(v, &ex);
   __syncthreads();
   if (lane == 31) red[w] = inc;
   __syncthreads();
@@ -542,15 +551,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(
         int i = i0 + 4 * lane;
         double v[4];
         quad(i, v);
-        double ls = (v[0] + v[1]) + (v[2] + v[3]);
-        double inc = ls;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-          double t = __shfl_up_sync(0xffffffffu, inc, o);
-          if (lane >= o) inc += t;
-        }
-        double c = __shfl_up_sync(0xffffffffu, inc, 1);
-        if (lane == 0) c = 0;
+        double c;
+        const double inc = warp_scan_d((v[0] + v[1]) + (v[2] + v[3]), &c);
         c += base;
         int e_hit = -1;
 #pragma unroll
