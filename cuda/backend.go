@@ -83,7 +83,9 @@ type Backend struct {
 	// pointer alive, so it cannot be reused by another value).
 	ropeByPtr map[*backend.RoPE]*Tensor
 	// smp holds the fused sampler's buffers (SampleBatch).
-	smp    sampler
+	smp sampler
+	// prof times ops when Options.ProfileOps is set (profile.go)
+	prof   opProfile
 	closed bool
 }
 
@@ -393,6 +395,7 @@ func (b *Backend) Close() error {
 		C.tk_free(b.attnWS)
 	}
 	b.smp.free()
+	b.prof.free()
 	if b.blas != nil {
 		C.tk_blas_destroy(b.blas)
 	}

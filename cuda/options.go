@@ -23,4 +23,7 @@ type Options struct {
 	GPUMemoryUtilization float64
 	// BlasWorkspaceBytes is cuBLASLt's workspace; 0 means 32 MiB.
 	BlasWorkspaceBytes int
+	// ProfileOps times every op of eager forward passes with CUDA events
+	// (backend.OpProfiler); it serialises nothing but adds an event per op.
+	ProfileOps bool
 }

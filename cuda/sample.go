@@ -144,6 +144,7 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 		i32p(dIDs), i32p(dCounts), (*C.tk_sample_result)(dRes), C.int(big), b.stream); rc != 0 {
 		return nil, callError("sample", rc)
 	}
+	b.ProfileMark("sample")
 	if cap(s.results) < len(rows) {
 		s.results = make([]C.tk_sample_result, len(rows))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tokamak-ai/tokamak/engine"
+	"github.com/tokamak-ai/tokamak/engine/backend"
 	"github.com/tokamak-ai/tokamak/engine/model"
 )
 
@@ -42,7 +44,10 @@ type throughputResult struct {
 	PrefillMeanTokens float64 `json:"prefill_mean_tokens"`
 	PrefillStepMS     float64 `json:"prefill_step_ms"`
 	SampleMSPerStep   float64 `json:"sample_ms_per_step"`
-	Date              string  `json:"date"`
+	// OpProfile is the device time of each op (--profile-ops), per kind of
+	// step, summed over the measured run.
+	OpProfile []backend.OpTime `json:"op_profile,omitempty"`
+	Date      string           `json:"date"`
 }
 
 // stepStats accumulates engine steps by kind (OnStep runs on the engine's
@@ -99,6 +104,7 @@ func benchThroughputCommand() *cli.Command {
 			&cli.IntFlag{Name: "num-prompts", Value: 256, Usage: "requests"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random prompts"},
 			&cli.StringFlag{Name: "out", Usage: "JSON report path (empty: none)"},
+			&cli.BoolFlag{Name: "profile-ops", Usage: "time every op on the device with events and print where each kind of step spends its time (implies --enforce-eager; CUDA only)"},
 		}, engineFlags(1024, 16384, policyGuaranteedNoEvict)...),
 		Action: runBenchThroughput,
 	}
@@ -131,6 +137,13 @@ func runBenchThroughput(c *cli.Context) error {
 		return err
 	}
 	ecfg.MaxQueue = n
+	prof, _ := b.(backend.OpProfiler)
+	if c.Bool("profile-ops") {
+		if prof == nil {
+			return fmt.Errorf("--profile-ops: the %s backend cannot time ops", b.Name())
+		}
+		ecfg.EnforceEager = true // graphs replay whole steps: time op by op
+	}
 	var steps stepStats // counts only once on (warm-up steps are not counted)
 	ecfg.OnStep = steps.add
 	e, err := engine.New(m, ecfg)
@@ -153,6 +166,12 @@ func runBenchThroughput(c *cli.Context) error {
 		reqs[i] = engine.Request{PromptIDs: ids, MaxTokens: outLen, IgnoreEOS: true}
 	}
 	before := e.Stats()
+	var profBefore []backend.OpTime
+	if c.Bool("profile-ops") {
+		if profBefore, err = prof.OpProfile(); err != nil {
+			return err
+		}
+	}
 	steps.mu.Lock()
 	steps.on = true
 	steps.mu.Unlock()
@@ -214,6 +233,14 @@ func runBenchThroughput(c *cli.Context) error {
 		n, inLen, outLen, res.Device, res.Seconds, res.RequestsPerSec, res.OutputTokensPerS, res.TotalTokensPerS, res.Steps, res.Preemptions)
 	fmt.Fprintf(c.App.Writer, "steps: %d decode-only (%.1f sequences, %.2f ms each), %d with prompt tokens (%.0f tokens, %.2f ms each); waiting for the GPU and sampling %.2f ms a step (the forward is queued asynchronously)\n",
 		res.DecodeSteps, res.DecodeMeanSeqs, res.DecodeStepMS, res.PrefillSteps, res.PrefillMeanTokens, res.PrefillStepMS, res.SampleMSPerStep)
+	if c.Bool("profile-ops") {
+		after, err := prof.OpProfile()
+		if err != nil {
+			return err
+		}
+		res.OpProfile = subtractProfile(after, profBefore)
+		printProfile(c.App.Writer, res.OpProfile)
+	}
 	if path := c.String("out"); path != "" {
 		data, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {
@@ -224,4 +251,44 @@ func runBenchThroughput(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// subtractProfile returns after less before (the warm-up's share), per
+// kind and op, keeping after's order.
+func subtractProfile(after, before []backend.OpTime) []backend.OpTime {
+	type key struct{ kind, op string }
+	prev := map[key]backend.OpTime{}
+	for _, t := range before {
+		prev[key{t.Kind, t.Op}] = t
+	}
+	out := make([]backend.OpTime, 0, len(after))
+	for _, t := range after {
+		p := prev[key{t.Kind, t.Op}]
+		t.MS -= p.MS
+		t.Steps -= p.Steps
+		if t.Steps > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// printProfile writes one line per kind of step: its ops by device time
+// per step, largest first, and their share of the step.
+func printProfile(w io.Writer, prof []backend.OpTime) {
+	for i := 0; i < len(prof); {
+		j := i
+		total := 0.0
+		for j < len(prof) && prof[j].Kind == prof[i].Kind {
+			total += prof[j].MS
+			j++
+		}
+		steps := float64(prof[i].Steps)
+		fmt.Fprintf(w, "op profile, %s steps (%d, %.2f ms of device time each):", prof[i].Kind, prof[i].Steps, total/steps)
+		for _, t := range prof[i:j] {
+			fmt.Fprintf(w, " %s %.2f ms (%.0f%%)", t.Op, t.MS/steps, 100*t.MS/total)
+		}
+		fmt.Fprintln(w)
+		i = j
+	}
 }

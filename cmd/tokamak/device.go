@@ -36,7 +36,7 @@ var gpuMemFlag = &cli.Float64Flag{Name: "gpu-memory-utilization", Value: 0.9, Us
 // openBackend returns the backend named by --device.
 func openBackend(c *cli.Context) (backend.Backend, error) {
 	openCUDA := func() (backend.Backend, error) {
-		return cuda.New(cuda.Options{GPUMemoryUtilization: c.Float64("gpu-memory-utilization")})
+		return cuda.New(cuda.Options{GPUMemoryUtilization: c.Float64("gpu-memory-utilization"), ProfileOps: c.Bool("profile-ops")})
 	}
 	switch device := c.String("device"); strings.ToLower(device) {
 	case "cpu":

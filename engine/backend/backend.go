@@ -260,6 +260,32 @@ type GraphRunner interface {
 	DropGraphs()
 }
 
+// OpTime is the device time charged to one op of the forward pass, summed
+// over the steps of one kind ("decode": one query row per sequence;
+// "prefill": steps that carry prompt tokens) and over layers.
+type OpTime struct {
+	Kind  string  `json:"kind"`
+	Op    string  `json:"op"`
+	Steps int     `json:"steps"`
+	MS    float64 `json:"ms"`
+}
+
+// OpProfiler is implemented by backends that can time the ops of eager
+// forward passes on the device (CUDA events between ops). The model calls
+// ProfileBegin before a step's first op and ProfileMark after each op;
+// both do nothing unless profiling was turned on when the backend was made,
+// and nothing while a graph is being recorded.
+type OpProfiler interface {
+	// ProfileBegin starts a step of the given kind.
+	ProfileBegin(kind string)
+	// ProfileMark charges the device time since the previous mark of the
+	// step to op.
+	ProfileMark(op string)
+	// OpProfile waits for the device and returns the totals so far,
+	// grouped by kind, largest first; nil when profiling is off.
+	OpProfile() ([]OpTime, error)
+}
+
 // Backend runs the ops of the Llama-family forward pass. Methods are not
 // safe for concurrent use: one goroutine (the engine loop) drives a backend.
 type Backend interface {

@@ -114,6 +114,13 @@ func (m *Model) Forward(batch *backend.Batch, cache backend.KVCache) (logits bac
 	if s.err != nil {
 		return nil, fmt.Errorf("forward: %w", s.err)
 	}
+	if p, ok := b.(backend.OpProfiler); ok {
+		kind := "decode"
+		if len(batch.QueryStart) != t+1 {
+			kind = "prefill"
+		}
+		p.ProfileBegin(kind)
+	}
 	if err := m.run(a, cache, st); err != nil {
 		return nil, err
 	}
@@ -128,9 +135,13 @@ func (m *Model) run(a *acts, cache backend.KVCache, st backend.Step) (err error)
 	hd, hq := c.HeadDim, c.NumAttentionHeads
 	eps := float32(c.RMSNormEps)
 	scale := float32(1 / math.Sqrt(float64(hd)))
+	prof, _ := b.(backend.OpProfiler)
 	run := func(what string, layer int, e error) error {
 		if e != nil && err == nil {
 			err = fmt.Errorf("forward: layer %d %s: %w", layer, what, e)
+		}
+		if prof != nil {
+			prof.ProfileMark(what)
 		}
 		return err
 	}
