@@ -131,6 +131,10 @@ const (
 	partMisc  // embed, gather
 	partOther = partNorm | partRope | partAttn | partSiLU | partMisc
 	partAll   = partMatMul | partOther
+	// partFused runs the norms and residual adds inside the projections
+	// (backend.FusedLinear), as engine/model does for decode steps of at
+	// most gemvMaxTokens rows; the parts are then counted as matmuls.
+	partFused = 1 << 10
 )
 
 // step enqueues one forward step in the order engine/model's Forward uses
@@ -146,6 +150,22 @@ func (m *decodeModel) step(b *Backend, st backend.Step, parts int) error {
 		}
 	}
 	do(partMisc, func() error { return b.Embed(m.resid, m.embed, st) })
+	if parts&partFused != 0 {
+		for l := 0; l < sh.layers && err == nil; l++ {
+			do(partMatMul, func() error { return b.NormMatMul(m.qkvOut, m.resid, m.inNorm[l], eps, m.qkv[l]) })
+			do(partRope, func() error { return b.RoPEWriteKV(m.q, m.qkvOut, m.cache, l, m.rope, st) })
+			do(partAttn, func() error { return b.Attention(m.attn, m.q, m.cache, l, scale, st) })
+			do(partMatMul, func() error { return b.MatMulAdd(m.resid, m.attn, m.o[l]) })
+			do(partMatMul, func() error { return b.NormMatMul(m.gu, m.resid, m.postNorm[l], eps, m.gateUp[l]) })
+			do(partSiLU, func() error { return b.SiLUMul(m.mid, m.gu) })
+			do(partMatMul, func() error { return b.MatMulAdd(m.resid, m.mid, m.down[l]) })
+			if err != nil {
+				return fmt.Errorf("layer %d: %w", l, err)
+			}
+		}
+		do(partMatMul, func() error { return b.NormMatMul(m.logits, m.resid, m.norm, eps, m.lmHead) })
+		return err
+	}
 	for l := 0; l < sh.layers && err == nil; l++ {
 		if l == 0 {
 			do(partNorm, func() error { return b.RMSNorm(m.x, m.resid, m.inNorm[l], eps) })
@@ -243,6 +263,17 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 	}
 	graph := graphOf(0, partAll)
 	fmt.Printf("DECODE-PDL graph ms/step: without programmatic dependent launch %.3f, with %.3f\n", noPDL, graph)
+	if batch <= gemvMaxTokens {
+		// the engine's decode path at this batch: norms and residual adds
+		// inside the GEMVs; it is the step reported below
+		unfused := graph
+		eager, err = gpu.timeMS(func() error { return m.step(gpu, st, partAll|partFused) }, 3, reps)
+		if err != nil {
+			b.Fatal(err)
+		}
+		graph = graphOf(0, partAll|partFused)
+		fmt.Printf("DECODE-FUSED graph ms/step: separate norms %.3f, fused into the GEMVs %.3f (fused matmuls only %.3f)\n", unfused, graph, graphOf(0, partMatMul|partFused))
+	}
 	fmt.Printf("DECODE-PARTS graph ms/step: matmuls only %.3f, everything else %.3f (norms %.3f, rope %.3f, attention %.3f, silu %.3f, embed+gather %.3f)\n",
 		graphOf(0, partMatMul), graphOf(0, partOther), graphOf(0, partNorm), graphOf(0, partRope), graphOf(0, partAttn), graphOf(0, partSiLU), graphOf(0, partMisc))
 	for v := 1; v <= 3; v++ {

@@ -137,6 +137,35 @@ func (b *Backend) HeadRMSNorm(x backend.Tensor, colStart, heads, headDim int, w 
 // weights, bf16 or f32 out. Small T runs the GEMV kernel (bound by reading
 // W), larger T with bf16 weights runs cuBLASLt.
 func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
+	return b.matMul(out, x, w, nil, 0, false)
+}
+
+// FusedLinearRows implements backend.FusedLinear: the GEMV kernel fuses for
+// unquantized bf16 weights whose row length is a multiple of 8.
+func (b *Backend) FusedLinearRows(w *backend.Weight) int {
+	if w == nil || w.Data == nil || w.Quantized() || w.Data.DType() != backend.BF16 || w.Cols%8 != 0 {
+		return 0
+	}
+	return gemvMaxTokens
+}
+
+// NormMatMul implements backend.FusedLinear.
+func (b *Backend) NormMatMul(out, x, norm backend.Tensor, eps float32, w *backend.Weight) error {
+	if norm == nil {
+		return fmt.Errorf("cuda: norm_matmul: nil norm weight")
+	}
+	return b.matMul(out, x, w, norm, eps, false)
+}
+
+// MatMulAdd implements backend.FusedLinear.
+func (b *Backend) MatMulAdd(residual, x backend.Tensor, w *backend.Weight) error {
+	return b.matMul(residual, x, w, nil, 0, true)
+}
+
+// matMul runs out = x · Wᵀ (+Bias) with optional fusions: norm != nil
+// applies RMSNorm(x)·norm to x first; addResidual adds the product into out.
+// The fused forms need FusedLinearRows(w) >= rows of x.
+func (b *Backend) matMul(out, x backend.Tensor, w *backend.Weight, norm backend.Tensor, eps float32, addResidual bool) error {
 	if w == nil || w.Data == nil {
 		return fmt.Errorf("cuda: matmul: nil weight")
 	}
@@ -170,6 +199,29 @@ func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
 			return err
 		}
 		bias, biasDT = bt.ptr, C.int(bt.dt)
+	}
+	if norm != nil || addResidual {
+		if t > b.FusedLinearRows(w) {
+			return fmt.Errorf("cuda: fused matmul: %d rows of %s weights [%d, %d] (at most %d rows of bf16 weights with columns a multiple of 8)", t, wt.dt, w.Rows, w.Cols, b.FusedLinearRows(w))
+		}
+		var normPtr unsafe.Pointer
+		normDT := C.int(0)
+		if norm != nil {
+			nt, err := floatParam(norm, "matmul norm weight", w.Cols)
+			if err != nil {
+				return err
+			}
+			normPtr, normDT = nt.ptr, C.int(nt.dt)
+		}
+		if addResidual && o.dt != backend.BF16 {
+			return fmt.Errorf("cuda: matmul add: residual is %s, want bf16", o.dt)
+		}
+		res := C.int(0)
+		if addResidual {
+			res = 1
+		}
+		return callError("gemv_fused", C.tk_gemv_fused(o.ptr, C.int(o.dt), xt.ptr, wt.ptr, C.int(wt.dt), bias, biasDT,
+			normPtr, normDT, C.float(eps), res, C.int(t), C.int(w.Rows), C.int(w.Cols), 0, b.stream))
 	}
 	if t <= gemvMaxTokens || wt.dt != backend.BF16 {
 		return callError("gemv", C.tk_gemv(o.ptr, C.int(o.dt), xt.ptr, wt.ptr, C.int(wt.dt), bias, biasDT, C.int(t), C.int(w.Rows), C.int(w.Cols), C.int(b.gemvVariant), b.stream))

@@ -169,6 +169,87 @@ func matmulCase(t, rows, cols int, outDT backend.DType, bias bool) opCase {
 		}}
 }
 
+// fusedCase is a projection fused with the RMSNorm before it (norm) or
+// with the residual add after it: backend.FusedLinear where the backend has
+// it, else the separate ops (the CPU oracle).
+func fusedCase(t, rows, cols int, norm, bias bool) opCase {
+	name := fmt.Sprintf("matmul_add/T%d/%dx%d", t, rows, cols)
+	outDT := backend.BF16
+	if norm {
+		name = fmt.Sprintf("norm_matmul/T%d/%dx%d", t, rows, cols)
+		if rows%2 == 0 {
+			outDT = backend.F32 // as lm_head writes logits
+		}
+	}
+	if bias {
+		name += "/bias"
+	}
+	return opCase{name: name, tol: bfTol, bytes: float64(rows*cols*2 + t*cols*2 + t*rows*outDT.Bits()/8), flops: 2 * float64(t*rows*cols),
+		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
+			var e errs
+			x := e.t(actUp(be, []int{t, cols}, randVals(r, t*cols, 2)))
+			g := e.t(actUp(be, []int{cols}, randVals(r, cols, 1.5)))
+			w := &backend.Weight{Rows: rows, Cols: cols, Data: e.t(upload(be, backend.BF16, []int{rows, cols}, randVals(r, rows*cols, 0.05)))}
+			if bias {
+				w.Bias = e.t(actUp(be, []int{rows}, randVals(r, rows, 0.5)))
+			}
+			odt := outDT
+			if odt == backend.BF16 {
+				odt = be.ActivationDType()
+			}
+			out := e.t(be.Alloc(odt, t, rows))
+			var res, tmp, ones backend.Tensor
+			if !norm {
+				res = e.t(actUp(be, []int{t, rows}, randVals(r, t*rows, 2)))
+			}
+			f, fused := be.(backend.FusedLinear)
+			if !fused {
+				if norm {
+					tmp = e.t(be.Alloc(be.ActivationDType(), t, cols))
+				} else {
+					tmp = e.t(be.Alloc(be.ActivationDType(), t, rows))
+					ones = e.t(actUp(be, []int{rows}, onesVals(rows)))
+				}
+			}
+			if e.err != nil {
+				return nil, e.err
+			}
+			if fused && f.FusedLinearRows(w) < t {
+				return nil, fmt.Errorf("%s: backend fuses at most %d rows", name, f.FusedLinearRows(w))
+			}
+			switch {
+			case norm && fused:
+				return &prepared{run: func() error { return f.NormMatMul(out, x, g, 1e-5, w) }, outs: []backend.Tensor{out}}, nil
+			case norm:
+				return &prepared{run: func() error {
+					if err := be.RMSNorm(tmp, x, g, 1e-5); err != nil {
+						return err
+					}
+					return be.MatMul(out, tmp, w)
+				}, outs: []backend.Tensor{out}}, nil
+			case fused:
+				xr := e.t(actUp(be, []int{t, cols}, randVals(r, t*cols, 1)))
+				return &prepared{run: func() error { return f.MatMulAdd(res, xr, w) }, inout: []backend.Tensor{res}}, e.err
+			default:
+				xr := e.t(actUp(be, []int{t, cols}, randVals(r, t*cols, 1)))
+				return &prepared{run: func() error {
+					if err := be.MatMul(tmp, xr, w); err != nil {
+						return err
+					}
+					return be.AddRMSNorm(out, res, tmp, ones, 1e-5) // only its add is compared
+				}, inout: []backend.Tensor{res}}, e.err
+			}
+		}}
+}
+
+func onesVals(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
+}
+
 // attentionVariant is implemented by the CUDA backend: it picks the
 // attention kernels (1: the generic kernel, the baseline) and returns the
 // previous choice.
@@ -290,6 +371,12 @@ func opTable() []opCase {
 		matmulCase(17, 640, 128, backend.F32, false), // cuBLASLt
 		matmulCase(64, 1024, 512, backend.BF16, true),
 		matmulCase(1, 300, 100, backend.F32, false), // K not a multiple of 8
+		fusedCase(1, 512, 256, true, false),
+		fusedCase(3, 384, 4096, true, true),
+		fusedCase(8, 250, 136, true, false),
+		fusedCase(1, 256, 512, false, false),
+		fusedCase(5, 96, 1024, false, true),
+		fusedCase(8, 4096, 200, false, false),
 		attnCase("attention/prefill/gqa4", []int{37}, []int{37}, 8, 2, 16),
 		attnCase("attention/mixed/mqa", []int{1, 9, 1}, []int{20, 40, 70}, 4, 1, 16),
 		attnCase("attention/decode/hd64", []int{1, 1}, []int{300, 129}, 4, 2, 64),

@@ -103,9 +103,14 @@ static inline int tk_cdiv(long long a, long long b) { return (int)((a + b - 1) /
 // still finishing; it waits here, before touching global memory, until that
 // kernel's writes are visible. This hides the launch gap between the many
 // small dependent kernels of a decode step (also inside CUDA graphs).
+// Once past the wait it lets the next kernel launch (launch_dependents):
+// that kernel's blocks take SM slots as this kernel's blocks retire and do
+// their own independent work (a GEMV's first weight loads) before their
+// wait. Signalling only after the wait keeps at most two kernels in flight.
 __device__ __forceinline__ void tk_griddep_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" :::);
 #endif
 }
 

@@ -1,78 +1,173 @@
-// gemv.cu: out[T, N] = x[T, K] · W[N, K]ᵀ (+bias) for small T (decode).
+// gemv.cu: out[T, N] = x[T, K] · W[N, K]ᵀ (+bias) for small T (decode),
+// optionally fused with the RMSNorm before it and the residual add after it.
 //
 // Decode is bound by reading W once: N*K*2 bytes for bf16. One warp per
 // output row streams that row with 16-byte loads (8 elements per lane per
-// step), four steps in flight per lane before the first multiply, and
-// applies each loaded W chunk to up to NT tokens (x rows come from L1/L2,
-// shared by every warp). float32 accumulation, one warp reduction per
-// output. W may be bf16, f16 or f32 (f32: two 16-byte loads per step); a
-// scalar variant handles K not divisible by 8.
+// chunk) and keeps kDepth chunks in flight per lane all the way (a ring of
+// registers refilled as each chunk is used); each W chunk is applied to up
+// to NT tokens (x rows come from L1/L2, shared by every warp). float32
+// accumulation, one warp reduction per output.
+//
+// Launch gaps: the first kDepth chunks of W are requested before
+// griddepcontrol.wait, so under programmatic dependent launch a GEMV starts
+// streaming its weights while the kernel before it drains; only x waits.
+//
+// Fusions (bf16 W, K % 8 == 0):
+//  - norm: x is the residual stream and g the RMSNorm weight; every warp
+//    computes the row's sum of squares itself (x is 2·K bytes, in L1) and
+//    uses bf16(x·inv·g) in place of x, which is what RMSNorm would have
+//    written (the sum's order differs, so inv may differ in its last bit).
+//  - residual: out is the residual stream (bf16) and gets out + bf16(x·Wᵀ),
+//    rounded, as AddRMSNorm's add would.
+// These remove the separate norm kernel of each sublayer in decode steps.
+//
+// W may be bf16, f16 or f32 (f32: two 16-byte loads per chunk); a scalar
+// variant handles K not divisible by 8.
 #include "common.cuh"
 
 constexpr int kGemvWarps = 8;  // scalar kernel
 
+struct GemvArgs {
+  void *out;
+  int odt;
+  const __nv_bfloat16 *x;
+  const void *w;
+  const void *bias;
+  int bdt;
+  const void *g;  // RMSNorm weight (norm fusion)
+  int gdt;
+  float eps;
+  int T, N, K;
+};
+
+// WRaw holds one chunk (8 weights) of a row as loaded; b is used by f32 only.
+struct WRaw {
+  uint4 a, b;
+};
+
 template <int WT>
-__device__ __forceinline__ void load_w8(const void *w, size_t idx, float *f) {
+__device__ __forceinline__ void w_load(WRaw &r, const void *w, size_t idx) {
   if (WT == TK_BF16) {
-    bf16x8(__ldg(reinterpret_cast<const uint4 *>((const __nv_bfloat16 *)w + idx)), f);
+    r.a = __ldg(reinterpret_cast<const uint4 *>((const __nv_bfloat16 *)w + idx));
   } else if (WT == TK_F16) {
-    f16x8(__ldg(reinterpret_cast<const uint4 *>((const __half *)w + idx)), f);
+    r.a = __ldg(reinterpret_cast<const uint4 *>((const __half *)w + idx));
   } else {
-    const float4 *p = reinterpret_cast<const float4 *>((const float *)w + idx);
-    float4 a = __ldg(p), b = __ldg(p + 1);
-    f[0] = a.x; f[1] = a.y; f[2] = a.z; f[3] = a.w;
-    f[4] = b.x; f[5] = b.y; f[6] = b.z; f[7] = b.w;
+    const uint4 *p = reinterpret_cast<const uint4 *>((const float *)w + idx);
+    r.a = __ldg(p);
+    r.b = __ldg(p + 1);
   }
 }
 
-template <int WT, int NT, int kSteps, int kWarps>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(
-    void *out, int odt, const __nv_bfloat16 *__restrict__ x, const void *__restrict__ w,
-    const void *bias, int bdt, int T, int N, int K) {
-  tk_griddep_wait();
+template <int WT>
+__device__ __forceinline__ void w_cvt(const WRaw &r, float *f) {
+  if (WT == TK_BF16) {
+    bf16x8(r.a, f);
+  } else if (WT == TK_F16) {
+    f16x8(r.a, f);
+  } else {
+    const float *p = reinterpret_cast<const float *>(&r.a);
+    const float *q = reinterpret_cast<const float *>(&r.b);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      f[j] = p[j];
+      f[4 + j] = q[j];
+    }
+  }
+}
+
+// g8 reads the 8 norm weights g[c..c+7] as floats.
+__device__ __forceinline__ void g8(const void *g, int gdt, int c, float *f) {
+  if (gdt == TK_BF16) {
+    bf16x8(__ldg(reinterpret_cast<const uint4 *>((const __nv_bfloat16 *)g + c)), f);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; j++) f[j] = ld_any(g, gdt, c + j);
+  }
+}
+
+template <int WT, int NT, int kDepth, int kWarps, bool kNorm, bool kResid>
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvArgs a) {
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
-  if (row >= N) return;
+  const bool active = row < a.N;
+  const int K = a.K;
   const int t0 = blockIdx.y * NT;
-  const int nt = min(NT, T - t0);
+  const int nt = min(NT, a.T - t0);
+  // this lane's chunks: columns lane*8 + i*256, i < nch
+  const int nch = lane * 8 < K ? (K - lane * 8 + 255) / 256 : 0;
+  const size_t wbase = (size_t)row * K + lane * 8;
+  WRaw buf[kDepth];
+  if (active) {
+#pragma unroll
+    for (int s = 0; s < kDepth; s++)
+      if (s < nch) w_load<WT>(buf[s], a.w, wbase + (size_t)s * 256);
+  }
+  tk_griddep_wait();  // x (and out, for the residual) come from earlier kernels
+  if (!active) return;
+  float inv[NT];
+  if (kNorm) {
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+      float ss = 0.f;
+      if (t < nt) {
+        const __nv_bfloat16 *xr = a.x + (size_t)(t0 + t) * K;
+        for (int c = lane * 8; c < K; c += 256) {
+          float xf[8];
+          bf16x8(__ldg(reinterpret_cast<const uint4 *>(xr + c)), xf);
+#pragma unroll
+          for (int j = 0; j < 8; j++) ss += xf[j] * xf[j];
+        }
+      }
+      inv[t] = rsqrtf(warp_sum(ss) / (float)K + a.eps);
+    }
+  }
   float acc[NT];
 #pragma unroll
   for (int t = 0; t < NT; t++) acc[t] = 0.f;
-  const size_t wbase = (size_t)row * K;
-  for (int c0 = lane * 8; c0 < K; c0 += 32 * 8 * kSteps) {
-    float wf[kSteps][8];
+  for (int i0 = 0; i0 < nch; i0 += kDepth) {
 #pragma unroll
-    for (int s = 0; s < kSteps; s++) {
-      int c = c0 + s * 256;
-      if (c < K) {
-        load_w8<WT>(w, wbase + c, wf[s]);
-      } else {
+    for (int s = 0; s < kDepth; s++) {
+      const int i = i0 + s;
+      if (i < nch) {
+        float wf[8];
+        w_cvt<WT>(buf[s], wf);
+        if (i + kDepth < nch) w_load<WT>(buf[s], a.w, wbase + (size_t)(i + kDepth) * 256);
+        const int c = lane * 8 + i * 256;
+        float gf[8];
+        if (kNorm) g8(a.g, a.gdt, c, gf);
 #pragma unroll
-        for (int j = 0; j < 8; j++) wf[s][j] = 0.f;
-      }
-    }
+        for (int t = 0; t < NT; t++) {
+          if (t < nt) {
+            float xf[8];
+            bf16x8(__ldg(reinterpret_cast<const uint4 *>(a.x + (size_t)(t0 + t) * K + c)), xf);
+            if (kNorm) {
 #pragma unroll
-    for (int s = 0; s < kSteps; s++) {
-      int c = c0 + s * 256;
-      if (c >= K) break;
+              for (int j = 0; j < 8; j++)
+                xf[j] = __bfloat162float(__float2bfloat16(xf[j] * inv[t] * gf[j]));
+            }
+            float v = acc[t];
 #pragma unroll
-      for (int t = 0; t < NT; t++) {
-        if (t < nt) {
-          float xf[8];
-          bf16x8(__ldg(reinterpret_cast<const uint4 *>(x + (size_t)(t0 + t) * K + c)), xf);
-          float a = acc[t];
-#pragma unroll
-          for (int j = 0; j < 8; j++) a = fmaf(wf[s][j], xf[j], a);
-          acc[t] = a;
+            for (int j = 0; j < 8; j++) v = fmaf(wf[j], xf[j], v);
+            acc[t] = v;
+          }
         }
       }
     }
   }
-  float b = bias ? ld_any(bias, bdt, row) : 0.f;
+  const float b = a.bias ? ld_any(a.bias, a.bdt, row) : 0.f;
 #pragma unroll
   for (int t = 0; t < NT; t++) {
     float v = warp_sum(acc[t]);
-    if (lane == 0 && t < nt) st_any(out, odt, (size_t)(t0 + t) * N + row, v + b);
+    if (lane == 0 && t < nt) {
+      const size_t o = (size_t)(t0 + t) * a.N + row;
+      if (kResid) {
+        __nv_bfloat16 *r = (__nv_bfloat16 *)a.out;
+        float y = __bfloat162float(__float2bfloat16(v + b));
+        r[o] = __float2bfloat16(y + __bfloat162float(r[o]));
+      } else {
+        st_any(a.out, a.odt, o, v + b);
+      }
+    }
   }
 }
 
@@ -104,59 +199,85 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_scalar_kernel(
   }
 }
 
-template <int WT, int NT, int kSteps, int kWarps>
-static void gemv_launch(cudaStream_t s, void *out, int odt, const void *x, const void *w,
-                        const void *bias, int bdt, int T, int N, int K) {
-  dim3 grid(tk_cdiv(N, kWarps), tk_cdiv(T, NT));
-  tk_launch(gemv_kernel<WT, NT, kSteps, kWarps>, grid, kWarps * 32, s, out, odt,
-            (const __nv_bfloat16 *)x, w, bias, bdt, T, N, K);
+template <int WT, int NT, int kDepth, int kWarps, bool kNorm, bool kResid>
+static cudaError_t gemv_launch(cudaStream_t s, const GemvArgs &a) {
+  dim3 grid(tk_cdiv(a.N, kWarps), tk_cdiv(a.T, NT));
+  return tk_launch(gemv_kernel<WT, NT, kDepth, kWarps, kNorm, kResid>, grid, kWarps * 32, s, a);
 }
 
-// Variants (loads in flight per lane, warps per block), chosen by the
-// caller; 0 is the default. Measured on H100, Llama-3.1-8B decode matmuls
-// (graph, ms/step): (4,8) 6.18, (8,4) 6.59, (8,8) 6.64, (2,4) 5.15: small
-// blocks spread rows more evenly over the SMs than deep pipelines help.
+// Variants (chunks in flight per lane, warps per block), chosen by the
+// caller; 0 is the default. Measured on H100 before the ring (loads issued
+// in bursts), Llama-3.1-8B decode matmuls (graph, ms/step): (4,8) 6.18,
+// (8,4) 6.59, (8,8) 6.64, (2,4) 5.15: small blocks spread rows more evenly
+// over the SMs than deep pipelines help.
 template <int WT, int NT>
-static void gemv_variant(int variant, cudaStream_t s, void *out, int odt, const void *x,
-                         const void *w, const void *bias, int bdt, int T, int N, int K) {
+static cudaError_t gemv_variant(int variant, cudaStream_t s, const GemvArgs &a) {
   switch (variant) {
-    case 1: gemv_launch<WT, NT, 4, 4>(s, out, odt, x, w, bias, bdt, T, N, K); break;
-    case 2: gemv_launch<WT, NT, 2, 2>(s, out, odt, x, w, bias, bdt, T, N, K); break;
-    case 3: gemv_launch<WT, NT, 1, 4>(s, out, odt, x, w, bias, bdt, T, N, K); break;
-    default: gemv_launch<WT, NT, 2, 4>(s, out, odt, x, w, bias, bdt, T, N, K); break;
+    case 1: return gemv_launch<WT, NT, 2, 4, false, false>(s, a);
+    case 2: return gemv_launch<WT, NT, 8, 4, false, false>(s, a);
+    case 3: return gemv_launch<WT, NT, 4, 2, false, false>(s, a);
+    default: return gemv_launch<WT, NT, 4, 4, false, false>(s, a);
   }
 }
 
-template <int WT>
-static void gemv_nt(int variant, cudaStream_t s, void *out, int odt, const void *x,
-                    const void *w, const void *bias, int bdt, int T, int N, int K) {
+// The fused forms exist for bf16 W with the default tuning only.
+template <int NT>
+static cudaError_t gemv_fused(bool norm, bool resid, cudaStream_t s, const GemvArgs &a) {
+  if (norm) return gemv_launch<TK_BF16, NT, 4, 4, true, false>(s, a);
+  return gemv_launch<TK_BF16, NT, 4, 4, false, true>(s, a);
+}
+
+template <int NT>
+static cudaError_t gemv_dispatch(int wdt, int variant, bool norm, bool resid, cudaStream_t s,
+                                 const GemvArgs &a) {
+  if (norm || resid) return gemv_fused<NT>(norm, resid, s, a);
+  switch (wdt) {
+    case TK_BF16: return gemv_variant<TK_BF16, NT>(variant, s, a);
+    case TK_F16: return gemv_variant<TK_F16, NT>(variant, s, a);
+    default: return gemv_variant<TK_F32, NT>(variant, s, a);
+  }
+}
+
+extern "C" int tk_gemv_fused(void *out, int out_dt, const void *x, const void *w, int w_dt,
+                             const void *bias, int bias_dt, const void *norm_w, int norm_dt,
+                             float eps, int residual, int T, int N, int K, int variant,
+                             tk_stream s) {
+  if (T <= 0 || N <= 0 || K <= 0) return 20000;
+  if (out_dt != TK_F32 && out_dt != TK_BF16) return 20000;
+  if (w_dt != TK_BF16 && w_dt != TK_F16 && w_dt != TK_F32) return 20000;
+  const bool norm = norm_w != nullptr, resid = residual != 0;
+  if (norm && resid) return 20000;
+  if ((norm || resid) && (w_dt != TK_BF16 || K % 8 != 0)) return 20000;
+  if (resid && out_dt != TK_BF16) return 20000;
+  if (norm && norm_dt != TK_F32 && norm_dt != TK_BF16 && norm_dt != TK_F16) return 20000;
+  cudaStream_t st = TK_STREAM(s);
+  if (K % 8 != 0) {
+    dim3 grid(tk_cdiv(N, kGemvWarps), tk_cdiv(T, 8));
+    tk_launch(gemv_scalar_kernel<8>, grid, kGemvWarps * 32, st, out, out_dt,
+              (const __nv_bfloat16 *)x, w, w_dt, bias, bias_dt, T, N, K);
+    TK_LAUNCHED("gemv_scalar_kernel");
+  }
+  GemvArgs a{out, out_dt, (const __nv_bfloat16 *)x, w, bias, bias_dt, norm_w, norm_dt, eps,
+             T, N, K};
+  cudaError_t e;
   if (T == 1)
-    gemv_variant<WT, 1>(variant, s, out, odt, x, w, bias, bdt, T, N, K);
+    e = gemv_dispatch<1>(w_dt, variant, norm, resid, st, a);
   else if (T == 2)
-    gemv_variant<WT, 2>(variant, s, out, odt, x, w, bias, bdt, T, N, K);
+    e = gemv_dispatch<2>(w_dt, variant, norm, resid, st, a);
   else if (T <= 4)
-    gemv_variant<WT, 4>(variant, s, out, odt, x, w, bias, bdt, T, N, K);
+    e = gemv_dispatch<4>(w_dt, variant, norm, resid, st, a);
   else
-    gemv_variant<WT, 8>(variant, s, out, odt, x, w, bias, bdt, T, N, K);
+    e = gemv_dispatch<8>(w_dt, variant, norm, resid, st, a);
+  if (e != cudaSuccess) {
+    tk_note_call("cudaLaunchKernelEx(gemv_kernel)");
+    return (int)e;
+  }
+  TK_LAUNCHED("gemv_kernel");
 }
 
 extern "C" int tk_gemv(void *out, int out_dt, const void *x, const void *w, int w_dt,
                        const void *bias, int bias_dt, int T, int N, int K, int variant,
                        tk_stream s) {
-  if (T <= 0 || N <= 0 || K <= 0) return 20000;
-  if (out_dt != TK_F32 && out_dt != TK_BF16) return 20000;
-  cudaStream_t st = TK_STREAM(s);
-  if (K % 8 == 0) {
-    switch (w_dt) {
-      case TK_BF16: gemv_nt<TK_BF16>(variant, st, out, out_dt, x, w, bias, bias_dt, T, N, K); break;
-      case TK_F16: gemv_nt<TK_F16>(variant, st, out, out_dt, x, w, bias, bias_dt, T, N, K); break;
-      case TK_F32: gemv_nt<TK_F32>(variant, st, out, out_dt, x, w, bias, bias_dt, T, N, K); break;
-      default: return 20000;
-    }
-  } else {
-    dim3 grid(tk_cdiv(N, kGemvWarps), tk_cdiv(T, 8));
-    tk_launch(gemv_scalar_kernel<8>, grid, kGemvWarps * 32, st, out, out_dt,
-              (const __nv_bfloat16 *)x, w, w_dt, bias, bias_dt, T, N, K);
-  }
-  TK_LAUNCHED("gemv_kernel");
+  return tk_gemv_fused(out, out_dt, x, w, w_dt, bias, bias_dt, nullptr, 0, 0.f, 0, T, N, K,
+                       variant, s);
 }

@@ -132,6 +132,14 @@ int tk_set_attention_variant(int v);
  * picks a tuning (0 default; see gemv.cu). */
 int tk_gemv(void *out, int out_dt, const void *x, const void *w, int w_dt, const void *bias,
             int bias_dt, int T, int N, int K, int variant, tk_stream s);
+/* tk_gemv with a fusion (bf16 W, K % 8 == 0, T <= 8 rows per call is what
+ * it is fast for): norm_w != NULL makes x the residual stream and uses
+ * RMSNorm(x) * norm_w (norm_dt f32/bf16/f16, eps) in its place; residual != 0
+ * adds the product, rounded to bf16, into out (bf16, the residual stream)
+ * instead of writing it. Not both at once. */
+int tk_gemv_fused(void *out, int out_dt, const void *x, const void *w, int w_dt,
+                  const void *bias, int bias_dt, const void *norm_w, int norm_dt, float eps,
+                  int residual, int T, int N, int K, int variant, tk_stream s);
 int tk_blas_create(tk_blas *h, size_t workspace_bytes);
 int tk_blas_destroy(tk_blas h);
 /* cuBLASLt BF16 GEMM: out[T, N] = x[T, K] . W[N, K]^T, out f32 or bf16. */

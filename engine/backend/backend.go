@@ -260,6 +260,22 @@ type GraphRunner interface {
 	DropGraphs()
 }
 
+// FusedLinear is implemented by backends whose small-batch matmul can take
+// the RMSNorm before a projection and the residual add after it, saving a
+// kernel and its launch gap per sublayer in decode steps. The results equal
+// the separate ops up to the rounding of the norm's sum of squares.
+type FusedLinear interface {
+	// FusedLinearRows is the most rows (tokens) NormMatMul and MatMulAdd
+	// take with weight w; 0 when w cannot be fused.
+	FusedLinearRows(w *Weight) int
+	// NormMatMul writes out = RMSNorm(x)·norm · Wᵀ (+ Bias): MatMul of what
+	// RMSNorm(·, x, norm, eps) would write, without writing it.
+	NormMatMul(out, x, norm Tensor, eps float32, w *Weight) error
+	// MatMulAdd adds x · Wᵀ (+ Bias), rounded to the activation dtype, into
+	// residual in place: what MatMul and AddRMSNorm's add would leave there.
+	MatMulAdd(residual, x Tensor, w *Weight) error
+}
+
 // OpTime is the device time charged to one op of the forward pass, summed
 // over the steps of one kind ("decode": one query row per sequence;
 // "prefill": steps that carry prompt tokens) and over layers.

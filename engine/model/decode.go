@@ -133,7 +133,8 @@ func (d *Decoder) alloc() error {
 				return fmt.Errorf("decoder: view of bucket %d: %w", n, err)
 			}
 		}
-		d.acts[n] = &acts{resid: v[0], x: v[1], qkv: v[2], q: v[3], attn: v[4], proj: v[5], gu: v[6], mid: v[7], logits: v[8]}
+		d.acts[n] = &acts{resid: v[0], x: v[1], qkv: v[2], q: v[3], attn: v[4], proj: v[5], gu: v[6], mid: v[7], logits: v[8],
+			fused: n <= d.m.fuseRows}
 	}
 	return nil
 }

@@ -53,6 +53,27 @@ func (s *scratch) free(keep backend.Tensor) {
 // every row's logits are wanted in row order (no gather).
 type acts struct {
 	resid, x, qkv, q, attn, proj, gu, mid, last, logits backend.Tensor
+	// fused folds the RMSNorms into the projections after them and the
+	// residual adds into the projections before them (backend.FusedLinear);
+	// only for steps of at most fuseRows rows whose logit rows are all rows,
+	// in order (decode steps), since the final norm feeds lm_head directly.
+	fused bool
+}
+
+// fusable reports whether a step of batch may run the fused forward: few
+// enough rows, and one logit row per row in order (so lm_head reads the
+// final norm of every row, with no gather between them).
+func (m *Model) fusable(batch *backend.Batch) bool {
+	t := len(batch.Tokens)
+	if t == 0 || t > m.fuseRows || len(batch.LogitRows) != t {
+		return false
+	}
+	for i, r := range batch.LogitRows {
+		if int(r) != i {
+			return false
+		}
+	}
+	return true
 }
 
 // check validates a batch against the cache and the vocabulary.
@@ -114,6 +135,7 @@ func (m *Model) Forward(batch *backend.Batch, cache backend.KVCache) (logits bac
 	if s.err != nil {
 		return nil, fmt.Errorf("forward: %w", s.err)
 	}
+	a.fused = m.fusable(batch)
 	if p, ok := b.(backend.OpProfiler); ok {
 		kind := "decode"
 		if len(batch.QueryStart) != t+1 {
@@ -147,6 +169,9 @@ func (m *Model) run(a *acts, cache backend.KVCache, st backend.Step) (err error)
 	}
 	if run("embed", -1, b.Embed(a.resid, m.embed, st)) != nil {
 		return err
+	}
+	if a.fused {
+		return m.runFused(a, cache, st, run)
 	}
 	for i := range m.layers {
 		ly := &m.layers[i]
@@ -190,4 +215,32 @@ func (m *Model) ActivationBytes(tokens, logitRows int) int64 {
 	hqd := int64(c.NumAttentionHeads * c.HeadDim)
 	perToken := 3*int64(c.HiddenSize) + int64(c.QKVRows()) + 2*hqd + 3*int64(c.IntermediateSize)
 	return int64(tokens)*perToken*act + int64(logitRows)*(int64(c.HiddenSize)*act+4*int64(c.VocabSize))
+}
+
+// runFused is run's layer loop with the fusions of backend.FusedLinear: the
+// residual stream stays in a.resid, each projection that reads a norm of it
+// normalises on the fly, and o_proj and down add into it.
+func (m *Model) runFused(a *acts, cache backend.KVCache, st backend.Step, run func(string, int, error) error) error {
+	b, c := m.b, m.Config
+	f := b.(backend.FusedLinear)
+	hd, hq := c.HeadDim, c.NumAttentionHeads
+	eps := float32(c.RMSNormEps)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for i := range m.layers {
+		ly := &m.layers[i]
+		run("qkv", i, f.NormMatMul(a.qkv, a.resid, ly.inNorm, eps, ly.qkv))
+		if c.QKNorm {
+			run("q norm", i, b.HeadRMSNorm(a.qkv, 0, hq, hd, ly.qNorm, eps))
+			run("k norm", i, b.HeadRMSNorm(a.qkv, hq*hd, c.NumKeyValueHeads, hd, ly.kNorm, eps))
+		}
+		run("rope", i, b.RoPEWriteKV(a.q, a.qkv, cache, i, m.rope, st))
+		run("attention", i, b.Attention(a.attn, a.q, cache, i, scale, st))
+		run("o_proj", i, f.MatMulAdd(a.resid, a.attn, ly.o))
+		run("gate_up", i, f.NormMatMul(a.gu, a.resid, ly.postNorm, eps, ly.gateUp))
+		run("silu", i, b.SiLUMul(a.mid, a.gu))
+		if err := run("down", i, f.MatMulAdd(a.resid, a.mid, ly.down)); err != nil {
+			return err
+		}
+	}
+	return run("lm_head", -1, f.NormMatMul(a.logits, a.resid, m.norm, eps, m.lmHead))
 }

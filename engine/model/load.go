@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
 	"github.com/tokamak-ai/tokamak/engine/weights"
@@ -33,6 +34,28 @@ type Model struct {
 	tensors []backend.Tensor
 	// WeightBytes is the size of the weights on the backend.
 	WeightBytes int64
+	// fuseRows is the most rows a step may have for the forward to fold
+	// RMSNorms and residual adds into the projections (backend.FusedLinear);
+	// 0 turns the fusions off.
+	fuseRows int
+}
+
+// setFuseRows sets fuseRows from what the backend can fuse for every
+// projection that the fused forward touches.
+func (m *Model) setFuseRows() {
+	f, ok := m.b.(backend.FusedLinear)
+	if !ok || os.Getenv("TOKAMAK_NO_FUSED_LINEAR") != "" {
+		m.fuseRows = 0
+		return
+	}
+	rows := f.FusedLinearRows(m.lmHead)
+	for i := range m.layers {
+		ly := &m.layers[i]
+		for _, w := range []*backend.Weight{ly.qkv, ly.o, ly.gateUp, ly.down} {
+			rows = min(rows, f.FusedLinearRows(w))
+		}
+	}
+	m.fuseRows = rows
 }
 
 // Load reads config.json and the safetensors weights of dir and uploads
@@ -225,6 +248,7 @@ func New(cfg *Config, src Source, b backend.Backend) (_ *Model, err error) {
 			return nil, err
 		}
 	}
+	m.setFuseRows()
 	inv, attn, err := cfg.RopeFrequencies()
 	if err != nil {
 		return nil, err
