@@ -38,7 +38,7 @@ for c in ${THROUGHPUT:-128/128/1000 1000/1000/256 2048/128/400}; do
   tag=$isl-$osl-$n${extra:+-$(echo "$extra" | tr -c 'a-zA-Z0-9.\n' '_')}
   timeout 200 ./tokamak bench throughput --model $CK --device cuda --input-len $isl --output-len $osl \
     --num-prompts $n ${extra//,/ } --out "$W/throughput-$tag.json" >"$W/throughput-$tag.log" 2>&1
-  stamp "throughput $c rc=$?"; grep -E "kv cache|warm-up|^throughput|^steps|rror" "$W/throughput-$tag.log" | head -6
+  stamp "throughput $c rc=$?"; grep -E "kv cache|warm-up|^throughput|^steps|^op profile|rror" "$W/throughput-$tag.log" | head -6
 done
 if [ "${HF:-0}" != 0 ]; then
   PYTHONUNBUFFERED=1 timeout 240 python3 bench/cuda/hf_decode.py $CK 512 64 >"$W/hf-decode.log" 2>&1
