@@ -393,6 +393,12 @@ func opTable() []opCase {
 		// cached before a chunk, a 2-row sequence, a run across a window edge
 		attnCase("attention/mixed/hd128", []int{1, 70, 1, 5, 1, 2}, []int{300, 150, 1000, 5, 64, 90}, 16, 4, 128),
 		attnCase("attention/mixed/hd64", []int{1, 9, 1, 2}, []int{20, 40, 70, 2}, 4, 1, 64),
+		// the default prefill kernel packs a KV group's query heads into
+		// one tile of 128/G rows: G = 1 (two windows), 7 (not a power of
+		// two, a chunk after a cached prefix), 8 with runs across windows
+		attnCase("attention/prefill/mha/hd128", []int{200}, []int{200}, 4, 4, 128),
+		attnCase("attention/chunked-prefill/g7/hd128", []int{50}, []int{333}, 14, 2, 128),
+		attnCase("attention/mixed/g8/hd64", []int{1, 33, 20, 1}, []int{100, 33, 90, 7}, 16, 2, 64),
 		// the generic kernel (the benchmarks' baseline) on the same shapes
 		attnCaseOpt("attention/legacy/mixed/hd128", []int{1, 70, 1, 5, 1, 2}, []int{300, 150, 1000, 5, 64, 90}, 16, 4, 128, true),
 		attnCaseOpt("attention/legacy/decode/b4/hd128", []int{1, 1, 1, 1}, []int{1500, 700, 33, 1}, 32, 8, 128, true),

@@ -9,10 +9,11 @@
 // For D of 64 or 128 (and 16-byte aligned operands) rows go to two kernels:
 // decode rows (the only query row of their sequence) to the split-KV
 // CUDA-core kernel of attention_decode.cu, bound by reading K and V; runs of
-// prefill rows to the tensor-core flash kernel of attention_prefill.cu,
-// bound by FLOPs. Which rows are which is read on the device from row_seq,
-// so graphs stay valid when a step's mix changes; the host only knows
-// whether any sequence has several rows (T > sequences).
+// prefill rows to the tensor-core flash kernel of attention_prefill_gqa.cu
+// (variant 3: the first one, attention_prefill.cu), bound by FLOPs. Which
+// rows are which is read on the device from row_seq, so graphs stay valid
+// when a step's mix changes; the host only knows whether any sequence has
+// several rows (T > sequences).
 //
 // Any other head size takes the generic kernel below (also kept as the
 // baseline for benchmarks): grid (row, kv head x query-head chunk, split),
@@ -28,7 +29,11 @@ constexpr float kNegBig = kAttnNegBig;
 
 // tk_attn_variant: 0 the default kernels, 1 every row on the generic kernel
 // (the baseline), 2 the first version of the fast path: a separate split
-// combine kernel and 64-row prefill tiles always (benchmarks compare them).
+// combine kernel and the first prefill kernel with 64-row tiles always,
+// 3 the default decode path with the first prefill kernel
+// (attention_prefill.cu: one query head a block, 16 rows a warp, 64 or 128
+// rows a tile) in place of the default (attention_prefill_gqa.cu: the query
+// heads of a KV group in one tile, 32 rows a warp). Benchmarks compare them.
 // -1: not yet read from TOKAMAK_ATTN_VARIANT.
 static int tk_attn_variant = -1;
 
@@ -328,7 +333,13 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
       }
     }
   }
-  if (mixed) {
+  if (mixed && variant != 2 && variant != 3 && attn_prefill_gqa_supported(D, Hq, Hkv)) {
+    if (cudaError_t e = attn_launch_prefill_gqa(a, 1, st); e != cudaSuccess) {
+      cudaGetLastError();  // clear it
+      tk_note_call("attn_prefill_gqa_kernel");
+      return (int)e;
+    }
+  } else if (mixed) {
     // 128-row tiles (8 warps) halve the K/V tile loads per FLOP: faster for
     // long prompts (2048 rows: 113 -> 126 TFLOP/s on H100), slower for 512
     // (81 -> 70: fewer blocks, more causal imbalance). Rows per sequence

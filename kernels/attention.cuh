@@ -83,6 +83,58 @@ __device__ __forceinline__ void attn_merge_splits(__nv_bfloat16 *out, const floa
   }
 }
 
+// Tensor-core helpers of the prefill kernels (attention_prefill*.cu).
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+  return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+// cp_async16 copies 16 bytes to shared memory, or writes zeros when !ok.
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok) {
+  int n = ok ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(n)
+               : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p))
+               : "memory");
+}
+
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_u32(p))
+               : "memory");
+}
+
+// mma16816: c[16x8] += a[16x16] (row) * b[16x8] (col), bf16 in, f32 out.
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t *>(&v);
+}
+
 // AttnArgs are one attention launch's operands (see tk_attention).
 struct AttnArgs {
   __nv_bfloat16 *out;
@@ -108,8 +160,14 @@ constexpr int kAttnDecodeBlocksPerSM = 3;
 // attn_launch_decode: rows with one query token (all rows, or with
 // only_single the decode rows of a mixed batch), split-KV.
 cudaError_t attn_launch_decode(const AttnArgs &a, int only_single, cudaStream_t s);
-// attn_launch_prefill: tensor-core flash attention over tiles of up to 64
-// query rows of one sequence (with only_multi, rows of sequences with more
-// than one query row; the decode kernel takes the others).
-// warps8 picks tiles of 128 rows (8 warps) instead of 64 (4 warps).
+// attn_launch_prefill_gqa: the default prefill kernel (attention_prefill_gqa.cu):
+// tensor-core flash attention over tiles of 128 (row, query head) pairs of
+// one sequence and one KV group (with only_multi, rows of sequences with
+// more than one query row; the decode kernel takes the others). Needs
+// attn_prefill_gqa_supported.
+bool attn_prefill_gqa_supported(int D, int Hq, int Hkv);
+cudaError_t attn_launch_prefill_gqa(const AttnArgs &a, int only_multi, cudaStream_t s);
+// attn_launch_prefill: the first prefill kernel (attention_prefill.cu), one
+// query head a block, tiles of up to 64 query rows of one sequence (warps8:
+// 128 rows, 8 warps); only_multi as above.
 cudaError_t attn_launch_prefill(const AttnArgs &a, int only_multi, bool warps8, cudaStream_t s);

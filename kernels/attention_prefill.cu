@@ -1,5 +1,8 @@
 // attention_prefill.cu: tensor-core flash attention for prefill rows (many
-// query tokens of one sequence), causal, paged, GQA.
+// query tokens of one sequence), causal, paged, GQA: the first prefill
+// kernel, now variant 3 (TOKAMAK_ATTN_VARIANT, see attention.cu) and the
+// fallback for groups of more than 128 query heads; the default is
+// attention_prefill_gqa.cu.
 //
 // Layout as in attention_decode.cu. Grid: (window of 16·NW rows, query
 // head), NW = 4 or 8 warps. A window's rows are cut into runs of one
@@ -18,56 +21,6 @@
 namespace {
 
 constexpr int kBN = 64;  // keys per tile (query rows per tile: 16 per warp)
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p) {
-  return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-// cp_async16 copies 16 bytes to shared memory, or writes zeros when !ok.
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok) {
-  int n = ok ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-               "r"(n)
-               : "memory");
-}
-
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p))
-               : "memory");
-}
-
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void *p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_u32(p))
-               : "memory");
-}
-
-// mma16816: c[16x8] += a[16x16] (row) * b[16x8] (col), bf16 in, f32 out.
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t *>(&v);
-}
 
 template <int D, int NW>
 constexpr size_t prefill_smem() {
