@@ -140,11 +140,20 @@ func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
 	return b.matMul(out, x, w, nil, 0, false)
 }
 
+// gemvNormBytes is the shared memory a norm-fused GEMV may fill with its
+// normalised x rows (TK_GEMV_NORM_SMEM in gemv.cu).
+const gemvNormBytes = 48 << 10
+
 // FusedLinearRows implements backend.FusedLinear: the GEMV kernel fuses for
-// unquantized bf16 weights whose row length is a multiple of 8.
-func (b *Backend) FusedLinearRows(w *backend.Weight) int {
+// unquantized bf16 weights whose row length is a multiple of 8, up to
+// gemvMaxTokens rows, and for the norm while the normalised rows fit its
+// shared memory.
+func (b *Backend) FusedLinearRows(w *backend.Weight, norm bool) int {
 	if w == nil || w.Data == nil || w.Quantized() || w.Data.DType() != backend.BF16 || w.Cols%8 != 0 {
 		return 0
+	}
+	if norm {
+		return min(gemvMaxTokens, gemvNormBytes/(2*w.Cols))
 	}
 	return gemvMaxTokens
 }
@@ -201,8 +210,8 @@ func (b *Backend) matMul(out, x backend.Tensor, w *backend.Weight, norm backend.
 		bias, biasDT = bt.ptr, C.int(bt.dt)
 	}
 	if norm != nil || addResidual {
-		if t > b.FusedLinearRows(w) {
-			return fmt.Errorf("cuda: fused matmul: %d rows of %s weights [%d, %d] (at most %d rows of bf16 weights with columns a multiple of 8)", t, wt.dt, w.Rows, w.Cols, b.FusedLinearRows(w))
+		if limit := b.FusedLinearRows(w, norm != nil); t > limit {
+			return fmt.Errorf("cuda: fused matmul: %d rows of %s weights [%d, %d]: at most %d fuse", t, wt.dt, w.Rows, w.Cols, limit)
 		}
 		var normPtr unsafe.Pointer
 		normDT := C.int(0)

@@ -214,8 +214,8 @@ func fusedCase(t, rows, cols int, norm, bias bool) opCase {
 			if e.err != nil {
 				return nil, e.err
 			}
-			if fused && f.FusedLinearRows(w) < t {
-				return nil, fmt.Errorf("%s: backend fuses at most %d rows", name, f.FusedLinearRows(w))
+			if fused && f.FusedLinearRows(w, norm) < t {
+				return nil, fmt.Errorf("%s: backend fuses at most %d rows", name, f.FusedLinearRows(w, norm))
 			}
 			switch {
 			case norm && fused:
@@ -377,6 +377,10 @@ func opTable() []opCase {
 		fusedCase(1, 256, 512, false, false),
 		fusedCase(5, 96, 1024, false, true),
 		fusedCase(8, 4096, 200, false, false),
+		// more rows than one wave of warps: each warp streams several
+		fusedCase(2, 20000, 264, true, true),
+		fusedCase(1, 24000, 512, false, false),
+		matmulCase(2, 30000, 128, backend.BF16, true),
 		attnCase("attention/prefill/gqa4", []int{37}, []int{37}, 8, 2, 16),
 		attnCase("attention/mixed/mqa", []int{1, 9, 1}, []int{20, 40, 70}, 4, 1, 16),
 		attnCase("attention/decode/hd64", []int{1, 1}, []int{300, 129}, 4, 2, 64),

@@ -1,22 +1,25 @@
 // gemv.cu: out[T, N] = x[T, K] · W[N, K]ᵀ (+bias) for small T (decode),
 // optionally fused with the RMSNorm before it and the residual add after it.
 //
-// Decode is bound by reading W once: N*K*2 bytes for bf16. One warp per
-// output row streams that row with 16-byte loads (8 elements per lane per
-// chunk) and keeps kDepth chunks in flight per lane all the way (a ring of
-// registers refilled as each chunk is used); each W chunk is applied to up
-// to NT tokens (x rows come from L1/L2, shared by every warp). float32
-// accumulation, one warp reduction per output.
+// Decode is bound by reading W once: N*K*2 bytes for bf16. The grid is one
+// wave of resident blocks; each warp owns output rows gw, gw+W, ... and
+// streams them back to back with 16-byte loads (8 elements per lane per
+// chunk), keeping kDepth chunks in flight per lane all the way (a ring of
+// registers refilled as each chunk is used, across row boundaries). Each W
+// chunk is applied to up to NT tokens (x rows come from L1/L2, shared by
+// every warp). float32 accumulation, one warp reduction per output.
 //
 // Launch gaps: the first kDepth chunks of W are requested before
 // griddepcontrol.wait, so under programmatic dependent launch a GEMV starts
 // streaming its weights while the kernel before it drains; only x waits.
 //
 // Fusions (bf16 W, K % 8 == 0):
-//  - norm: x is the residual stream and g the RMSNorm weight; every warp
-//    computes the row's sum of squares itself (x is 2·K bytes, in L1) and
-//    uses bf16(x·inv·g) in place of x, which is what RMSNorm would have
-//    written (the sum's order differs, so inv may differ in its last bit).
+//  - norm: x is the residual stream and g the RMSNorm weight; each block
+//    sums the squares of its x rows once (with its warps), writes
+//    bf16(x·inv·g) — what RMSNorm would have written — to shared memory
+//    (T·K·2 bytes, at most 48 KiB) and the warps read x from there. The
+//    sum's order differs from the norm kernel's, so inv may differ in its
+//    last bit.
 //  - residual: out is the residual stream (bf16) and gets out + bf16(x·Wᵀ),
 //    rounded, as AddRMSNorm's add would.
 // These remove the separate norm kernel of each sublayer in decode steps.
@@ -26,6 +29,8 @@
 #include "common.cuh"
 
 constexpr int kGemvWarps = 8;  // scalar kernel
+// most bytes of normalised x rows a norm-fused GEMV holds in shared memory
+#define TK_GEMV_NORM_SMEM (48 * 1024)
 
 struct GemvArgs {
   void *out;
@@ -87,85 +92,147 @@ __device__ __forceinline__ void g8(const void *g, int gdt, int c, float *f) {
 
 template <int WT, int NT, int kDepth, int kWarps, bool kNorm, bool kResid>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvArgs a) {
-  const int lane = threadIdx.x & 31;
-  const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
-  const bool active = row < a.N;
-  const int K = a.K;
+  // kNorm: the tile's x rows, normalised, [nt][K] bf16
+  extern __shared__ __align__(16) unsigned char gemv_smem[];
+  __shared__ float red[kWarps][NT];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int K = a.K, N = a.N;
   const int t0 = blockIdx.y * NT;
   const int nt = min(NT, a.T - t0);
-  // this lane's chunks: columns lane*8 + i*256, i < nch
-  const int nch = lane * 8 < K ? (K - lane * 8 + 255) / 256 : 0;
-  const size_t wbase = (size_t)row * K + lane * 8;
+  // rows gw, gw + W, gw + 2W, ... belong to this warp (the grid is one wave)
+  const int W = gridDim.x * kWarps;
+  const int gw = blockIdx.x * kWarps + warp;
+  const int rows = gw < N ? (N - 1 - gw) / W + 1 : 0;
+  const int nch = (K + 255) / 256;  // chunk steps per row, the same for every lane
+  const int total = rows * nch;
+  const int lc = lane * 8;
+  // the ring: buf[s] holds step q ≡ s (mod kDepth); the load cursor runs
+  // kDepth steps ahead of the compute cursor, across row boundaries
+  int lrow = gw, li = 0;
   WRaw buf[kDepth];
-  if (active) {
 #pragma unroll
-    for (int s = 0; s < kDepth; s++)
-      if (s < nch) w_load<WT>(buf[s], a.w, wbase + (size_t)s * 256);
-  }
-  tk_griddep_wait();  // x (and out, for the residual) come from earlier kernels
-  if (!active) return;
-  float inv[NT];
-  if (kNorm) {
-#pragma unroll
-    for (int t = 0; t < NT; t++) {
-      float ss = 0.f;
-      if (t < nt) {
-        const __nv_bfloat16 *xr = a.x + (size_t)(t0 + t) * K;
-        for (int c = lane * 8; c < K; c += 256) {
-          float xf[8];
-          bf16x8(__ldg(reinterpret_cast<const uint4 *>(xr + c)), xf);
-#pragma unroll
-          for (int j = 0; j < 8; j++) ss += xf[j] * xf[j];
-        }
+  for (int s = 0; s < kDepth; s++) {
+    if (s < total) {
+      const int c = lc + li * 256;
+      if (c < K) w_load<WT>(buf[s], a.w, (size_t)lrow * K + c);
+      if (++li == nch) {
+        li = 0;
+        lrow += W;
       }
-      inv[t] = rsqrtf(warp_sum(ss) / (float)K + a.eps);
     }
   }
+  tk_griddep_wait();  // x (and out, for the residual) come from earlier kernels
+  const __nv_bfloat16 *xg = a.x + (size_t)t0 * K;
+  __nv_bfloat16 *sx = reinterpret_cast<__nv_bfloat16 *>(gemv_smem);
+  if (kNorm) {
+    float ss[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) ss[t] = 0.f;
+    for (int c = threadIdx.x * 8; c < K; c += kWarps * 256) {
+#pragma unroll
+      for (int t = 0; t < NT; t++) {
+        if (t < nt) {
+          const uint4 u = __ldg(reinterpret_cast<const uint4 *>(xg + (size_t)t * K + c));
+          *reinterpret_cast<uint4 *>(sx + (size_t)t * K + c) = u;
+          float f[8];
+          bf16x8(u, f);
+#pragma unroll
+          for (int j = 0; j < 8; j++) ss[t] += f[j] * f[j];
+        }
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+      const float v = warp_sum(ss[t]);
+      if (lane == 0) red[warp][t] = v;
+    }
+    __syncthreads();
+    float inv[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+      float tot = 0.f;
+#pragma unroll
+      for (int w = 0; w < kWarps; w++) tot += red[w][t];
+      inv[t] = rsqrtf(tot / (float)K + a.eps);
+    }
+    for (int c = threadIdx.x * 8; c < K; c += kWarps * 256) {
+      float gf[8];
+      g8(a.g, a.gdt, c, gf);
+#pragma unroll
+      for (int t = 0; t < NT; t++) {
+        if (t < nt) {
+          uint4 *p = reinterpret_cast<uint4 *>(sx + (size_t)t * K + c);
+          float f[8];
+          bf16x8(*p, f);
+          __nv_bfloat162 h[4];
+#pragma unroll
+          for (int j = 0; j < 4; j++)
+            h[j] = __floats2bfloat162_rn(f[2 * j] * inv[t] * gf[2 * j],
+                                         f[2 * j + 1] * inv[t] * gf[2 * j + 1]);
+          *p = *reinterpret_cast<uint4 *>(h);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  if (rows == 0) return;
+  int crow = gw, ci = 0;
   float acc[NT];
 #pragma unroll
   for (int t = 0; t < NT; t++) acc[t] = 0.f;
-  for (int i0 = 0; i0 < nch; i0 += kDepth) {
+  for (int q0 = 0; q0 < total; q0 += kDepth) {
 #pragma unroll
     for (int s = 0; s < kDepth; s++) {
-      const int i = i0 + s;
-      if (i < nch) {
+      const int q = q0 + s;
+      if (q < total) {
+        const int c = lc + ci * 256;
+        const bool in = c < K;
         float wf[8];
-        w_cvt<WT>(buf[s], wf);
-        if (i + kDepth < nch) w_load<WT>(buf[s], a.w, wbase + (size_t)(i + kDepth) * 256);
-        const int c = lane * 8 + i * 256;
-        float gf[8];
-        if (kNorm) g8(a.g, a.gdt, c, gf);
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-          if (t < nt) {
-            float xf[8];
-            bf16x8(__ldg(reinterpret_cast<const uint4 *>(a.x + (size_t)(t0 + t) * K + c)), xf);
-            if (kNorm) {
-#pragma unroll
-              for (int j = 0; j < 8; j++)
-                xf[j] = __bfloat162float(__float2bfloat16(xf[j] * inv[t] * gf[j]));
-            }
-            float v = acc[t];
-#pragma unroll
-            for (int j = 0; j < 8; j++) v = fmaf(wf[j], xf[j], v);
-            acc[t] = v;
+        if (in) w_cvt<WT>(buf[s], wf);
+        if (q + kDepth < total) {
+          const int cl = lc + li * 256;
+          if (cl < K) w_load<WT>(buf[s], a.w, (size_t)lrow * K + cl);
+          if (++li == nch) {
+            li = 0;
+            lrow += W;
           }
         }
-      }
-    }
-  }
-  const float b = a.bias ? ld_any(a.bias, a.bdt, row) : 0.f;
+        if (in) {
 #pragma unroll
-  for (int t = 0; t < NT; t++) {
-    float v = warp_sum(acc[t]);
-    if (lane == 0 && t < nt) {
-      const size_t o = (size_t)(t0 + t) * a.N + row;
-      if (kResid) {
-        __nv_bfloat16 *r = (__nv_bfloat16 *)a.out;
-        float y = __bfloat162float(__float2bfloat16(v + b));
-        r[o] = __float2bfloat16(y + __bfloat162float(r[o]));
-      } else {
-        st_any(a.out, a.odt, o, v + b);
+          for (int t = 0; t < NT; t++) {
+            if (t < nt) {
+              float xf[8];
+              if (kNorm)
+                bf16x8(*reinterpret_cast<const uint4 *>(sx + (size_t)t * K + c), xf);
+              else
+                bf16x8(__ldg(reinterpret_cast<const uint4 *>(xg + (size_t)t * K + c)), xf);
+              float v = acc[t];
+#pragma unroll
+              for (int j = 0; j < 8; j++) v = fmaf(wf[j], xf[j], v);
+              acc[t] = v;
+            }
+          }
+        }
+        if (++ci == nch) {  // row crow is complete
+          const float b = a.bias ? ld_any(a.bias, a.bdt, crow) : 0.f;
+#pragma unroll
+          for (int t = 0; t < NT; t++) {
+            const float v = warp_sum(acc[t]);
+            acc[t] = 0.f;
+            if (lane == 0 && t < nt) {
+              const size_t o = (size_t)(t0 + t) * N + crow;
+              if (kResid) {
+                __nv_bfloat16 *r = (__nv_bfloat16 *)a.out;
+                const float y = __bfloat162float(__float2bfloat16(v + b));
+                r[o] = __float2bfloat16(y + __bfloat162float(r[o]));
+              } else {
+                st_any(a.out, a.odt, o, v + b);
+              }
+            }
+          }
+          ci = 0;
+          crow += W;
+        }
       }
     }
   }
@@ -199,10 +266,30 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_scalar_kernel(
   }
 }
 
+// tk_sm_count is the current device's multiprocessor count (read once).
+static int tk_sm_count() {
+  static int sms = 0;
+  if (sms == 0) {
+    int dev = 0, n = 0;
+    if (cudaGetDevice(&dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess)
+      sms = n;
+  }
+  return sms > 0 ? sms : 132;
+}
+
+// gemv_launch sizes the grid to one wave of resident blocks (each warp then
+// streams several rows back to back) or one warp per row, whichever is less.
 template <int WT, int NT, int kDepth, int kWarps, bool kNorm, bool kResid>
 static cudaError_t gemv_launch(cudaStream_t s, const GemvArgs &a) {
-  dim3 grid(tk_cdiv(a.N, kWarps), tk_cdiv(a.T, NT));
-  return tk_launch(gemv_kernel<WT, NT, kDepth, kWarps, kNorm, kResid>, grid, kWarps * 32, s, a);
+  auto kernel = gemv_kernel<WT, NT, kDepth, kWarps, kNorm, kResid>;
+  const size_t smem = kNorm ? (size_t)min(NT, a.T) * a.K * sizeof(__nv_bfloat16) : 0;
+  int per_sm = 0;
+  cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem);
+  if (e != cudaSuccess) return e;
+  const int wave = max(1, per_sm) * tk_sm_count();
+  dim3 grid(min(tk_cdiv(a.N, kWarps), wave), tk_cdiv(a.T, NT));
+  return tk_launch_smem(kernel, grid, kWarps * 32, smem, s, a);
 }
 
 // Variants (chunks in flight per lane, warps per block), chosen by the
@@ -250,6 +337,8 @@ extern "C" int tk_gemv_fused(void *out, int out_dt, const void *x, const void *w
   if ((norm || resid) && (w_dt != TK_BF16 || K % 8 != 0)) return 20000;
   if (resid && out_dt != TK_BF16) return 20000;
   if (norm && norm_dt != TK_F32 && norm_dt != TK_BF16 && norm_dt != TK_F16) return 20000;
+  if (norm && (T > 8 || (size_t)T * K * 2 > TK_GEMV_NORM_SMEM))
+    return 20000;  // the normalised rows must fit the default shared memory
   cudaStream_t st = TK_STREAM(s);
   if (K % 8 != 0) {
     dim3 grid(tk_cdiv(N, kGemvWarps), tk_cdiv(T, 8));

@@ -265,9 +265,9 @@ type GraphRunner interface {
 // kernel and its launch gap per sublayer in decode steps. The results equal
 // the separate ops up to the rounding of the norm's sum of squares.
 type FusedLinear interface {
-	// FusedLinearRows is the most rows (tokens) NormMatMul and MatMulAdd
-	// take with weight w; 0 when w cannot be fused.
-	FusedLinearRows(w *Weight) int
+	// FusedLinearRows is the most rows (tokens) NormMatMul (norm) or
+	// MatMulAdd (!norm) takes with weight w; 0 when w cannot be fused.
+	FusedLinearRows(w *Weight, norm bool) int
 	// NormMatMul writes out = RMSNorm(x)·norm · Wᵀ (+ Bias): MatMul of what
 	// RMSNorm(·, x, norm, eps) would write, without writing it.
 	NormMatMul(out, x, norm Tensor, eps float32, w *Weight) error

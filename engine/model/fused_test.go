@@ -19,7 +19,7 @@ type composedFusion struct {
 	calls *int // fused ops run
 }
 
-func (f composedFusion) FusedLinearRows(*backend.Weight) int { return f.rows }
+func (f composedFusion) FusedLinearRows(*backend.Weight, bool) int { return f.rows }
 
 func (f composedFusion) NormMatMul(out, x, norm backend.Tensor, eps float32, w *backend.Weight) error {
 	*f.calls++

@@ -48,12 +48,11 @@ func (m *Model) setFuseRows() {
 		m.fuseRows = 0
 		return
 	}
-	rows := f.FusedLinearRows(m.lmHead)
+	rows := f.FusedLinearRows(m.lmHead, true)
 	for i := range m.layers {
 		ly := &m.layers[i]
-		for _, w := range []*backend.Weight{ly.qkv, ly.o, ly.gateUp, ly.down} {
-			rows = min(rows, f.FusedLinearRows(w))
-		}
+		rows = min(rows, f.FusedLinearRows(ly.qkv, true), f.FusedLinearRows(ly.gateUp, true),
+			f.FusedLinearRows(ly.o, false), f.FusedLinearRows(ly.down, false))
 	}
 	m.fuseRows = rows
 }
