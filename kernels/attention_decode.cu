@@ -9,8 +9,9 @@
 // up to GC query heads of one KV head (each K/V vector feeds all of them);
 // D/8 lanes hold one key (16-byte loads, 8 bf16 a lane), so a warp reads
 // 32/(D/8) keys per load and each lane keeps U keys' K and V loads in flight
-// before the first use; the next keys' block-table entries are read while
-// those loads fly. Scores are reduced across the D/8 lanes with shuffles;
+// before the first use; the loads of the next iteration's keys are issued
+// before this iteration's arithmetic (two register sets), and the block-table
+// entries of the one after are read while those loads fly. Scores are reduced across the D/8 lanes with shuffles;
 // each lane group keeps its own float32 online softmax (in log2 units) and
 // the groups and warps merge at the end. Splits over the keys (grid z) let
 // short batches stream the whole chip; the last split of a (row, head
@@ -76,22 +77,41 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
     int p = k0 + lane_key + u * KPW;
     off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
   }
+  // software pipeline: the keys of iteration it+KPI are requested before
+  // iteration it's arithmetic, so each lane always has loads in flight
+  uint4 kr[U], vr[U];
+  bool ok[U];
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    ok[u] = off[u] >= 0;
+    kr[u] = make_uint4(0u, 0u, 0u, 0u);
+    vr[u] = make_uint4(0u, 0u, 0u, 0u);
+    if (ok[u]) {
+      kr[u] = __ldg(reinterpret_cast<const uint4 *>(kb + off[u]));
+      vr[u] = __ldg(reinterpret_cast<const uint4 *>(vb + off[u]));
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    int p = k0 + KPI + lane_key + u * KPW;
+    off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
+  }
   for (int it = k0; it < k1; it += KPI) {
-    uint4 kr[U], vr[U];
-    bool ok[U];
+    uint4 kn[U], vn[U];
+    bool okn[U];
 #pragma unroll
     for (int u = 0; u < U; u++) {
-      ok[u] = off[u] >= 0;
-      kr[u] = make_uint4(0u, 0u, 0u, 0u);
-      vr[u] = make_uint4(0u, 0u, 0u, 0u);
-      if (ok[u]) {
-        kr[u] = __ldg(reinterpret_cast<const uint4 *>(kb + off[u]));
-        vr[u] = __ldg(reinterpret_cast<const uint4 *>(vb + off[u]));
+      okn[u] = off[u] >= 0;
+      kn[u] = make_uint4(0u, 0u, 0u, 0u);
+      vn[u] = make_uint4(0u, 0u, 0u, 0u);
+      if (okn[u]) {
+        kn[u] = __ldg(reinterpret_cast<const uint4 *>(kb + off[u]));
+        vn[u] = __ldg(reinterpret_cast<const uint4 *>(vb + off[u]));
       }
     }
 #pragma unroll
     for (int u = 0; u < U; u++) {
-      int p = it + KPI + lane_key + u * KPW;
+      int p = it + 2 * KPI + lane_key + u * KPW;
       off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
     }
     float s[U][GC];
@@ -140,6 +160,12 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
 #pragma unroll
         for (int i = 0; i < 8; i++) acc[g][i] = fmaf(p, vf[i], acc[g][i]);
       }
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      kr[u] = kn[u];
+      vr[u] = vn[u];
+      ok[u] = okn[u];
     }
   }
 
