@@ -610,6 +610,15 @@ func benchTable() []opCase {
 			}
 		}
 	}
+	// the decode steps of 1000-in/1000-out serving: contexts spread over
+	// 1000..2000 tokens
+	for _, b := range []int{192, 256} {
+		newTok, ctxs := make([]int, b), make([]int, b)
+		for i := range ctxs {
+			newTok[i], ctxs[i] = 1, 1000+i*1000/b
+		}
+		cases = append(cases, benchAttention(fmt.Sprintf("decode/b%d/ctx1000-2000", b), newTok, ctxs, 32, 8, 128, false))
+	}
 	for _, bc := range [][2]int{{1, 512}, {1, 32768}, {16, 8192}, {64, 8192}} {
 		cases = append(cases, benchDecodeAttention(bc[0], bc[1], 32, 8, 128, true))
 	}
