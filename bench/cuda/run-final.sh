@@ -29,6 +29,15 @@ if [ "${DECODE_BENCH:-1}" != 0 ]; then
   TOKAMAK_DECODE_BATCH=1 TOKAMAK_DECODE_CTX=512 go test -tags cuda -run '^$' -bench 'DecodeLlama8B' -benchtime 20x ./cuda/ >"$W/decode-1-512.log" 2>&1
   stamp "decode bench rc=$?"; grep -E "^DECODE|FAIL|panic" "$W/decode-1-512.log" | grep -v GEMV | head -6
 fi
+if [ "${ATTN_BENCH:-0}" != 0 ]; then
+  # attention kernels: the default, then TOKAMAK_ATTN_VARIANT=3 (the first
+  # tensor-core prefill kernel) on the prefill cases
+  go test -tags cuda -count=1 -run '^$' -bench 'Ops/bench/attention-(decode|prefill)' -benchtime 20x ./cuda/ >"$W/attn-bench.log" 2>&1
+  stamp "attention bench rc=$?"
+  TOKAMAK_ATTN_VARIANT=3 go test -tags cuda -count=1 -run '^$' -bench 'Ops/bench/attention-prefill' -benchtime 20x ./cuda/ >"$W/attn-bench-v3.log" 2>&1
+  stamp "attention bench (variant 3) rc=$?"
+  for f in attn-bench attn-bench-v3; do grep -E "^Benchmark" "$W/$f.log" | awk -v f=$f '{printf "%s %-52s %10s %s %s %s %s\n", f, $1, $3, $5, $6, $7, $8}'; done
+fi
 CK=/tmp/llama-3.1-8b-random
 [ -f $CK/config.json ] || ./tokamak model random --config llama-3.1-8b --dtype bf16 --out $CK >"$W/random.log" 2>&1
 stamp "checkpoint ready"
