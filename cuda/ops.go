@@ -348,7 +348,7 @@ func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int
 		return fmt.Errorf("cuda: attention: %d-row step needs %d workspace bytes, reserved %d", t, need, b.attnWSBytes)
 	}
 	kp, vp := c.kv(layer)
-	return callError("attention", C.tk_attention(o.ptr, qt.ptr, kp, vp, i32p(s.positions()), i32p(s.rowSeq()), i32p(s.tables()), C.int(s.stride), C.int(c.spec.BlockSize), C.float(scale), C.int(t), C.int(s.b.NumSeqs()), C.int(hq), C.int(hkv), C.int(hd), C.int(splits), b.attnWS, b.stream))
+	return callError("attention", C.tk_attention(o.ptr, qt.ptr, kp, vp, i32p(s.positions()), i32p(s.rowSeq()), i32p(s.tables()), C.int(s.stride), C.int(c.spec.BlockSize), C.float(scale), C.int(t), C.int(s.b.NumSeqs()), i32p(s.decodeRows()), C.int(s.decode), C.int(hq), C.int(hkv), C.int(hd), C.int(splits), b.attnWS, b.stream))
 }
 
 // attnHeads is a head layout (query heads, KV heads, head size), for which

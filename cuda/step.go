@@ -17,8 +17,8 @@ import (
 // step holds the per-step data in persistent device buffers (fixed
 // addresses, so that captured graphs read each new step's data). One int32
 // buffer holds, at fixed offsets for the current capacities: tokens,
-// positions, slots, row→sequence, logit rows ([tokCap] each) and the
-// padded block tables [seqCap, btStride]. It is filled from a pinned host
+// positions, slots, row→sequence, logit rows, decode rows ([tokCap] each)
+// and the padded block tables [seqCap, btStride]. It is filled from a pinned host
 // mirror with a single copy per step.
 type step struct {
 	b      *backend.Batch
@@ -30,6 +30,8 @@ type step struct {
 	words  int
 	gen    int
 	copied C.tk_event
+	// decode is the number of decode rows (sequences with one query row)
+	decode int
 }
 
 // Batch implements backend.Step.
@@ -39,12 +41,13 @@ func (s *step) section(i int) unsafe.Pointer {
 	return unsafe.Add(s.dev, 4*i*s.tokCap)
 }
 
-func (s *step) tokens() unsafe.Pointer    { return s.section(0) }
-func (s *step) positions() unsafe.Pointer { return s.section(1) }
-func (s *step) slots() unsafe.Pointer     { return s.section(2) }
-func (s *step) rowSeq() unsafe.Pointer    { return s.section(3) }
-func (s *step) logitRows() unsafe.Pointer { return s.section(4) }
-func (s *step) tables() unsafe.Pointer    { return s.section(5) }
+func (s *step) tokens() unsafe.Pointer     { return s.section(0) }
+func (s *step) positions() unsafe.Pointer  { return s.section(1) }
+func (s *step) slots() unsafe.Pointer      { return s.section(2) }
+func (s *step) rowSeq() unsafe.Pointer     { return s.section(3) }
+func (s *step) logitRows() unsafe.Pointer  { return s.section(4) }
+func (s *step) decodeRows() unsafe.Pointer { return s.section(5) }
+func (s *step) tables() unsafe.Pointer     { return s.section(6) }
 
 func (s *step) release() {
 	if s.copied != nil {
@@ -89,7 +92,7 @@ func (b *Backend) Stage(batch *backend.Batch) (backend.Step, error) {
 		ns.tokCap = max(ns.tokCap, roundUp(t, 64))
 		ns.seqCap = max(ns.seqCap, roundUp(n, 16))
 		ns.stride = max(ns.stride, roundUp(stride, 64))
-		ns.words = 5*ns.tokCap + ns.seqCap*ns.stride
+		ns.words = 6*ns.tokCap + ns.seqCap*ns.stride
 		b.stageGen++
 		ns.gen = b.stageGen
 		if rc := C.tk_malloc(&ns.dev, C.size_t(4*ns.words)); rc != 0 {
@@ -113,6 +116,8 @@ func (b *Backend) Stage(batch *backend.Batch) (backend.Step, error) {
 	copy(h[s.tokCap:], batch.Positions)
 	copy(h[2*s.tokCap:], batch.Slots)
 	rs := h[3*s.tokCap : 4*s.tokCap]
+	dr := h[5*s.tokCap : 6*s.tokCap]
+	s.decode = 0
 	for i := 0; i < n; i++ {
 		q0, q1 := int(batch.QueryStart[i]), int(batch.QueryStart[i+1])
 		if q0 < 0 || q1 > t || q1 < q0 {
@@ -121,14 +126,18 @@ func (b *Backend) Stage(batch *backend.Batch) (backend.Step, error) {
 		for r := q0; r < q1; r++ {
 			rs[r] = int32(i)
 		}
+		if q1 == q0+1 {
+			dr[s.decode] = int32(q0)
+			s.decode++
+		}
 	}
 	copy(h[4*s.tokCap:], batch.LogitRows)
-	tb := h[5*s.tokCap:]
+	tb := h[6*s.tokCap:]
 	for i, bt := range batch.BlockTables {
 		copy(tb[i*s.stride:(i+1)*s.stride], bt)
 	}
 	// only the used prefix of the table section travels
-	words := 5*s.tokCap + n*s.stride
+	words := 6*s.tokCap + n*s.stride
 	if rc := C.tk_memcpy_htod(s.dev, s.host, C.size_t(4*words), b.stream); rc != 0 {
 		return nil, callError("cudaMemcpyAsync(step)", rc)
 	}

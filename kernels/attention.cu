@@ -257,10 +257,12 @@ static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const void *v_cache,
                             const int32_t *positions, const int32_t *row_seq,
                             const int32_t *block_tables, int bt_stride, int block_size,
-                            float scale, int T, int num_seqs, int Hq, int Hkv, int D, int splits,
+                            float scale, int T, int num_seqs, const int32_t *decode_rows,
+                            int num_decode, int Hq, int Hkv, int D, int splits,
                             void *workspace, tk_stream s) {
   if (T <= 0 || num_seqs <= 0 || num_seqs > T || Hkv <= 0 || Hq % Hkv || D <= 0 || D > 256 ||
-      splits < 1 || block_size <= 0)
+      splits < 1 || block_size <= 0 || num_decode < 0 || num_decode > num_seqs ||
+      (num_decode > 0 && decode_rows == nullptr))
     return 20000;
   if (splits > 1 && workspace == nullptr) return 20000;
   AttnArgs a;
@@ -285,6 +287,8 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   a.D = D;
   a.splits = splits;
   a.counters = nullptr;
+  a.decode_rows = decode_rows;
+  a.num_decode = num_decode;
   a.ws_ml = a.ws_acc = nullptr;
   if (splits > 1) {
     a.ws_ml = (float *)workspace + kAttnCounters;
@@ -312,7 +316,7 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   // T == num_seqs: every row is a decode row. One sequence with T > 1
   // rows: all prefill. Otherwise both kernels, each picking its rows.
   const bool mixed = T > num_seqs;
-  if (!mixed || num_seqs > 1) {
+  if (num_decode > 0) {
     // the decode kernel merges its splits itself where the counters suffice
     const int G = Hq / Hkv, gc = group_chunk(G);
     if (variant != 2 && splits > 1 && (long long)T * Hkv * ((G + gc - 1) / gc) <= kAttnCounters)

@@ -145,6 +145,10 @@ struct AttnArgs {
   int T, Hq, Hkv, D, splits;
   float *ws_ml, *ws_acc;  // split partials: (max, sum) pairs and accumulators
   int *counters;          // kAttnCounters split counters (fused merge), or null
+  // decode_rows: the rows that are their sequence's only query row, in
+  // order (num_decode rows); the decode kernel's grid covers just these
+  const int32_t *decode_rows;
+  int num_decode;
 };
 
 // attn_slot maps position p of a sequence to its cache slot.

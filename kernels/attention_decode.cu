@@ -34,8 +34,7 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
   __shared__ float sm_acc[kWarps][GC][D];
   __shared__ float sm_ml[kWarps][GC][2];
   tk_griddep_wait();
-  const int t = blockIdx.x;
-  if (only_single && !attn_single_row(a.row_seq, t, a.T)) return;  // a prefill row
+  const int t = a.decode_rows[blockIdx.x];
   const int G = a.Hq / a.Hkv;
   const int ngc = (G + GC - 1) / GC;
   const int kvh = blockIdx.y / ngc, gc = blockIdx.y % ngc;
@@ -253,7 +252,7 @@ template <int D, int GC>
 cudaError_t launch_gc(const AttnArgs &a, int only_single, cudaStream_t s) {
   constexpr int U = GC >= 8 ? 2 : 4;
   const int G = a.Hq / a.Hkv;
-  dim3 grid(a.T, a.Hkv * ((G + GC - 1) / GC), a.splits);
+  dim3 grid(a.num_decode, a.Hkv * ((G + GC - 1) / GC), a.splits);
   return tk_launch(attn_decode_kernel<D, GC, U>, grid, kWarps * 32, s, a, only_single);
 }
 

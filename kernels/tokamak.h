@@ -113,11 +113,14 @@ int tk_attention_splits(int T, int Hq, int Hkv, int sm_count);
 size_t tk_attention_workspace(int T, int Hq, int D, int splits);
 /* out/q [T, Hq*D] bf16; caches [slots, Hkv, D] bf16; row_seq[t] is the
  * sequence of row t (rows of a sequence are consecutive); block_tables
- * [num_seqs, bt_stride]. Row t attends to positions 0..positions[t]. */
+ * [num_seqs, bt_stride]. Row t attends to positions 0..positions[t].
+ * decode_rows lists, in order, the num_decode rows that are their
+ * sequence's only query row (decode rows; the rest are prefill rows). */
 int tk_attention(void *out, const void *q, const void *k_cache, const void *v_cache,
                  const int32_t *positions, const int32_t *row_seq, const int32_t *block_tables,
-                 int bt_stride, int block_size, float scale, int T, int num_seqs, int Hq,
-                 int Hkv, int D, int splits, void *workspace, tk_stream s);
+                 int bt_stride, int block_size, float scale, int T, int num_seqs,
+                 const int32_t *decode_rows, int num_decode, int Hq, int Hkv, int D, int splits,
+                 void *workspace, tk_stream s);
 /* tk_set_attention_variant picks the attention kernels (benchmarks compare
  * them) and returns the previous choice: 0 the default, 1 every row on the
  * generic CUDA-core kernel (the baseline), 2 the first fast version (a
