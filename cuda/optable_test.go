@@ -364,7 +364,9 @@ func opTable() []opCase {
 		normCase(5, 128, false),
 		normCase(3, 4096, false),
 		normCase(7, 4096, true),
-		normCase(2, 9000, true), // longer than the register-held part of a row
+		normCase(2, 9000, true),  // longer than the register-held part of a row
+		normCase(4, 8192, false), // the longest row held in registers (16-byte path)
+		normCase(3, 100, true),   // D % 8 != 0: the scalar path
 		matmulCase(1, 512, 256, backend.BF16, false),
 		matmulCase(3, 384, 96, backend.F32, true),
 		matmulCase(8, 520, 136, backend.BF16, true),
@@ -406,8 +408,10 @@ func opTable() []opCase {
 		// the generic kernel (the benchmarks' baseline) on the same shapes
 		attnCaseOpt("attention/legacy/mixed/hd128", []int{1, 70, 1, 5, 1, 2}, []int{300, 150, 1000, 5, 64, 90}, 16, 4, 128, true),
 		attnCaseOpt("attention/legacy/decode/b4/hd128", []int{1, 1, 1, 1}, []int{1500, 700, 33, 1}, 32, 8, 128, true),
+		// RoPE of one token at Llama-3 8B shapes (5 head groups of 8 and the V block)
+		attnCase("attention/decode/b1/hd128", []int{1}, []int{100}, 32, 8, 128),
 	}
-	cases = append(cases, siluCase(6, 352), headNormCase(5, 4, 2, 64), embedGatherCase(9, 640, 96))
+	cases = append(cases, siluCase(6, 352), siluCase(3, 100), headNormCase(5, 4, 2, 64), embedGatherCase(9, 640, 96))
 	return cases
 }
 
