@@ -11,6 +11,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
+	"strconv"
 	"unsafe"
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
@@ -138,6 +140,10 @@ func Open(opts Options) (*Backend, error) {
 		return nil, err
 	}
 	b := &Backend{opts: opts, smCount: info.SMCount, graphs: map[string]C.tk_graph{}}
+	// TOKAMAK_GEMV_VARIANT picks a GEMV tuning (kernels/gemv.cu), for comparisons
+	if v, err := strconv.Atoi(os.Getenv("TOKAMAK_GEMV_VARIANT")); err == nil && v >= 0 {
+		b.gemvVariant = v
+	}
 	b.name = fmt.Sprintf("cuda:%d %s", opts.Device, info.Name)
 	if rc := C.tk_stream_create(&b.stream); rc != 0 {
 		return nil, callError("cudaStreamCreate", rc)

@@ -276,8 +276,12 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 	}
 	fmt.Printf("DECODE-PARTS graph ms/step: matmuls only %.3f, everything else %.3f (norms %.3f, rope %.3f, attention %.3f, silu %.3f, embed+gather %.3f)\n",
 		graphOf(0, partMatMul), graphOf(0, partOther), graphOf(0, partNorm), graphOf(0, partRope), graphOf(0, partAttn), graphOf(0, partSiLU), graphOf(0, partMisc))
-	for v := 1; v <= 3; v++ {
-		fmt.Printf("DECODE-GEMV variant %d: matmuls only %.3f ms/step, whole step %.3f ms\n", v, graphOf(v, partMatMul), graphOf(v, partAll))
+	for v := 0; v <= 3; v++ {
+		fused := 0.0
+		if batch <= gemvMaxTokens {
+			fused = graphOf(v, partAll|partFused)
+		}
+		fmt.Printf("DECODE-GEMV variant %d: matmuls only %.3f ms/step, whole step %.3f ms, fused %.3f ms\n", v, graphOf(v, partMatMul), graphOf(v, partAll), fused)
 	}
 	boundMS := float64(m.weightBytes) / bw * 1e3
 	b.ReportMetric(bw/1e9, "copyGB/s")

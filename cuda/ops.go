@@ -230,7 +230,7 @@ func (b *Backend) matMul(out, x backend.Tensor, w *backend.Weight, norm backend.
 			res = 1
 		}
 		return callError("gemv_fused", C.tk_gemv_fused(o.ptr, C.int(o.dt), xt.ptr, wt.ptr, C.int(wt.dt), bias, biasDT,
-			normPtr, normDT, C.float(eps), res, C.int(t), C.int(w.Rows), C.int(w.Cols), 0, b.stream))
+			normPtr, normDT, C.float(eps), res, C.int(t), C.int(w.Rows), C.int(w.Cols), C.int(b.gemvVariant), b.stream))
 	}
 	if t <= gemvMaxTokens || wt.dt != backend.BF16 {
 		return callError("gemv", C.tk_gemv(o.ptr, C.int(o.dt), xt.ptr, wt.ptr, C.int(wt.dt), bias, biasDT, C.int(t), C.int(w.Rows), C.int(w.Cols), C.int(b.gemvVariant), b.stream))

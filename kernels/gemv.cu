@@ -1,11 +1,13 @@
 // gemv.cu: out[T, N] = x[T, K] · W[N, K]ᵀ (+bias) for small T (decode),
 // optionally fused with the RMSNorm before it and the residual add after it.
 //
-// Decode is bound by reading W once: N*K*2 bytes for bf16. The grid is one
-// wave of resident blocks; each warp owns output rows gw, gw+W, ... and
-// streams them back to back with 16-byte loads (8 elements per lane per
-// chunk), keeping kDepth chunks in flight per lane all the way (a ring of
-// registers refilled as each chunk is used, across row boundaries). Each W
+// Decode is bound by reading W once: N*K*2 bytes for bf16. Warp gw of the
+// grid owns output rows gw, gw+W, ... (W warps in the grid: one row each by
+// default; a persistent variant sizes the grid to one wave so each warp
+// streams several rows back to back) and streams them with 16-byte loads (8
+// elements per lane per chunk), keeping kDepth chunks in flight per lane all
+// the way (a ring of registers refilled as each chunk is used, across row
+// boundaries). Each W
 // chunk is applied to up to NT tokens (x rows come from L1/L2, shared by
 // every warp). float32 accumulation, one warp reduction per output.
 //
@@ -278,50 +280,50 @@ static int tk_sm_count() {
   return sms > 0 ? sms : 132;
 }
 
-// gemv_launch sizes the grid to one wave of resident blocks (each warp then
-// streams several rows back to back) or one warp per row, whichever is less.
+// gemv_launch runs one warp per output row (the block scheduler balances
+// the rows over the SMs as blocks retire) or, with persist, a grid of one
+// wave of resident blocks whose warps each stream several rows.
 template <int WT, int NT, int kDepth, int kWarps, bool kNorm, bool kResid>
-static cudaError_t gemv_launch(cudaStream_t s, const GemvArgs &a) {
+static cudaError_t gemv_launch(cudaStream_t s, const GemvArgs &a, bool persist) {
   auto kernel = gemv_kernel<WT, NT, kDepth, kWarps, kNorm, kResid>;
   const size_t smem = kNorm ? (size_t)min(NT, a.T) * a.K * sizeof(__nv_bfloat16) : 0;
-  int per_sm = 0;
-  cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem);
-  if (e != cudaSuccess) return e;
-  const int wave = max(1, per_sm) * tk_sm_count();
-  dim3 grid(min(tk_cdiv(a.N, kWarps), wave), tk_cdiv(a.T, NT));
+  int blocks = tk_cdiv(a.N, kWarps);
+  if (persist) {
+    int per_sm = 0;
+    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem);
+    if (e != cudaSuccess) return e;
+    blocks = min(blocks, max(1, per_sm) * tk_sm_count());
+  }
+  dim3 grid(blocks, tk_cdiv(a.T, NT));
   return tk_launch_smem(kernel, grid, kWarps * 32, smem, s, a);
 }
 
-// Variants (chunks in flight per lane, warps per block), chosen by the
-// caller; 0 is the default. Measured on H100 before the ring (loads issued
-// in bursts), Llama-3.1-8B decode matmuls (graph, ms/step): (4,8) 6.18,
-// (8,4) 6.59, (8,8) 6.64, (2,4) 5.15: small blocks spread rows more evenly
-// over the SMs than deep pipelines help.
-template <int WT, int NT>
+// Variants (chunks in flight per lane, one row per warp or persistent),
+// chosen by the caller (TOKAMAK_GEMV_VARIANT or the benchmarks); 0 is the
+// default. Measured on H100, Llama-3.1-8B batch-1 decode matmuls (graph,
+// ms/step), 2026-11-26: persistent ring depth 4: 5.63, depth 2: 5.38; one
+// row per warp with bursts of 2 loads (the kernel before the ring): 5.12,
+// bursts of 1: 5.09.
+template <int WT, int NT, bool kNorm, bool kResid>
 static cudaError_t gemv_variant(int variant, cudaStream_t s, const GemvArgs &a) {
   switch (variant) {
-    case 1: return gemv_launch<WT, NT, 2, 4, false, false>(s, a);
-    case 2: return gemv_launch<WT, NT, 8, 4, false, false>(s, a);
-    case 3: return gemv_launch<WT, NT, 4, 2, false, false>(s, a);
-    default: return gemv_launch<WT, NT, 4, 4, false, false>(s, a);
+    case 1: return gemv_launch<WT, NT, 1, 4, kNorm, kResid>(s, a, false);
+    case 2: return gemv_launch<WT, NT, 4, 4, kNorm, kResid>(s, a, false);
+    case 3: return gemv_launch<WT, NT, 2, 4, kNorm, kResid>(s, a, true);
+    default: return gemv_launch<WT, NT, 2, 4, kNorm, kResid>(s, a, false);
   }
 }
 
-// The fused forms exist for bf16 W with the default tuning only.
-template <int NT>
-static cudaError_t gemv_fused(bool norm, bool resid, cudaStream_t s, const GemvArgs &a) {
-  if (norm) return gemv_launch<TK_BF16, NT, 4, 4, true, false>(s, a);
-  return gemv_launch<TK_BF16, NT, 4, 4, false, true>(s, a);
-}
-
+// The fused forms exist for bf16 W.
 template <int NT>
 static cudaError_t gemv_dispatch(int wdt, int variant, bool norm, bool resid, cudaStream_t s,
                                  const GemvArgs &a) {
-  if (norm || resid) return gemv_fused<NT>(norm, resid, s, a);
+  if (norm) return gemv_variant<TK_BF16, NT, true, false>(variant, s, a);
+  if (resid) return gemv_variant<TK_BF16, NT, false, true>(variant, s, a);
   switch (wdt) {
-    case TK_BF16: return gemv_variant<TK_BF16, NT>(variant, s, a);
-    case TK_F16: return gemv_variant<TK_F16, NT>(variant, s, a);
-    default: return gemv_variant<TK_F32, NT>(variant, s, a);
+    case TK_BF16: return gemv_variant<TK_BF16, NT, false, false>(variant, s, a);
+    case TK_F16: return gemv_variant<TK_F16, NT, false, false>(variant, s, a);
+    default: return gemv_variant<TK_F32, NT, false, false>(variant, s, a);
   }
 }
 
