@@ -33,7 +33,9 @@ constexpr float kNegBig = kAttnNegBig;
 // 3 the default decode path with the first prefill kernel
 // (attention_prefill.cu: one query head a block, 16 rows a warp, 64 or 128
 // rows a tile) in place of the default (attention_prefill_gqa.cu: the query
-// heads of a KV group in one tile, 32 rows a warp). Benchmarks compare them.
+// heads of a KV group in one tile, 32 rows a warp), 4 the default with the
+// decode kernel's K/V loads not pipelined (the form before 2026-11-26).
+// Benchmarks compare them.
 // -1: not yet read from TOKAMAK_ATTN_VARIANT.
 static int tk_attn_variant = -1;
 
@@ -289,6 +291,7 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   a.counters = nullptr;
   a.decode_rows = decode_rows;
   a.num_decode = num_decode;
+  a.decode_pipe = true;
   a.ws_ml = a.ws_acc = nullptr;
   if (splits > 1) {
     a.ws_ml = (float *)workspace + kAttnCounters;
@@ -297,6 +300,7 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   }
   cudaStream_t st = TK_STREAM(s);
   const int variant = attn_variant();
+  a.decode_pipe = variant != 4;
   const bool fast = variant != 1 && attn_fast_supported(D) && aligned16(q) &&
                     aligned16(k_cache) && aligned16(v_cache) && aligned16(out);
   if (!fast) {

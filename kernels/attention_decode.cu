@@ -25,7 +25,7 @@ namespace {
 
 constexpr int kWarps = 4;
 
-template <int D, int GC, int U>
+template <int D, int GC, int U, bool kPipe>
 __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
     attn_decode_kernel(AttnArgs a, int only_single) {
   constexpr int LPK = D / 8;             // lanes per key
@@ -76,42 +76,43 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
     int p = k0 + lane_key + u * KPW;
     off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
   }
-  // software pipeline: the keys of iteration it+KPI are requested before
-  // iteration it's arithmetic, so each lane always has loads in flight
+  // kPipe (software pipeline): the keys of iteration it+KPI are requested
+  // before iteration it's arithmetic, so each lane always has loads in
+  // flight (two register sets); otherwise each iteration loads, then computes
   uint4 kr[U], vr[U];
   bool ok[U];
+  auto load = [&](uint4 (&kx)[U], uint4 (&vx)[U], bool (&okx)[U]) {
 #pragma unroll
-  for (int u = 0; u < U; u++) {
-    ok[u] = off[u] >= 0;
-    kr[u] = make_uint4(0u, 0u, 0u, 0u);
-    vr[u] = make_uint4(0u, 0u, 0u, 0u);
-    if (ok[u]) {
-      kr[u] = __ldg(reinterpret_cast<const uint4 *>(kb + off[u]));
-      vr[u] = __ldg(reinterpret_cast<const uint4 *>(vb + off[u]));
+    for (int u = 0; u < U; u++) {
+      okx[u] = off[u] >= 0;
+      kx[u] = make_uint4(0u, 0u, 0u, 0u);
+      vx[u] = make_uint4(0u, 0u, 0u, 0u);
+      if (okx[u]) {
+        kx[u] = __ldg(reinterpret_cast<const uint4 *>(kb + off[u]));
+        vx[u] = __ldg(reinterpret_cast<const uint4 *>(vb + off[u]));
+      }
     }
-  }
+  };
+  auto offsets = [&](int from) {
 #pragma unroll
-  for (int u = 0; u < U; u++) {
-    int p = k0 + KPI + lane_key + u * KPW;
-    off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
+    for (int u = 0; u < U; u++) {
+      int p = from + lane_key + u * KPW;
+      off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
+    }
+  };
+  if (kPipe) {
+    load(kr, vr, ok);
+    offsets(k0 + KPI);
   }
   for (int it = k0; it < k1; it += KPI) {
     uint4 kn[U], vn[U];
     bool okn[U];
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      okn[u] = off[u] >= 0;
-      kn[u] = make_uint4(0u, 0u, 0u, 0u);
-      vn[u] = make_uint4(0u, 0u, 0u, 0u);
-      if (okn[u]) {
-        kn[u] = __ldg(reinterpret_cast<const uint4 *>(kb + off[u]));
-        vn[u] = __ldg(reinterpret_cast<const uint4 *>(vb + off[u]));
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      int p = it + 2 * KPI + lane_key + u * KPW;
-      off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
+    if (kPipe) {
+      load(kn, vn, okn);
+      offsets(it + 2 * KPI);
+    } else {
+      load(kr, vr, ok);
+      offsets(it + KPI);
     }
     float s[U][GC];
 #pragma unroll
@@ -160,11 +161,13 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
         for (int i = 0; i < 8; i++) acc[g][i] = fmaf(p, vf[i], acc[g][i]);
       }
     }
+    if (kPipe) {
 #pragma unroll
-    for (int u = 0; u < U; u++) {
-      kr[u] = kn[u];
-      vr[u] = vn[u];
-      ok[u] = okn[u];
+      for (int u = 0; u < U; u++) {
+        kr[u] = kn[u];
+        vr[u] = vn[u];
+        ok[u] = okn[u];
+      }
     }
   }
 
@@ -251,9 +254,12 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
 template <int D, int GC>
 cudaError_t launch_gc(const AttnArgs &a, int only_single, cudaStream_t s) {
   constexpr int U = GC >= 8 ? 2 : 4;
+  constexpr int UP = GC >= 4 ? 2 : 4;  // pipelined: two register sets
   const int G = a.Hq / a.Hkv;
   dim3 grid(a.num_decode, a.Hkv * ((G + GC - 1) / GC), a.splits);
-  return tk_launch(attn_decode_kernel<D, GC, U>, grid, kWarps * 32, s, a, only_single);
+  if (!a.decode_pipe || GC >= 8)  // GC 8 pipelined would spill
+    return tk_launch(attn_decode_kernel<D, GC, U, false>, grid, kWarps * 32, s, a, only_single);
+  return tk_launch(attn_decode_kernel<D, GC, UP, true>, grid, kWarps * 32, s, a, only_single);
 }
 
 template <int D>
