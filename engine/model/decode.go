@@ -9,8 +9,20 @@ import (
 )
 
 // DefaultBuckets returns the ladder of decode batch sizes that get their
-// own persistent buffers and graph: 1, 2, 4, ..., 256.
-func DefaultBuckets() []int { return []int{1, 2, 4, 8, 16, 32, 64, 128, 256} }
+// own persistent buffers and graph: 1, 2, 4, then every 8 to 64 and every
+// 16 to 256 (as vLLM's capture sizes, coarser): a step is padded to the
+// next bucket and pays for the padding rows in its GEMMs, so the ladder is
+// fine where batches run compute-bound.
+func DefaultBuckets() []int {
+	b := []int{1, 2, 4}
+	for n := 8; n <= 64; n += 8 {
+		b = append(b, n)
+	}
+	for n := 80; n <= 256; n += 16 {
+		b = append(b, n)
+	}
+	return b
+}
 
 // DecoderConfig configures a Decoder.
 type DecoderConfig struct {
