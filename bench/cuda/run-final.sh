@@ -34,10 +34,16 @@ if [ "${ATTN_BENCH:-0}" != 0 ]; then
   # tensor-core prefill kernel) on the prefill cases
   go test -tags cuda -count=1 -run '^$' -bench 'Ops/bench/attention-(decode|prefill)' -benchtime 20x ./cuda/ >"$W/attn-bench.log" 2>&1
   stamp "attention bench rc=$?"
-  TOKAMAK_ATTN_VARIANT=3 go test -tags cuda -count=1 -run '^$' -bench 'Ops/bench/attention-prefill' -benchtime 20x ./cuda/ >"$W/attn-bench-v3.log" 2>&1
-  stamp "attention bench (variant 3) rc=$?"
-  for f in attn-bench attn-bench-v3; do grep -E "^Benchmark" "$W/$f.log" | awk -v f=$f '{printf "%s %-52s %10s %s %s %s %s\n", f, $1, $3, $5, $6, $7, $8}'; done
+  TOKAMAK_ATTN_VARIANT=${ATTN_VARIANT2:-4} go test -tags cuda -count=1 -run '^$' -bench "${ATTN_BENCH2:-Ops/bench/attention-decode}" -benchtime 20x ./cuda/ >"$W/attn-bench-v2.log" 2>&1
+  stamp "attention bench (variant ${ATTN_VARIANT2:-4}) rc=$?"
+  for f in attn-bench attn-bench-v2; do grep -E "^Benchmark" "$W/$f.log" | awk -v f=$f '{printf "%s %-52s %10s %s %s %s %s\n", f, $1, $3, $5, $6, $7, $8}'; done
 fi
+# decode steps at serving batch sizes (graph, parts): TOKAMAK_DECODE_BATCH x ctx
+for bc in ${DECODE_BATCHES:-}; do
+  IFS=x read bb cc <<<"$bc"
+  TOKAMAK_DECODE_BATCH=$bb TOKAMAK_DECODE_CTX=$cc go test -tags cuda -run '^$' -bench 'DecodeLlama8B' -benchtime 5x ./cuda/ >"$W/decode-$bb-$cc.log" 2>&1
+  stamp "decode bench $bc rc=$?"; grep -E "^DECODE(-PARTS| )" "$W/decode-$bb-$cc.log" | head -2
+done
 CK=/tmp/llama-3.1-8b-random
 [ -f $CK/config.json ] || ./tokamak model random --config llama-3.1-8b --dtype bf16 --out $CK >"$W/random.log" 2>&1
 stamp "checkpoint ready"
