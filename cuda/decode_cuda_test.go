@@ -35,6 +35,18 @@ type decodeModel struct {
 	cache                                                  backend.KVCache
 	rope                                                   *backend.RoPE
 	weightBytes                                            int64
+	all                                                    []backend.Tensor // freed by free
+}
+
+// free releases the model's device memory.
+func (m *decodeModel) free(b *Backend) {
+	for _, t := range m.all {
+		b.Free(t)
+	}
+	if m.cache != nil {
+		b.FreeKVCache(m.cache)
+	}
+	m.all, m.cache = nil, nil
 }
 
 func (b *Backend) randWeight(rows, cols int, seed uint64) (*backend.Weight, error) {
@@ -61,6 +73,7 @@ func newDecodeModel(b *Backend, sh shape, t, ctx int) (*decodeModel, error) {
 		wt, err = b.randWeight(rows, cols, seed)
 		if err == nil {
 			m.weightBytes += int64(rows) * int64(cols) * 2
+			m.all = append(m.all, wt.Data)
 		}
 		return wt
 	}
@@ -71,6 +84,7 @@ func newDecodeModel(b *Backend, sh shape, t, ctx int) (*decodeModel, error) {
 		var tt *Tensor
 		tt, err = b.alloc(backend.BF16, n)
 		if err == nil {
+			m.all = append(m.all, tt)
 			err = b.fillRandom(tt, seed, 0.1) // near-zero noise around...
 		}
 		return tt
@@ -81,6 +95,9 @@ func newDecodeModel(b *Backend, sh shape, t, ctx int) (*decodeModel, error) {
 		}
 		var tt *Tensor
 		tt, err = b.alloc(dt, shape...)
+		if err == nil {
+			m.all = append(m.all, tt)
+		}
 		return tt
 	}
 	m.embed = w(sh.vocab, sh.hidden)
@@ -234,6 +251,8 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer m.free(gpu)
+	defer gpu.DropGraphs()
 	st, err := gpu.Stage(decodeBatch(batch, ctx))
 	if err != nil {
 		b.Fatal(err)
@@ -276,7 +295,7 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 	}
 	fmt.Printf("DECODE-PARTS graph ms/step: matmuls only %.3f, everything else %.3f (norms %.3f, rope %.3f, attention %.3f, silu %.3f, embed+gather %.3f)\n",
 		graphOf(0, partMatMul), graphOf(0, partOther), graphOf(0, partNorm), graphOf(0, partRope), graphOf(0, partAttn), graphOf(0, partSiLU), graphOf(0, partMisc))
-	for v := 0; v <= 3; v++ {
+	for v := 0; v <= 6; v++ {
 		fused := 0.0
 		if batch <= gemvMaxTokens {
 			fused = graphOf(v, partAll|partFused)

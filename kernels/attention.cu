@@ -34,7 +34,8 @@ constexpr float kNegBig = kAttnNegBig;
 // (attention_prefill.cu: one query head a block, 16 rows a warp, 64 or 128
 // rows a tile) in place of the default (attention_prefill_gqa.cu: the query
 // heads of a KV group in one tile, 32 rows a warp), 4 the default with the
-// decode kernel's K/V loads not pipelined (the form before 2026-11-26).
+// decode kernel's K/V loads software-pipelined (two register sets; slower
+// on H100 at batch 64-256, 2026-11-26: 2489 vs 2589 GB/s at batch 192).
 // Benchmarks compare them.
 // -1: not yet read from TOKAMAK_ATTN_VARIANT.
 static int tk_attn_variant = -1;
@@ -210,9 +211,16 @@ extern "C" int tk_attention_splits(int T, int Hq, int Hkv, int sm_count) {
   // time of s splits ~ waves run x keys per block (relative to 1 split);
   // take the fewest splits within 10% of the best
   auto cost = [&](int s) { return (double)((base * s + wave - 1) / wave) / s; };
+  // TOKAMAK_ATTN_MAX_SPLITS caps the plan (for comparisons)
+  static int cap = -1;
+  if (cap < 0) {
+    const char *e = getenv("TOKAMAK_ATTN_MAX_SPLITS");
+    cap = e && atoi(e) > 0 ? atoi(e) : kAttnMaxSplits;
+  }
+  const int top = cap < kAttnMaxSplits ? cap : kAttnMaxSplits;
   double best = 1e30;
-  for (int s = 1; s <= kAttnMaxSplits; s++) best = fmin(best, cost(s));
-  for (int s = 1; s <= kAttnMaxSplits; s++)
+  for (int s = 1; s <= top; s++) best = fmin(best, cost(s));
+  for (int s = 1; s <= top; s++)
     if (cost(s) <= 1.1 * best) return s;
   return 1;
 }
@@ -300,7 +308,7 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   }
   cudaStream_t st = TK_STREAM(s);
   const int variant = attn_variant();
-  a.decode_pipe = variant != 4;
+  a.decode_pipe = variant == 4;
   const bool fast = variant != 1 && attn_fast_supported(D) && aligned16(q) &&
                     aligned16(k_cache) && aligned16(v_cache) && aligned16(out);
   if (!fast) {

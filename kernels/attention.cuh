@@ -149,7 +149,7 @@ struct AttnArgs {
   // order (num_decode rows); the decode kernel's grid covers just these
   const int32_t *decode_rows;
   int num_decode;
-  bool decode_pipe;  // decode kernel with pipelined K/V loads (not variant 4)
+  bool decode_pipe;  // decode kernel with pipelined K/V loads (variant 4)
 };
 
 // attn_slot maps position p of a sequence to its cache slot.

@@ -92,6 +92,67 @@ __device__ __forceinline__ void g8(const void *g, int gdt, int c, float *f) {
   }
 }
 
+// gemv_norm_rows writes the block's nt x rows, RMS-normalised and scaled
+// by g, to shared memory sx (bf16, [nt][K]); every thread of the block
+// takes part (two barriers).
+template <int NT, int kWarps>
+__device__ __forceinline__ void gemv_norm_rows(const GemvArgs &a, const __nv_bfloat16 *xg,
+                                               int nt, __nv_bfloat16 *sx,
+                                               float (&red)[kWarps][NT]) {
+  const int K = a.K, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float ss[NT];
+#pragma unroll
+  for (int t = 0; t < NT; t++) ss[t] = 0.f;
+#pragma unroll 4
+  for (int c = threadIdx.x * 8; c < K; c += kWarps * 256) {
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+      if (t < nt) {
+        const uint4 u = __ldg(reinterpret_cast<const uint4 *>(xg + (size_t)t * K + c));
+        *reinterpret_cast<uint4 *>(sx + (size_t)t * K + c) = u;
+        float f[8];
+        bf16x8(u, f);
+#pragma unroll
+        for (int j = 0; j < 8; j++) ss[t] += f[j] * f[j];
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < NT; t++) {
+    const float v = warp_sum(ss[t]);
+    if (lane == 0) red[warp][t] = v;
+  }
+  __syncthreads();
+  float inv[NT];
+#pragma unroll
+  for (int t = 0; t < NT; t++) {
+    float tot = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) tot += red[w][t];
+    inv[t] = rsqrtf(tot / (float)K + a.eps);
+  }
+#pragma unroll 4
+  for (int c = threadIdx.x * 8; c < K; c += kWarps * 256) {
+    float gf[8];
+    g8(a.g, a.gdt, c, gf);
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+      if (t < nt) {
+        uint4 *p = reinterpret_cast<uint4 *>(sx + (size_t)t * K + c);
+        float f[8];
+        bf16x8(*p, f);
+        __nv_bfloat162 h[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+          h[j] = __floats2bfloat162_rn(f[2 * j] * inv[t] * gf[2 * j],
+                                       f[2 * j + 1] * inv[t] * gf[2 * j + 1]);
+        *p = *reinterpret_cast<uint4 *>(h);
+      }
+    }
+  }
+  __syncthreads();
+}
+
 template <int WT, int NT, int kDepth, int kWarps, bool kNorm, bool kResid>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvArgs a) {
   // kNorm: the tile's x rows, normalised, [nt][K] bf16
@@ -126,57 +187,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvArgs a) {
   tk_griddep_wait();  // x (and out, for the residual) come from earlier kernels
   const __nv_bfloat16 *xg = a.x + (size_t)t0 * K;
   __nv_bfloat16 *sx = reinterpret_cast<__nv_bfloat16 *>(gemv_smem);
-  if (kNorm) {
-    float ss[NT];
-#pragma unroll
-    for (int t = 0; t < NT; t++) ss[t] = 0.f;
-    for (int c = threadIdx.x * 8; c < K; c += kWarps * 256) {
-#pragma unroll
-      for (int t = 0; t < NT; t++) {
-        if (t < nt) {
-          const uint4 u = __ldg(reinterpret_cast<const uint4 *>(xg + (size_t)t * K + c));
-          *reinterpret_cast<uint4 *>(sx + (size_t)t * K + c) = u;
-          float f[8];
-          bf16x8(u, f);
-#pragma unroll
-          for (int j = 0; j < 8; j++) ss[t] += f[j] * f[j];
-        }
-      }
-    }
-#pragma unroll
-    for (int t = 0; t < NT; t++) {
-      const float v = warp_sum(ss[t]);
-      if (lane == 0) red[warp][t] = v;
-    }
-    __syncthreads();
-    float inv[NT];
-#pragma unroll
-    for (int t = 0; t < NT; t++) {
-      float tot = 0.f;
-#pragma unroll
-      for (int w = 0; w < kWarps; w++) tot += red[w][t];
-      inv[t] = rsqrtf(tot / (float)K + a.eps);
-    }
-    for (int c = threadIdx.x * 8; c < K; c += kWarps * 256) {
-      float gf[8];
-      g8(a.g, a.gdt, c, gf);
-#pragma unroll
-      for (int t = 0; t < NT; t++) {
-        if (t < nt) {
-          uint4 *p = reinterpret_cast<uint4 *>(sx + (size_t)t * K + c);
-          float f[8];
-          bf16x8(*p, f);
-          __nv_bfloat162 h[4];
-#pragma unroll
-          for (int j = 0; j < 4; j++)
-            h[j] = __floats2bfloat162_rn(f[2 * j] * inv[t] * gf[2 * j],
-                                         f[2 * j + 1] * inv[t] * gf[2 * j + 1]);
-          *p = *reinterpret_cast<uint4 *>(h);
-        }
-      }
-    }
-    __syncthreads();
-  }
+  if (kNorm) gemv_norm_rows<NT, kWarps>(a, xg, nt, sx, red);
   if (rows == 0) return;
   int crow = gw, ci = 0;
   float acc[NT];
@@ -235,6 +246,81 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvArgs a) {
           ci = 0;
           crow += W;
         }
+      }
+    }
+  }
+}
+
+// gemv_burst_kernel: one row per warp; each lane loads kSteps chunks, then
+// uses them (bursts, no ring). kPrefetch issues the first burst before
+// griddepcontrol.wait. The form measured fastest on H100 before the ring.
+template <int WT, int NT, int kSteps, int kWarps, bool kNorm, bool kResid, bool kPrefetch>
+__global__ void __launch_bounds__(kWarps * 32) gemv_burst_kernel(GemvArgs a) {
+  extern __shared__ __align__(16) unsigned char gemv_smem[];
+  __shared__ float red[kWarps][NT];
+  const int lane = threadIdx.x & 31;
+  const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
+  const bool active = row < a.N;
+  const int K = a.K;
+  const int t0 = blockIdx.y * NT;
+  const int nt = min(NT, a.T - t0);
+  const size_t wbase = (size_t)row * K;
+  WRaw buf[kSteps];
+  if (kPrefetch && active) {
+#pragma unroll
+    for (int s = 0; s < kSteps; s++)
+      if (lane * 8 + s * 256 < K) w_load<WT>(buf[s], a.w, wbase + lane * 8 + s * 256);
+  }
+  tk_griddep_wait();
+  const __nv_bfloat16 *xg = a.x + (size_t)t0 * K;
+  __nv_bfloat16 *sx = reinterpret_cast<__nv_bfloat16 *>(gemv_smem);
+  if (kNorm) gemv_norm_rows<NT, kWarps>(a, xg, nt, sx, red);
+  if (!active) return;
+  float acc[NT];
+#pragma unroll
+  for (int t = 0; t < NT; t++) acc[t] = 0.f;
+  bool first = kPrefetch;
+  for (int c0 = lane * 8; c0 < K; c0 += 256 * kSteps) {
+    if (!first) {
+#pragma unroll
+      for (int s = 0; s < kSteps; s++)
+        if (c0 + s * 256 < K) w_load<WT>(buf[s], a.w, wbase + c0 + s * 256);
+    }
+    first = false;
+#pragma unroll
+    for (int s = 0; s < kSteps; s++) {
+      const int c = c0 + s * 256;
+      if (c >= K) break;
+      float wf[8];
+      w_cvt<WT>(buf[s], wf);
+#pragma unroll
+      for (int t = 0; t < NT; t++) {
+        if (t < nt) {
+          float xf[8];
+          if (kNorm)
+            bf16x8(*reinterpret_cast<const uint4 *>(sx + (size_t)t * K + c), xf);
+          else
+            bf16x8(__ldg(reinterpret_cast<const uint4 *>(xg + (size_t)t * K + c)), xf);
+          float v = acc[t];
+#pragma unroll
+          for (int j = 0; j < 8; j++) v = fmaf(wf[j], xf[j], v);
+          acc[t] = v;
+        }
+      }
+    }
+  }
+  const float b = a.bias ? ld_any(a.bias, a.bdt, row) : 0.f;
+#pragma unroll
+  for (int t = 0; t < NT; t++) {
+    const float v = warp_sum(acc[t]);
+    if (lane == 0 && t < nt) {
+      const size_t o = (size_t)(t0 + t) * a.N + row;
+      if (kResid) {
+        __nv_bfloat16 *r = (__nv_bfloat16 *)a.out;
+        const float y = __bfloat162float(__float2bfloat16(v + b));
+        r[o] = __float2bfloat16(y + __bfloat162float(r[o]));
+      } else {
+        st_any(a.out, a.odt, o, v + b);
       }
     }
   }
@@ -303,10 +389,23 @@ static cudaError_t gemv_launch(cudaStream_t s, const GemvArgs &a, bool persist) 
 // default. Measured on H100, Llama-3.1-8B batch-1 decode matmuls (graph,
 // ms/step), 2026-11-26: persistent ring depth 4: 5.63, depth 2: 5.38; one
 // row per warp with bursts of 2 loads (the kernel before the ring): 5.12,
-// bursts of 1: 5.09.
+// bursts of 1: 5.09 (2026-11-25). Variants 4-6 are the burst form again
+// (4: bursts of 2 with the first burst before the wait, 5: the same without,
+// 6: bursts of 1 before the wait).
+template <int WT, int NT, int kSteps, bool kNorm, bool kResid, bool kPrefetch>
+static cudaError_t gemv_burst_launch(cudaStream_t s, const GemvArgs &a) {
+  const size_t smem = kNorm ? (size_t)min(NT, a.T) * a.K * sizeof(__nv_bfloat16) : 0;
+  dim3 grid(tk_cdiv(a.N, 4), tk_cdiv(a.T, NT));
+  return tk_launch_smem(gemv_burst_kernel<WT, NT, kSteps, 4, kNorm, kResid, kPrefetch>, grid, 128,
+                        smem, s, a);
+}
+
 template <int WT, int NT, bool kNorm, bool kResid>
 static cudaError_t gemv_variant(int variant, cudaStream_t s, const GemvArgs &a) {
   switch (variant) {
+    case 4: return gemv_burst_launch<WT, NT, 2, kNorm, kResid, true>(s, a);
+    case 5: return gemv_burst_launch<WT, NT, 2, kNorm, kResid, false>(s, a);
+    case 6: return gemv_burst_launch<WT, NT, 1, kNorm, kResid, true>(s, a);
     case 1: return gemv_launch<WT, NT, 1, 4, kNorm, kResid>(s, a, false);
     case 2: return gemv_launch<WT, NT, 4, 4, kNorm, kResid>(s, a, false);
     case 3: return gemv_launch<WT, NT, 2, 4, kNorm, kResid>(s, a, true);
