@@ -1,17 +1,16 @@
 // gemv.cu: out[T, N] = x[T, K] · W[N, K]ᵀ (+bias) for small T (decode),
 // optionally fused with the RMSNorm before it and the residual add after it.
 //
-// Decode is bound by reading W once: N*K*2 bytes for bf16. Warp gw of the
-// grid owns output rows gw, gw+W, ... (W warps in the grid: one row each by
-// default; a persistent variant sizes the grid to one wave so each warp
-// streams several rows back to back) and streams them with 16-byte loads (8
-// elements per lane per chunk), keeping kDepth chunks in flight per lane all
-// the way (a ring of registers refilled as each chunk is used, across row
-// boundaries). Each W
-// chunk is applied to up to NT tokens (x rows come from L1/L2, shared by
-// every warp). float32 accumulation, one warp reduction per output.
+// Decode is bound by reading W once: N*K*2 bytes for bf16. The default
+// kernel (gemv_burst_kernel) gives each warp one output row and streams it
+// with 16-byte loads (8 elements per lane per chunk) in bursts of 2 chunks a
+// lane; gemv_kernel, kept as variants, instead keeps a ring of kDepth chunks
+// in flight per lane and can run a persistent grid (warp gw owning rows gw,
+// gw+W, ...). Each W chunk is applied to up to NT tokens (x rows come from
+// L1/L2, shared by every warp). float32 accumulation, one warp reduction per
+// output.
 //
-// Launch gaps: the first kDepth chunks of W are requested before
+// Launch gaps: the first burst (ring: kDepth chunks) of W is requested before
 // griddepcontrol.wait, so under programmatic dependent launch a GEMV starts
 // streaming its weights while the kernel before it drains; only x waits.
 //
@@ -384,14 +383,7 @@ static cudaError_t gemv_launch(cudaStream_t s, const GemvArgs &a, bool persist) 
   return tk_launch_smem(kernel, grid, kWarps * 32, smem, s, a);
 }
 
-// Variants (chunks in flight per lane, one row per warp or persistent),
-// chosen by the caller (TOKAMAK_GEMV_VARIANT or the benchmarks); 0 is the
-// default. Measured on H100, Llama-3.1-8B batch-1 decode matmuls (graph,
-// ms/step), 2026-11-26: persistent ring depth 4: 5.63, depth 2: 5.38; one
-// row per warp with bursts of 2 loads (the kernel before the ring): 5.12,
-// bursts of 1: 5.09 (2026-11-25). Variants 4-6 are the burst form again
-// (4: bursts of 2 with the first burst before the wait, 5: the same without,
-// 6: bursts of 1 before the wait).
+// gemv_burst_launch runs gemv_burst_kernel, one warp per row.
 template <int WT, int NT, int kSteps, bool kNorm, bool kResid, bool kPrefetch>
 static cudaError_t gemv_burst_launch(cudaStream_t s, const GemvArgs &a) {
   const size_t smem = kNorm ? (size_t)min(NT, a.T) * a.K * sizeof(__nv_bfloat16) : 0;
@@ -400,16 +392,27 @@ static cudaError_t gemv_burst_launch(cudaStream_t s, const GemvArgs &a) {
                         smem, s, a);
 }
 
+// Variants, chosen by the caller (TOKAMAK_GEMV_VARIANT or the benchmarks);
+// 0 is the default. Measured on H100, Llama-3.1-8B batch-1 decode
+// (graph, ms/step, 2026-11-26; matmuls only / whole step with the fusions):
+//   0 bursts of 2 loads a lane, the first before the wait  5.38 / 5.80
+//   1 ring of 1 chunk in flight                           5.51 / 6.22
+//   2 ring of 4                                           5.69 / 5.97
+//   3 ring of 2, persistent grid                          5.39 / 6.06
+//   4 ring of 2                                           5.35 / 6.06
+//   5 bursts of 2, all after the wait                     5.40 / 6.00
+//   6 bursts of 1, the first before the wait              5.35 / 6.17
+// (the whole-step figures vary by ~0.1 ms from run to run).
 template <int WT, int NT, bool kNorm, bool kResid>
 static cudaError_t gemv_variant(int variant, cudaStream_t s, const GemvArgs &a) {
   switch (variant) {
-    case 4: return gemv_burst_launch<WT, NT, 2, kNorm, kResid, true>(s, a);
-    case 5: return gemv_burst_launch<WT, NT, 2, kNorm, kResid, false>(s, a);
-    case 6: return gemv_burst_launch<WT, NT, 1, kNorm, kResid, true>(s, a);
     case 1: return gemv_launch<WT, NT, 1, 4, kNorm, kResid>(s, a, false);
     case 2: return gemv_launch<WT, NT, 4, 4, kNorm, kResid>(s, a, false);
     case 3: return gemv_launch<WT, NT, 2, 4, kNorm, kResid>(s, a, true);
-    default: return gemv_launch<WT, NT, 2, 4, kNorm, kResid>(s, a, false);
+    case 4: return gemv_launch<WT, NT, 2, 4, kNorm, kResid>(s, a, false);
+    case 5: return gemv_burst_launch<WT, NT, 2, kNorm, kResid, false>(s, a);
+    case 6: return gemv_burst_launch<WT, NT, 1, kNorm, kResid, true>(s, a);
+    default: return gemv_burst_launch<WT, NT, 2, kNorm, kResid, true>(s, a);
   }
 }
 
