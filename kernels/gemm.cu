@@ -20,7 +20,7 @@ namespace {
 // T = 176 on H100) time the heuristic's candidates on their first call and
 // keep the fastest; larger T (prefill) take the first candidate.
 constexpr int kTuneMaxT = 512;
-constexpr int kTuneAlgos = 8;
+constexpr int kTuneAlgos = 24;
 
 struct Plan {
   cublasLtMatmulDesc_t op = nullptr;

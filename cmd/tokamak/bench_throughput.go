@@ -44,6 +44,14 @@ type throughputResult struct {
 	PrefillMeanTokens float64 `json:"prefill_mean_tokens"`
 	PrefillStepMS     float64 `json:"prefill_step_ms"`
 	SampleMSPerStep   float64 `json:"sample_ms_per_step"`
+	// Where a decode step's wall time goes on the host: enqueueing the
+	// forward, waiting for the GPU and sampling, the engine's own Go work
+	// in the step (scheduling, batch building, streaming), and the loop's
+	// time between steps; the GPU idles during the last two.
+	DecodeEnqueueMS float64 `json:"decode_enqueue_ms"`
+	DecodeSampleMS  float64 `json:"decode_wait_sample_ms"`
+	DecodeGoMS      float64 `json:"decode_go_ms"`
+	DecodeGapMS     float64 `json:"decode_gap_ms"`
 	// OpProfile is the device time of each op (--profile-ops), per kind of
 	// step, summed over the measured run.
 	OpProfile []backend.OpTime `json:"op_profile,omitempty"`
@@ -59,11 +67,18 @@ type stepStats struct {
 	decodeSeqs, prefillTokens int64
 	decodeTime, prefillTime   time.Duration
 	sampleTime                time.Duration
+	// decode steps: enqueue, wait+sample, Go work, gap before the step
+	dEnqueue, dSample, dGo time.Duration
+	dGap                   time.Duration
+	lastEnd                time.Time
 }
 
 func (s *stepStats) add(st engine.StepInfo) {
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	last := s.lastEnd
+	s.lastEnd = now
 	if !s.on {
 		return
 	}
@@ -72,6 +87,12 @@ func (s *stepStats) add(st engine.StepInfo) {
 		s.decode++
 		s.decodeSeqs += int64(st.NumSeqs)
 		s.decodeTime += st.Total
+		s.dEnqueue += st.Forward
+		s.dSample += st.Sample
+		s.dGo += st.Total - st.Forward - st.Sample
+		if !last.IsZero() {
+			s.dGap += max(0, now.Sub(last)-st.Total)
+		}
 		return
 	}
 	s.prefill++
@@ -228,11 +249,17 @@ func runBenchThroughput(c *cli.Context) error {
 	res.PrefillMeanTokens = mean(steps.prefillTokens, steps.prefill)
 	res.PrefillStepMS = perStep(steps.prefillTime, steps.prefill)
 	res.SampleMSPerStep = perStep(steps.sampleTime, steps.decode+steps.prefill)
+	res.DecodeEnqueueMS = perStep(steps.dEnqueue, steps.decode)
+	res.DecodeSampleMS = perStep(steps.dSample, steps.decode)
+	res.DecodeGoMS = perStep(steps.dGo, steps.decode)
+	res.DecodeGapMS = perStep(steps.dGap, steps.decode)
 	steps.mu.Unlock()
 	fmt.Fprintf(c.App.Writer, "throughput %d×(%d in, %d out) on %s: %.1f s, %.2f requests/s, %.1f output tokens/s, %.1f total tokens/s (%d steps, %d preemptions)\n",
 		n, inLen, outLen, res.Device, res.Seconds, res.RequestsPerSec, res.OutputTokensPerS, res.TotalTokensPerS, res.Steps, res.Preemptions)
 	fmt.Fprintf(c.App.Writer, "steps: %d decode-only (%.1f sequences, %.2f ms each), %d with prompt tokens (%.0f tokens, %.2f ms each); waiting for the GPU and sampling %.2f ms a step (the forward is queued asynchronously)\n",
 		res.DecodeSteps, res.DecodeMeanSeqs, res.DecodeStepMS, res.PrefillSteps, res.PrefillMeanTokens, res.PrefillStepMS, res.SampleMSPerStep)
+	fmt.Fprintf(c.App.Writer, "decode step on the host: enqueue %.2f ms, wait for the GPU and sample %.2f ms, engine Go work %.2f ms, loop gap %.2f ms\n",
+		res.DecodeEnqueueMS, res.DecodeSampleMS, res.DecodeGoMS, res.DecodeGapMS)
 	if c.Bool("profile-ops") {
 		after, err := prof.OpProfile()
 		if err != nil {
