@@ -253,6 +253,11 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 	}
 	defer m.free(gpu)
 	defer gpu.DropGraphs()
+	// as the engine's decode warm-up does: time the GEMMs' candidates
+	if err := gpu.SetGEMMTuning(true); err != nil {
+		b.Fatal(err)
+	}
+	defer gpu.SetGEMMTuning(false)
 	st, err := gpu.Stage(decodeBatch(batch, ctx))
 	if err != nil {
 		b.Fatal(err)
@@ -282,7 +287,8 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 	}
 	graph := graphOf(0, partAll)
 	fmt.Printf("DECODE-PDL graph ms/step: without programmatic dependent launch %.3f, with %.3f\n", noPDL, graph)
-	if batch <= gemvMaxTokens {
+	fusable := batch <= min(gpu.FusedLinearRows(m.qkv[0], true), gpu.FusedLinearRows(m.down[0], false))
+	if fusable {
 		// the engine's decode path at this batch: norms and residual adds
 		// inside the GEMVs; it is the step reported below
 		unfused := graph
@@ -297,7 +303,7 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 		graphOf(0, partMatMul), graphOf(0, partOther), graphOf(0, partNorm), graphOf(0, partRope), graphOf(0, partAttn), graphOf(0, partSiLU), graphOf(0, partMisc))
 	for v := 0; v <= 6; v++ {
 		fused := 0.0
-		if batch <= gemvMaxTokens {
+		if fusable {
 			fused = graphOf(v, partAll|partFused)
 		}
 		fmt.Printf("DECODE-GEMV variant %d: matmuls only %.3f ms/step, whole step %.3f ms, fused %.3f ms\n", v, graphOf(v, partMatMul), graphOf(v, partAll), fused)

@@ -28,7 +28,7 @@ func (b *Backend) RunGraph(key string, fn func() error) error {
 	if s == nil || s.b == nil {
 		return fmt.Errorf("cuda: graph %q: no staged step", key)
 	}
-	full := fmt.Sprintf("%s|t%d|s%d|l%d|g%d", key, len(s.b.Tokens), s.b.NumSeqs(), len(s.b.LogitRows), s.gen)
+	full := fmt.Sprintf("%s|t%d|s%d|d%d|l%d|g%d", key, len(s.b.Tokens), s.b.NumSeqs(), s.decode, len(s.b.LogitRows), s.gen)
 	if g, ok := b.graphs[full]; ok {
 		return callError("cudaGraphLaunch", C.tk_graph_launch(g, b.stream))
 	}
@@ -49,7 +49,7 @@ func (b *Backend) RunGraph(key string, fn func() error) error {
 // dropped the graph it replaced).
 type GraphEvent struct {
 	// Key is the captured graph's full key (RunGraph's key, then the
-	// staged shape and step-buffer generation: "|t8|s8|l8|g2"); empty
+	// staged shape and step-buffer generation: "|t8|s8|d8|l8|g2"); empty
 	// for a drop.
 	Key string
 	// Dropped is how many graphs a drop destroyed; Why says what made

@@ -141,8 +141,8 @@ func (b *Backend) MatMul(out, x backend.Tensor, w *backend.Weight) error {
 }
 
 // gemvNormBytes is the shared memory a norm-fused GEMV may fill with its
-// normalised x rows (TK_GEMV_NORM_SMEM in gemv.cu).
-const gemvNormBytes = 48 << 10
+// normalised x rows.
+const gemvNormBytes = int(C.TK_GEMV_NORM_SMEM_BYTES)
 
 // FusedLinearRows implements backend.FusedLinear: the GEMV kernel fuses for
 // unquantized bf16 weights whose row length is a multiple of 8, up to
@@ -463,4 +463,13 @@ func (b *Backend) GatherRows(out, x backend.Tensor, st backend.Step) error {
 		return nil
 	}
 	return callError("gather_rows", C.tk_gather_rows(o.ptr, xt.ptr, C.int(xt.dt), i32p(s.logitRows()), C.int(n), C.int(cols), C.int(xt.rows()), b.stream))
+}
+
+// SetGEMMTuning implements backend.GEMMTuner (tk_blas_set_tuning).
+func (b *Backend) SetGEMMTuning(on bool) error {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	return callError("tk_blas_set_tuning", C.tk_blas_set_tuning(b.blas, v))
 }

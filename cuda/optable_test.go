@@ -379,6 +379,9 @@ func opTable() []opCase {
 		fusedCase(1, 256, 512, false, false),
 		fusedCase(5, 96, 1024, false, true),
 		fusedCase(8, 4096, 200, false, false),
+		// the most rows the norm fusion takes at hidden 4096 and 3072
+		fusedCase(5, 300, 4096, true, false),
+		fusedCase(7, 200, 3072, true, true),
 		// more rows than one wave of warps: each warp streams several
 		fusedCase(2, 20000, 264, true, true),
 		fusedCase(1, 24000, 512, false, false),

@@ -24,6 +24,8 @@ type Options struct {
 	// BlasWorkspaceBytes is cuBLASLt's workspace; 0 means 32 MiB.
 	BlasWorkspaceBytes int
 	// ProfileOps times every op of eager forward passes with CUDA events
-	// (backend.OpProfiler); it serialises nothing but adds an event per op.
+	// (backend.OpProfiler). The event between two ops also keeps them from
+	// overlapping under programmatic dependent launch, so the times are of
+	// the unoverlapped schedule.
 	ProfileOps bool
 }

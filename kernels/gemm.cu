@@ -15,10 +15,12 @@
 
 namespace {
 
-// kTuneMaxT: plans for T up to this many rows (decode batches, where the
-// heuristic's first choice ran the 8B projections at ~380 TFLOP/s at
-// T = 176 on H100) time the heuristic's candidates on their first call and
-// keep the fastest; larger T (prefill) take the first candidate.
+// kTuneMaxT: while tuning is on (tk_blas_set_tuning: the engine turns it
+// on for its decode warm-up), a plan for T up to this many rows (decode
+// batches, where the heuristic's first choice ran the 8B projections at
+// ~380 TFLOP/s at T = 176 on H100) times the heuristic's candidates on its
+// next uncaptured call and keeps the fastest. Other plans take the first
+// candidate, so serving never stalls to tune a new shape.
 constexpr int kTuneMaxT = 512;
 constexpr int kTuneAlgos = 24;
 
@@ -28,6 +30,7 @@ struct Plan {
   cublasLtMatmulAlgo_t algo;
   cublasLtMatmulAlgo_t cand[kTuneAlgos];
   int ncand = 0;
+  bool tuned = false;
 };
 
 struct Blas {
@@ -35,6 +38,7 @@ struct Blas {
   void *ws = nullptr;
   size_t ws_bytes = 0;
   std::map<std::tuple<int, int, int, int>, Plan> plans;
+  bool tune = false;  // tk_blas_set_tuning
 };
 
 int st(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS ? 0 : 10000 + (int)s; }
@@ -91,11 +95,15 @@ int make_plan(Blas *bl, Plan &p, int out_dt, int T, int N, int K) {
 
 // tune times each candidate of p on this call's operands (a warm-up run,
 // then 3 runs between events) and keeps the fastest in p.algo; a candidate
-// that fails is skipped. Not while the stream is being captured.
+// that fails is skipped. Not while the stream is being captured (the plan
+// stays untuned until a later call). The runs reuse W from L2 where it
+// fits, which flatters compute-heavy candidates a little.
 int tune(Blas *bl, Plan &p, void *out, const void *x, const void *w, cudaStream_t s) {
   cudaStreamCaptureStatus cs;
   TK_CHECK(cudaStreamIsCapturing(s, &cs));
-  if (cs != cudaStreamCaptureStatusNone || p.ncand < 2) return 0;
+  if (cs != cudaStreamCaptureStatusNone) return 0;
+  p.tuned = true;
+  if (p.ncand < 2) return 0;
   cudaEvent_t e0, e1;
   TK_CHECK(cudaEventCreate(&e0));
   if (cudaError_t e = cudaEventCreate(&e1); e != cudaSuccess) {
@@ -155,6 +163,13 @@ extern "C" int tk_blas_create(tk_blas *out, size_t workspace_bytes) {
   return 0;
 }
 
+extern "C" int tk_blas_set_tuning(tk_blas h, int on) {
+  Blas *bl = (Blas *)h;
+  if (!bl) return 20000;
+  bl->tune = on != 0;
+  return 0;
+}
+
 extern "C" int tk_blas_destroy(tk_blas h) {
   Blas *bl = (Blas *)h;
   if (!bl) return 0;
@@ -180,9 +195,10 @@ extern "C" int tk_blas_gemm(tk_blas h, void *out, int out_dt, const void *x, con
       return r;
     }
     it = bl->plans.emplace(key, p).first;
-    if (int r = tune(bl, it->second, out, x, w, TK_STREAM(s)); r) return r;
   }
   Plan &p = it->second;
+  if (bl->tune && !p.tuned && T <= kTuneMaxT)
+    if (int r = tune(bl, p, out, x, w, TK_STREAM(s)); r) return r;
   float alpha = 1.f, beta = 0.f;
   BL_CHECK(cublasLtMatmul(bl->h, p.op, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c,
                           &p.algo, bl->ws, bl->ws_bytes, TK_STREAM(s)));

@@ -18,7 +18,8 @@
 //  - norm: x is the residual stream and g the RMSNorm weight; each block
 //    sums the squares of its x rows once (with its warps), writes
 //    bf16(x·inv·g) — what RMSNorm would have written — to shared memory
-//    (T·K·2 bytes, at most 48 KiB) and the warps read x from there. The
+//    (T·K·2 bytes, at most TK_GEMV_NORM_SMEM_BYTES) and the warps read x
+//    from there. The
 //    sum's order differs from the norm kernel's, so inv may differ in its
 //    last bit.
 //  - residual: out is the residual stream (bf16) and gets out + bf16(x·Wᵀ),
@@ -30,8 +31,9 @@
 #include "common.cuh"
 
 constexpr int kGemvWarps = 8;  // scalar kernel
-// most bytes of normalised x rows a norm-fused GEMV holds in shared memory
-#define TK_GEMV_NORM_SMEM (48 * 1024)
+// a norm-fused GEMV's static shared memory must fit beside its x rows
+static_assert(4 * 8 * sizeof(float) <= 48 * 1024 - TK_GEMV_NORM_SMEM_BYTES,
+              "gemv static shared memory exceeds the room tokamak.h leaves");
 
 struct GemvArgs {
   void *out;
@@ -83,8 +85,9 @@ __device__ __forceinline__ void w_cvt(const WRaw &r, float *f) {
 
 // g8 reads the 8 norm weights g[c..c+7] as floats.
 __device__ __forceinline__ void g8(const void *g, int gdt, int c, float *f) {
-  if (gdt == TK_BF16) {
-    bf16x8(__ldg(reinterpret_cast<const uint4 *>((const __nv_bfloat16 *)g + c)), f);
+  const __nv_bfloat16 *gb = (const __nv_bfloat16 *)g + c;
+  if (gdt == TK_BF16 && ((uintptr_t)gb & 15) == 0) {
+    bf16x8(__ldg(reinterpret_cast<const uint4 *>(gb)), f);
   } else {
 #pragma unroll
     for (int j = 0; j < 8; j++) f[j] = ld_any(g, gdt, c + j);
@@ -441,7 +444,7 @@ extern "C" int tk_gemv_fused(void *out, int out_dt, const void *x, const void *w
   if ((norm || resid) && (w_dt != TK_BF16 || K % 8 != 0)) return 20000;
   if (resid && out_dt != TK_BF16) return 20000;
   if (norm && norm_dt != TK_F32 && norm_dt != TK_BF16 && norm_dt != TK_F16) return 20000;
-  if (norm && (T > 8 || (size_t)T * K * 2 > TK_GEMV_NORM_SMEM))
+  if (norm && (T > 8 || (size_t)T * K * 2 > TK_GEMV_NORM_SMEM_BYTES))
     return 20000;  // the normalised rows must fit the default shared memory
   cudaStream_t st = TK_STREAM(s);
   if (K % 8 != 0) {

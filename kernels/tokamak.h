@@ -135,6 +135,10 @@ int tk_set_attention_variant(int v);
  * picks a tuning (0 default; see gemv.cu). */
 int tk_gemv(void *out, int out_dt, const void *x, const void *w, int w_dt, const void *bias,
             int bias_dt, int T, int N, int K, int variant, tk_stream s);
+/* Bytes of normalised x rows (T * K * 2) a norm-fused GEMV may hold in
+ * shared memory: the 48 KiB a kernel gets without opting in, less room for
+ * its static shared memory. */
+#define TK_GEMV_NORM_SMEM_BYTES (48 * 1024 - 256)
 /* tk_gemv with a fusion (bf16 W, K % 8 == 0, T <= 8 rows per call is what
  * it is fast for): norm_w != NULL makes x the residual stream and uses
  * RMSNorm(x) * norm_w (norm_dt f32/bf16/f16, eps) in its place; residual != 0
@@ -145,6 +149,10 @@ int tk_gemv_fused(void *out, int out_dt, const void *x, const void *w, int w_dt,
                   int residual, int T, int N, int K, int variant, tk_stream s);
 int tk_blas_create(tk_blas *h, size_t workspace_bytes);
 int tk_blas_destroy(tk_blas h);
+/* While on, a GEMM plan for a decode-sized T (<= 512) times the cuBLASLt
+ * heuristic's candidates on its next call outside stream capture and keeps
+ * the fastest; off (the default), new plans take the first candidate. */
+int tk_blas_set_tuning(tk_blas h, int on);
 /* cuBLASLt BF16 GEMM: out[T, N] = x[T, K] . W[N, K]^T, out f32 or bf16. */
 int tk_blas_gemm(tk_blas h, void *out, int out_dt, const void *x, const void *w, int T, int N,
                  int K, tk_stream s);

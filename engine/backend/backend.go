@@ -269,11 +269,21 @@ type FusedLinear interface {
 	// MatMulAdd (!norm) takes with weight w; 0 when w cannot be fused.
 	FusedLinearRows(w *Weight, norm bool) int
 	// NormMatMul writes out = RMSNorm(x)·norm · Wᵀ (+ Bias): MatMul of what
-	// RMSNorm(·, x, norm, eps) would write, without writing it.
+	// RMSNorm(·, x, norm, eps) would write, without writing it. out must
+	// not overlap x.
 	NormMatMul(out, x, norm Tensor, eps float32, w *Weight) error
 	// MatMulAdd adds x · Wᵀ (+ Bias), rounded to the activation dtype, into
 	// residual in place: what MatMul and AddRMSNorm's add would leave there.
+	// residual must not overlap x.
 	MatMulAdd(residual, x Tensor, w *Weight) error
+}
+
+// GEMMTuner is implemented by backends that can time alternative GEMM
+// algorithms for a shape and keep the fastest. The model turns it on for
+// its decode warm-up (the shapes every decode step reuses) and off after,
+// so that serving never stalls to tune a new shape.
+type GEMMTuner interface {
+	SetGEMMTuning(on bool) error
 }
 
 // OpTime is the device time charged to one op of the forward pass, summed

@@ -280,6 +280,17 @@ func (d *Decoder) Warmup() (graphs int, err error) {
 	if err := d.reserveStage(); err != nil {
 		return 0, err
 	}
+	if t, ok := d.m.b.(backend.GEMMTuner); ok {
+		// every decode step reuses these shapes: worth timing their GEMMs
+		if err := t.SetGEMMTuning(true); err != nil {
+			return 0, err
+		}
+		defer func() {
+			if e := t.SetGEMMTuning(false); e != nil && err == nil {
+				err = e
+			}
+		}()
+	}
 	for i := len(d.buckets) - 1; i >= 0; i-- {
 		bucket := d.buckets[i]
 		d.padTo(nil, bucket)
