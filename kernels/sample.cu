@@ -26,7 +26,6 @@
 // op that feeds a weight uses explicit round-to-nearest intrinsics (no
 // FMA contraction) so w is bit-identical to the reference's expNeg.
 #include <limits.h>
-#include <stdlib.h>
 #include <math.h>
 
 #include "common.cuh"
@@ -384,13 +383,12 @@ __device__ unsigned long long cut(const float *l, int V, float maxl, float inv_t
   return key;
 }
 
-// sample_row samples one row with the whole block; every return is taken
-// by all of the block's threads together.
-__device__ __forceinline__ void sample_row(int row, float *logits, int V,
-                                           const tk_sample_params *params,
-                                           const int32_t *hist_ids, const int32_t *hist_counts,
-                                           tk_sample_result *results, int big,
-                                           unsigned long long *dyn, Shared &sh) {
+__global__ void __launch_bounds__(kThreads) sample_kernel(
+    float *logits, int V, const tk_sample_params *params, const int32_t *hist_ids,
+    const int32_t *hist_counts, tk_sample_result *results, int big) {
+  extern __shared__ __align__(16) unsigned long long dyn[];
+  __shared__ Shared sh;
+  const int row = blockIdx.x;
   const tk_sample_params p = params[row];
   float *l = logits + (size_t)row * V;
   tk_sample_result *res = results + row;
@@ -602,20 +600,6 @@ __device__ __forceinline__ void sample_row(int row, float *logits, int V,
   }
 }
 
-// A block samples rows blockIdx.x, blockIdx.x + gridDim.x, ...: with fewer
-// blocks than rows, fewer rows are in flight at once, so a row's later
-// passes can find it still in L2.
-__global__ void __launch_bounds__(kThreads) sample_kernel(
-    float *logits, int rows, int V, const tk_sample_params *params, const int32_t *hist_ids,
-    const int32_t *hist_counts, tk_sample_result *results, int big) {
-  extern __shared__ __align__(16) unsigned long long dyn[];
-  __shared__ Shared sh;
-  for (int row = blockIdx.x; row < rows; row += gridDim.x) {
-    sample_row(row, logits, V, params, hist_ids, hist_counts, results, big, dyn, sh);
-    __syncthreads();  // shared memory is the next row's
-  }
-}
-
 }  // namespace
 
 extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_params *params,
@@ -631,14 +615,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
       configured = true;
     }
   }
-  // TOKAMAK_SAMPLE_BLOCKS caps the blocks (rows in flight; for comparisons)
-  static int cap = -1;
-  if (cap < 0) {
-    const char *e = getenv("TOKAMAK_SAMPLE_BLOCKS");
-    cap = e && atoi(e) > 0 ? atoi(e) : 0;
-  }
-  const int blocks = cap > 0 && cap < rows ? cap : rows;
-  sample_kernel<<<blocks, kThreads, smem, TK_STREAM(s)>>>(logits, rows, vocab, params, hist_ids,
-                                                          hist_counts, results, big);
+  sample_kernel<<<rows, kThreads, smem, TK_STREAM(s)>>>(logits, vocab, params, hist_ids,
+                                                        hist_counts, results, big);
   TK_LAUNCHED("sample_kernel");
 }
