@@ -283,6 +283,8 @@ type FusedLinear interface {
 // its decode warm-up (the shapes every decode step reuses) and off after,
 // so that serving never stalls to tune a new shape.
 type GEMMTuner interface {
+	// SetGEMMTuning turns tuning on (plans of decode-sized shapes are
+	// timed on their next use) or off (new plans take the first choice).
 	SetGEMMTuning(on bool) error
 }
 
