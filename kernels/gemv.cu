@@ -155,6 +155,36 @@ __device__ __forceinline__ void gemv_norm_rows(const GemvArgs &a, const __nv_bfl
   __syncthreads();
 }
 
+// gemv_chunk adds the tile's x rows at columns c..c+7 (normalised rows
+// from shared memory with kNorm) times one W chunk into acc.
+template <int NT, bool kNorm>
+__device__ __forceinline__ void gemv_chunk(const float (&wf)[8], const __nv_bfloat16 *xg,
+                                           const __nv_bfloat16 *sx, int K, int c, int nt,
+                                           float (&acc)[NT]) {
+#pragma unroll
+  for (int t = 0; t < NT; t++) {
+    if (t < nt) {
+      float xf[8];
+      if (kNorm)
+        bf16x8(*reinterpret_cast<const uint4 *>(sx + (size_t)t * K + c), xf);
+      else
+        bf16x8(__ldg(reinterpret_cast<const uint4 *>(xg + (size_t)t * K + c)), xf);
+      float v = acc[t];
+#pragma unroll
+      for (int j = 0; j < 8; j++) v = fmaf(wf[j], xf[j], v);
+      acc[t] = v;
+    }
+  }
+}
+
+// gemv_store sums each token's partial dot over the warp and lane 0 writes
+// output row `row` (+bias): stored, or with kResid added into the residual.
+template <int NT, bool kResid>
+__device__ __forceinline__ void gemv_store(const GemvArgs &a, int row, int t0, int nt, int lane,
+                                           const float (&acc)[NT]) {
+  gemv_store<NT, kResid>(a, row, t0, nt, lane, acc);
+}
+
 template <int WT, int NT, int kDepth, int kWarps, bool kNorm, bool kResid>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvArgs a) {
   // kNorm: the tile's x rows, normalised, [nt][K] bf16
@@ -212,39 +242,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvArgs a) {
             lrow += W;
           }
         }
-        if (in) {
-#pragma unroll
-          for (int t = 0; t < NT; t++) {
-            if (t < nt) {
-              float xf[8];
-              if (kNorm)
-                bf16x8(*reinterpret_cast<const uint4 *>(sx + (size_t)t * K + c), xf);
-              else
-                bf16x8(__ldg(reinterpret_cast<const uint4 *>(xg + (size_t)t * K + c)), xf);
-              float v = acc[t];
-#pragma unroll
-              for (int j = 0; j < 8; j++) v = fmaf(wf[j], xf[j], v);
-              acc[t] = v;
-            }
-          }
-        }
+        if (in) gemv_chunk<NT, kNorm>(wf, xg, sx, K, c, nt, acc);
         if (++ci == nch) {  // row crow is complete
-          const float b = a.bias ? ld_any(a.bias, a.bdt, crow) : 0.f;
+          gemv_store<NT, kResid>(a, crow, t0, nt, lane, acc);
 #pragma unroll
-          for (int t = 0; t < NT; t++) {
-            const float v = warp_sum(acc[t]);
-            acc[t] = 0.f;
-            if (lane == 0 && t < nt) {
-              const size_t o = (size_t)(t0 + t) * N + crow;
-              if (kResid) {
-                __nv_bfloat16 *r = (__nv_bfloat16 *)a.out;
-                const float y = __bfloat162float(__float2bfloat16(v + b));
-                r[o] = __float2bfloat16(y + __bfloat162float(r[o]));
-              } else {
-                st_any(a.out, a.odt, o, v + b);
-              }
-            }
-          }
+          for (int t = 0; t < NT; t++) acc[t] = 0.f;
           ci = 0;
           crow += W;
         }
@@ -295,37 +297,10 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_burst_kernel(GemvArgs a) {
       if (c >= K) break;
       float wf[8];
       w_cvt<WT>(buf[s], wf);
-#pragma unroll
-      for (int t = 0; t < NT; t++) {
-        if (t < nt) {
-          float xf[8];
-          if (kNorm)
-            bf16x8(*reinterpret_cast<const uint4 *>(sx + (size_t)t * K + c), xf);
-          else
-            bf16x8(__ldg(reinterpret_cast<const uint4 *>(xg + (size_t)t * K + c)), xf);
-          float v = acc[t];
-#pragma unroll
-          for (int j = 0; j < 8; j++) v = fmaf(wf[j], xf[j], v);
-          acc[t] = v;
-        }
-      }
+      gemv_chunk<NT, kNorm>(wf, xg, sx, K, c, nt, acc);
     }
   }
-  const float b = a.bias ? ld_any(a.bias, a.bdt, row) : 0.f;
-#pragma unroll
-  for (int t = 0; t < NT; t++) {
-    const float v = warp_sum(acc[t]);
-    if (lane == 0 && t < nt) {
-      const size_t o = (size_t)(t0 + t) * a.N + row;
-      if (kResid) {
-        __nv_bfloat16 *r = (__nv_bfloat16 *)a.out;
-        const float y = __bfloat162float(__float2bfloat16(v + b));
-        r[o] = __float2bfloat16(y + __bfloat162float(r[o]));
-      } else {
-        st_any(a.out, a.odt, o, v + b);
-      }
-    }
-  }
+  gemv_store<NT, kResid>(a, row, t0, nt, lane, acc);
 }
 
 // Scalar fallback: any K, any float weight dtype.
