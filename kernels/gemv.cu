@@ -182,7 +182,21 @@ __device__ __forceinline__ void gemv_chunk(const float (&wf)[8], const __nv_bflo
 template <int NT, bool kResid>
 __device__ __forceinline__ void gemv_store(const GemvArgs &a, int row, int t0, int nt, int lane,
                                            const float (&acc)[NT]) {
-  gemv_store<NT, kResid>(a, row, t0, nt, lane, acc);
+  const float b = a.bias ? ld_any(a.bias, a.bdt, row) : 0.f;
+#pragma unroll
+  for (int t = 0; t < NT; t++) {
+    const float v = warp_sum(acc[t]);
+    if (lane == 0 && t < nt) {
+      const size_t o = (size_t)(t0 + t) * a.N + row;
+      if (kResid) {
+        __nv_bfloat16 *r = (__nv_bfloat16 *)a.out;
+        const float y = __bfloat162float(__float2bfloat16(v + b));
+        r[o] = __float2bfloat16(y + __bfloat162float(r[o]));
+      } else {
+        st_any(a.out, a.odt, o, v + b);
+      }
+    }
+  }
 }
 
 template <int WT, int NT, int kDepth, int kWarps, bool kNorm, bool kResid>
