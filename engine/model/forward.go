@@ -170,30 +170,47 @@ func (m *Model) run(a *acts, cache backend.KVCache, st backend.Step) (err error)
 	if run("embed", -1, b.Embed(a.resid, m.embed, st)) != nil {
 		return err
 	}
-	if a.fused {
-		return m.runFused(a, cache, st, run)
-	}
+	// a.fused: the residual stream stays in a.resid; each projection that
+	// reads a norm of it normalises on the fly, o_proj and down add into it
+	f, _ := b.(backend.FusedLinear)
 	for i := range m.layers {
 		ly := &m.layers[i]
-		if i == 0 {
+		switch {
+		case a.fused:
+			run("qkv", i, f.NormMatMul(a.qkv, a.resid, ly.inNorm, eps, ly.qkv))
+		case i == 0:
 			run("input norm", i, b.RMSNorm(a.x, a.resid, ly.inNorm, eps))
-		} else {
+			run("qkv", i, b.MatMul(a.qkv, a.x, ly.qkv))
+		default:
 			run("input norm", i, b.AddRMSNorm(a.x, a.resid, a.proj, ly.inNorm, eps))
+			run("qkv", i, b.MatMul(a.qkv, a.x, ly.qkv))
 		}
-		run("qkv", i, b.MatMul(a.qkv, a.x, ly.qkv))
 		if c.QKNorm {
 			run("q norm", i, b.HeadRMSNorm(a.qkv, 0, hq, hd, ly.qNorm, eps))
 			run("k norm", i, b.HeadRMSNorm(a.qkv, hq*hd, c.NumKeyValueHeads, hd, ly.kNorm, eps))
 		}
 		run("rope", i, b.RoPEWriteKV(a.q, a.qkv, cache, i, m.rope, st))
 		run("attention", i, b.Attention(a.attn, a.q, cache, i, scale, st))
-		run("o_proj", i, b.MatMul(a.proj, a.attn, ly.o))
-		run("post norm", i, b.AddRMSNorm(a.x, a.resid, a.proj, ly.postNorm, eps))
-		run("gate_up", i, b.MatMul(a.gu, a.x, ly.gateUp))
+		if a.fused {
+			run("o_proj", i, f.MatMulAdd(a.resid, a.attn, ly.o))
+			run("gate_up", i, f.NormMatMul(a.gu, a.resid, ly.postNorm, eps, ly.gateUp))
+		} else {
+			run("o_proj", i, b.MatMul(a.proj, a.attn, ly.o))
+			run("post norm", i, b.AddRMSNorm(a.x, a.resid, a.proj, ly.postNorm, eps))
+			run("gate_up", i, b.MatMul(a.gu, a.x, ly.gateUp))
+		}
 		run("silu", i, b.SiLUMul(a.mid, a.gu))
-		if run("down", i, b.MatMul(a.proj, a.mid, ly.down)) != nil {
+		if a.fused {
+			run("down", i, f.MatMulAdd(a.resid, a.mid, ly.down))
+		} else {
+			run("down", i, b.MatMul(a.proj, a.mid, ly.down))
+		}
+		if err != nil {
 			return err
 		}
+	}
+	if a.fused {
+		return run("lm_head", -1, f.NormMatMul(a.logits, a.resid, m.norm, eps, m.lmHead))
 	}
 	run("final norm", -1, b.AddRMSNorm(a.x, a.resid, a.proj, m.norm, eps))
 	last := a.x
@@ -215,32 +232,4 @@ func (m *Model) ActivationBytes(tokens, logitRows int) int64 {
 	hqd := int64(c.NumAttentionHeads * c.HeadDim)
 	perToken := 3*int64(c.HiddenSize) + int64(c.QKVRows()) + 2*hqd + 3*int64(c.IntermediateSize)
 	return int64(tokens)*perToken*act + int64(logitRows)*(int64(c.HiddenSize)*act+4*int64(c.VocabSize))
-}
-
-// runFused is run's layer loop with the fusions of backend.FusedLinear: the
-// residual stream stays in a.resid, each projection that reads a norm of it
-// normalises on the fly, and o_proj and down add into it.
-func (m *Model) runFused(a *acts, cache backend.KVCache, st backend.Step, run func(string, int, error) error) error {
-	b, c := m.b, m.Config
-	f := b.(backend.FusedLinear)
-	hd, hq := c.HeadDim, c.NumAttentionHeads
-	eps := float32(c.RMSNormEps)
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	for i := range m.layers {
-		ly := &m.layers[i]
-		run("qkv", i, f.NormMatMul(a.qkv, a.resid, ly.inNorm, eps, ly.qkv))
-		if c.QKNorm {
-			run("q norm", i, b.HeadRMSNorm(a.qkv, 0, hq, hd, ly.qNorm, eps))
-			run("k norm", i, b.HeadRMSNorm(a.qkv, hq*hd, c.NumKeyValueHeads, hd, ly.kNorm, eps))
-		}
-		run("rope", i, b.RoPEWriteKV(a.q, a.qkv, cache, i, m.rope, st))
-		run("attention", i, b.Attention(a.attn, a.q, cache, i, scale, st))
-		run("o_proj", i, f.MatMulAdd(a.resid, a.attn, ly.o))
-		run("gate_up", i, f.NormMatMul(a.gu, a.resid, ly.postNorm, eps, ly.gateUp))
-		run("silu", i, b.SiLUMul(a.mid, a.gu))
-		if err := run("down", i, f.MatMulAdd(a.resid, a.mid, ly.down)); err != nil {
-			return err
-		}
-	}
-	return run("lm_head", -1, f.NormMatMul(a.logits, a.resid, m.norm, eps, m.lmHead))
 }
