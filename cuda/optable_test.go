@@ -144,6 +144,24 @@ func normCase(t, d int, add bool) opCase {
 	}}
 }
 
+// projection uploads a random bf16 weight [rows, cols], with a bias.
+func projection(be backend.Backend, r *rand.Rand, e *errs, rows, cols int, bias bool) *backend.Weight {
+	w := &backend.Weight{Rows: rows, Cols: cols, Data: e.t(upload(be, backend.BF16, []int{rows, cols}, randVals(r, rows*cols, 0.05)))}
+	if bias {
+		w.Bias = e.t(actUp(be, []int{rows}, randVals(r, rows, 0.5)))
+	}
+	return w
+}
+
+// projOut allocates a projection's output [t, rows] of dt (bf16 meaning
+// the backend's activation dtype).
+func projOut(be backend.Backend, e *errs, dt backend.DType, t, rows int) backend.Tensor {
+	if dt == backend.BF16 {
+		dt = be.ActivationDType()
+	}
+	return e.t(be.Alloc(dt, t, rows))
+}
+
 func matmulCase(t, rows, cols int, outDT backend.DType, bias bool) opCase {
 	name := fmt.Sprintf("matmul/T%d/%dx%d/%s", t, rows, cols, outDT)
 	if bias {
@@ -153,15 +171,8 @@ func matmulCase(t, rows, cols int, outDT backend.DType, bias bool) opCase {
 		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
 			var e errs
 			x := e.t(actUp(be, []int{t, cols}, randVals(r, t*cols, 1)))
-			w := &backend.Weight{Rows: rows, Cols: cols, Data: e.t(upload(be, backend.BF16, []int{rows, cols}, randVals(r, rows*cols, 0.05)))}
-			if bias {
-				w.Bias = e.t(actUp(be, []int{rows}, randVals(r, rows, 0.5)))
-			}
-			odt := outDT
-			if odt == backend.BF16 {
-				odt = be.ActivationDType()
-			}
-			out := e.t(be.Alloc(odt, t, rows))
+			w := projection(be, r, &e, rows, cols, bias)
+			out := projOut(be, &e, outDT, t, rows)
 			if e.err != nil {
 				return nil, e.err
 			}
@@ -171,7 +182,7 @@ func matmulCase(t, rows, cols int, outDT backend.DType, bias bool) opCase {
 
 // fusedCase is a projection fused with the RMSNorm before it (norm) or
 // with the residual add after it: backend.FusedLinear where the backend has
-// it, else the separate ops (the CPU oracle).
+// it, else backend.Composed (the separate ops: the CPU oracle).
 func fusedCase(t, rows, cols int, norm, bias bool) opCase {
 	name := fmt.Sprintf("matmul_add/T%d/%dx%d", t, rows, cols)
 	outDT := backend.BF16
@@ -188,66 +199,25 @@ func fusedCase(t, rows, cols int, norm, bias bool) opCase {
 		prep: func(be backend.Backend, r *rand.Rand) (*prepared, error) {
 			var e errs
 			x := e.t(actUp(be, []int{t, cols}, randVals(r, t*cols, 2)))
-			g := e.t(actUp(be, []int{cols}, randVals(r, cols, 1.5)))
-			w := &backend.Weight{Rows: rows, Cols: cols, Data: e.t(upload(be, backend.BF16, []int{rows, cols}, randVals(r, rows*cols, 0.05)))}
-			if bias {
-				w.Bias = e.t(actUp(be, []int{rows}, randVals(r, rows, 0.5)))
-			}
-			odt := outDT
-			if odt == backend.BF16 {
-				odt = be.ActivationDType()
-			}
-			out := e.t(be.Alloc(odt, t, rows))
-			var res, tmp, ones backend.Tensor
-			if !norm {
-				res = e.t(actUp(be, []int{t, rows}, randVals(r, t*rows, 2)))
-			}
-			f, fused := be.(backend.FusedLinear)
-			if !fused {
-				if norm {
-					tmp = e.t(be.Alloc(be.ActivationDType(), t, cols))
-				} else {
-					tmp = e.t(be.Alloc(be.ActivationDType(), t, rows))
-					ones = e.t(actUp(be, []int{rows}, onesVals(rows)))
-				}
-			}
+			w := projection(be, r, &e, rows, cols, bias)
 			if e.err != nil {
 				return nil, e.err
 			}
-			if fused && f.FusedLinearRows(w, norm) < t {
+			f, ok := be.(backend.FusedLinear)
+			if !ok {
+				f = backend.Composed{Backend: be, Rows: t}
+			}
+			if f.FusedLinearRows(w, norm) < t {
 				return nil, fmt.Errorf("%s: backend fuses at most %d rows", name, f.FusedLinearRows(w, norm))
 			}
-			switch {
-			case norm && fused:
-				return &prepared{run: func() error { return f.NormMatMul(out, x, g, 1e-5, w) }, outs: []backend.Tensor{out}}, nil
-			case norm:
-				return &prepared{run: func() error {
-					if err := be.RMSNorm(tmp, x, g, 1e-5); err != nil {
-						return err
-					}
-					return be.MatMul(out, tmp, w)
-				}, outs: []backend.Tensor{out}}, nil
-			case fused:
-				xr := e.t(actUp(be, []int{t, cols}, randVals(r, t*cols, 1)))
-				return &prepared{run: func() error { return f.MatMulAdd(res, xr, w) }, inout: []backend.Tensor{res}}, e.err
-			default:
-				xr := e.t(actUp(be, []int{t, cols}, randVals(r, t*cols, 1)))
-				return &prepared{run: func() error {
-					if err := be.MatMul(tmp, xr, w); err != nil {
-						return err
-					}
-					return be.AddRMSNorm(out, res, tmp, ones, 1e-5) // only its add is compared
-				}, inout: []backend.Tensor{res}}, e.err
+			if norm {
+				g := e.t(actUp(be, []int{cols}, randVals(r, cols, 1.5)))
+				out := projOut(be, &e, outDT, t, rows)
+				return &prepared{run: func() error { return f.NormMatMul(out, x, g, 1e-5, w) }, outs: []backend.Tensor{out}}, e.err
 			}
+			res := e.t(actUp(be, []int{t, rows}, randVals(r, t*rows, 2)))
+			return &prepared{run: func() error { return f.MatMulAdd(res, x, w) }, inout: []backend.Tensor{res}}, e.err
 		}}
-}
-
-func onesVals(n int) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = 1
-	}
-	return v
 }
 
 // attentionVariant is implemented by the CUDA backend: it picks the

@@ -85,6 +85,49 @@ func download(t *testing.T, b backend.Backend, x backend.Tensor) []float32 {
 	return h
 }
 
+// newCache makes a KV cache on b, freed when the test ends.
+func newCache(t *testing.T, b backend.Backend, spec backend.KVCacheSpec) backend.KVCache {
+	t.Helper()
+	kv, err := b.NewKVCache(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.FreeKVCache(kv) })
+	return kv
+}
+
+// randomPrompts returns n prompts of 1 to 9 random tokens.
+func randomPrompts(r *rand.Rand, n, vocab int) [][]int32 {
+	prompts := make([][]int32, n)
+	for i := range prompts {
+		prompts[i] = make([]int32, 1+r.IntN(9))
+		for j := range prompts[i] {
+			prompts[i][j] = int32(r.IntN(vocab))
+		}
+	}
+	return prompts
+}
+
+// requireSameBits fails the test unless got and want (rows of vocab
+// logits) are equal bit for bit; the names say which path each came from.
+func requireSameBits(t *testing.T, step int, got, want []float32, vocab int, gotName, wantName string) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("step %d: row %d logit %d = %g %s, %g %s", step, i/vocab, i%vocab, got[i], gotName, want[i], wantName)
+		}
+	}
+}
+
+// greedyNext is each row's argmax as the next step's one-token input.
+func greedyNext(x []float32, vocab int) [][]int32 {
+	var next [][]int32
+	for _, id := range argmaxRows(x, vocab) {
+		next = append(next, []int32{id})
+	}
+	return next
+}
+
 func argmaxRows(x []float32, vocab int) []int32 {
 	out := make([]int32, len(x)/vocab)
 	for i := range out {
@@ -113,16 +156,7 @@ func TestDecoderPaddedMatchesEager(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/n=%d", preset, n), func(t *testing.T) {
 				numBlocks := n*blocksEach + 1 // the last is the pad block
 				spec := m.KVSpec(numBlocks, bs)
-				eagerKV, err := b.NewKVCache(spec)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer b.FreeKVCache(eagerKV)
-				padKV, err := b.NewKVCache(spec)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer b.FreeKVCache(padKV)
+				eagerKV, padKV := newCache(t, b, spec), newCache(t, b, spec)
 				dec, err := m.NewDecoder(padKV, model.DecoderConfig{Buckets: []int{1, 2, 4, 8}, PadBlock: int32(numBlocks - 1)})
 				if err != nil {
 					t.Fatal(err)
@@ -131,14 +165,7 @@ func TestDecoderPaddedMatchesEager(t *testing.T) {
 				if g, err := dec.Warmup(); err != nil || g != 0 {
 					t.Fatalf("warm-up on the CPU: %d graphs, %v; want 0, nil", g, err)
 				}
-				r := rand.New(rand.NewPCG(uint64(n), 5))
-				prompts := make([][]int32, n)
-				for i := range prompts {
-					prompts[i] = make([]int32, 1+r.IntN(9))
-					for j := range prompts[i] {
-						prompts[i][j] = int32(r.IntN(vocab))
-					}
-				}
+				prompts := randomPrompts(rand.New(rand.NewPCG(uint64(n), 5)), n, vocab)
 				eager, padded := newSeqs(n, blocksEach, bs), newSeqs(n, blocksEach, bs)
 				var next [][]int32
 				for _, s := range []*seqs{eager, padded} {
@@ -150,10 +177,7 @@ func TestDecoderPaddedMatchesEager(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					next = nil
-					for _, id := range argmaxRows(download(t, b, logits), vocab) {
-						next = append(next, []int32{id})
-					}
+					next = greedyNext(download(t, b, logits), vocab)
 				}
 				for step := range steps {
 					batch := eager.step(next)
@@ -175,15 +199,8 @@ func TestDecoderPaddedMatchesEager(t *testing.T) {
 					}
 					gh := download(t, b, got)
 					b.Free(got) // as the engine does; the buffer stays the decoder's
-					for i := range wh {
-						if math.Float32bits(gh[i]) != math.Float32bits(wh[i]) {
-							t.Fatalf("step %d: row %d logit %d = %g padded, %g eager", step, i/vocab, i%vocab, gh[i], wh[i])
-						}
-					}
-					next = next[:0]
-					for _, id := range argmaxRows(wh, vocab) {
-						next = append(next, []int32{id})
-					}
+					requireSameBits(t, step, gh, wh, vocab, "padded", "eager")
+					next = greedyNext(wh, vocab)
 				}
 			})
 		}
