@@ -301,7 +301,7 @@ func BenchmarkDecodeLlama8B(b *testing.B) {
 	}
 	fmt.Printf("DECODE-PARTS graph ms/step: matmuls only %.3f, everything else %.3f (norms %.3f, rope %.3f, attention %.3f, silu %.3f, embed+gather %.3f)\n",
 		graphOf(0, partMatMul), graphOf(0, partOther), graphOf(0, partNorm), graphOf(0, partRope), graphOf(0, partAttn), graphOf(0, partSiLU), graphOf(0, partMisc))
-	for v := 0; v <= 6; v++ {
+	for v := 0; v <= 2; v++ {
 		fused := 0.0
 		if fusable {
 			fused = graphOf(v, partAll|partFused)

@@ -1,16 +1,13 @@
 // gemv.cu: out[T, N] = x[T, K] · W[N, K]ᵀ (+bias) for small T (decode),
 // optionally fused with the RMSNorm before it and the residual add after it.
 //
-// Decode is bound by reading W once: N*K*2 bytes for bf16. The default
-// kernel (gemv_burst_kernel) gives each warp one output row and streams it
-// with 16-byte loads (8 elements per lane per chunk) in bursts of 2 chunks a
-// lane; gemv_kernel, kept as variants, instead keeps a ring of kDepth chunks
-// in flight per lane and can run a persistent grid (warp gw owning rows gw,
-// gw+W, ...). Each W chunk is applied to up to NT tokens (x rows come from
-// L1/L2, shared by every warp). float32 accumulation, one warp reduction per
-// output.
+// Decode is bound by reading W once: N*K*2 bytes for bf16. Each warp owns
+// one output row and streams it with 16-byte loads (8 elements per lane per
+// chunk) in bursts of kSteps chunks a lane; each W chunk is applied to up to
+// NT tokens (x rows come from L1/L2, shared by every warp). float32
+// accumulation, one warp reduction per output.
 //
-// Launch gaps: the first burst (ring: kDepth chunks) of W is requested before
+// Launch gaps: the first burst of W is requested before
 // griddepcontrol.wait, so under programmatic dependent launch a GEMV starts
 // streaming its weights while the kernel before it drains; only x waits.
 //
@@ -19,9 +16,8 @@
 //    sums the squares of its x rows once (with its warps), writes
 //    bf16(x·inv·g) — what RMSNorm would have written — to shared memory
 //    (T·K·2 bytes, at most TK_GEMV_NORM_SMEM_BYTES) and the warps read x
-//    from there. The
-//    sum's order differs from the norm kernel's, so inv may differ in its
-//    last bit.
+//    from there. The sum's order differs from the norm kernel's, so inv may
+//    differ in its last bit.
 //  - residual: out is the residual stream (bf16) and gets out + bf16(x·Wᵀ),
 //    rounded, as AddRMSNorm's add would.
 // These remove the separate norm kernel of each sublayer in decode steps.
@@ -199,79 +195,8 @@ __device__ __forceinline__ void gemv_store(const GemvArgs &a, int row, int t0, i
   }
 }
 
-template <int WT, int NT, int kDepth, int kWarps, bool kNorm, bool kResid>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(GemvArgs a) {
-  // kNorm: the tile's x rows, normalised, [nt][K] bf16
-  extern __shared__ __align__(16) unsigned char gemv_smem[];
-  __shared__ float red[kWarps][NT];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int K = a.K, N = a.N;
-  const int t0 = blockIdx.y * NT;
-  const int nt = min(NT, a.T - t0);
-  // rows gw, gw + W, gw + 2W, ... belong to this warp (the grid is one wave)
-  const int W = gridDim.x * kWarps;
-  const int gw = blockIdx.x * kWarps + warp;
-  const int rows = gw < N ? (N - 1 - gw) / W + 1 : 0;
-  const int nch = (K + 255) / 256;  // chunk steps per row, the same for every lane
-  const int total = rows * nch;
-  const int lc = lane * 8;
-  // the ring: buf[s] holds step q ≡ s (mod kDepth); the load cursor runs
-  // kDepth steps ahead of the compute cursor, across row boundaries
-  int lrow = gw, li = 0;
-  WRaw buf[kDepth];
-#pragma unroll
-  for (int s = 0; s < kDepth; s++) {
-    if (s < total) {
-      const int c = lc + li * 256;
-      if (c < K) w_load<WT>(buf[s], a.w, (size_t)lrow * K + c);
-      if (++li == nch) {
-        li = 0;
-        lrow += W;
-      }
-    }
-  }
-  tk_griddep_wait();  // x (and out, for the residual) come from earlier kernels
-  const __nv_bfloat16 *xg = a.x + (size_t)t0 * K;
-  __nv_bfloat16 *sx = reinterpret_cast<__nv_bfloat16 *>(gemv_smem);
-  if (kNorm) gemv_norm_rows<NT, kWarps>(a, xg, nt, sx, red);
-  if (rows == 0) return;
-  int crow = gw, ci = 0;
-  float acc[NT];
-#pragma unroll
-  for (int t = 0; t < NT; t++) acc[t] = 0.f;
-  for (int q0 = 0; q0 < total; q0 += kDepth) {
-#pragma unroll
-    for (int s = 0; s < kDepth; s++) {
-      const int q = q0 + s;
-      if (q < total) {
-        const int c = lc + ci * 256;
-        const bool in = c < K;
-        float wf[8];
-        if (in) w_cvt<WT>(buf[s], wf);
-        if (q + kDepth < total) {
-          const int cl = lc + li * 256;
-          if (cl < K) w_load<WT>(buf[s], a.w, (size_t)lrow * K + cl);
-          if (++li == nch) {
-            li = 0;
-            lrow += W;
-          }
-        }
-        if (in) gemv_chunk<NT, kNorm>(wf, xg, sx, K, c, nt, acc);
-        if (++ci == nch) {  // row crow is complete
-          gemv_store<NT, kResid>(a, crow, t0, nt, lane, acc);
-#pragma unroll
-          for (int t = 0; t < NT; t++) acc[t] = 0.f;
-          ci = 0;
-          crow += W;
-        }
-      }
-    }
-  }
-}
-
 // gemv_burst_kernel: one row per warp; each lane loads kSteps chunks, then
-// uses them (bursts, no ring). kPrefetch issues the first burst before
-// griddepcontrol.wait. The form measured fastest on H100 before the ring.
+// uses them. kPrefetch issues the first burst before griddepcontrol.wait.
 template <int WT, int NT, int kSteps, int kWarps, bool kNorm, bool kResid, bool kPrefetch>
 __global__ void __launch_bounds__(kWarps * 32) gemv_burst_kernel(GemvArgs a) {
   extern __shared__ __align__(16) unsigned char gemv_smem[];
@@ -345,36 +270,6 @@ __global__ void __launch_bounds__(kGemvWarps * 32) gemv_scalar_kernel(
   }
 }
 
-// tk_sm_count is the current device's multiprocessor count (read once).
-static int tk_sm_count() {
-  static int sms = 0;
-  if (sms == 0) {
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) == cudaSuccess &&
-        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess)
-      sms = n;
-  }
-  return sms > 0 ? sms : 132;
-}
-
-// gemv_launch runs one warp per output row (the block scheduler balances
-// the rows over the SMs as blocks retire) or, with persist, a grid of one
-// wave of resident blocks whose warps each stream several rows.
-template <int WT, int NT, int kDepth, int kWarps, bool kNorm, bool kResid>
-static cudaError_t gemv_launch(cudaStream_t s, const GemvArgs &a, bool persist) {
-  auto kernel = gemv_kernel<WT, NT, kDepth, kWarps, kNorm, kResid>;
-  const size_t smem = kNorm ? (size_t)min(NT, a.T) * a.K * sizeof(__nv_bfloat16) : 0;
-  int blocks = tk_cdiv(a.N, kWarps);
-  if (persist) {
-    int per_sm = 0;
-    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem);
-    if (e != cudaSuccess) return e;
-    blocks = min(blocks, max(1, per_sm) * tk_sm_count());
-  }
-  dim3 grid(blocks, tk_cdiv(a.T, NT));
-  return tk_launch_smem(kernel, grid, kWarps * 32, smem, s, a);
-}
-
 // gemv_burst_launch runs gemv_burst_kernel, one warp per row.
 template <int WT, int NT, int kSteps, bool kNorm, bool kResid, bool kPrefetch>
 static cudaError_t gemv_burst_launch(cudaStream_t s, const GemvArgs &a) {
@@ -388,22 +283,17 @@ static cudaError_t gemv_burst_launch(cudaStream_t s, const GemvArgs &a) {
 // 0 is the default. Measured on H100, Llama-3.1-8B batch-1 decode
 // (graph, ms/step, 2026-11-26; matmuls only / whole step with the fusions):
 //   0 bursts of 2 loads a lane, the first before the wait  5.38 / 5.80
-//   1 ring of 1 chunk in flight                           5.51 / 6.22
-//   2 ring of 4                                           5.69 / 5.97
-//   3 ring of 2, persistent grid                          5.39 / 6.06
-//   4 ring of 2                                           5.35 / 6.06
-//   5 bursts of 2, all after the wait                     5.40 / 6.00
-//   6 bursts of 1, the first before the wait              5.35 / 6.17
-// (the whole-step figures vary by ~0.1 ms from run to run).
+//   1 bursts of 2, all after the wait                     5.40 / 6.00
+//   2 bursts of 1, the first before the wait              5.35 / 6.17
+// A ring of 1, 2 or 4 chunks kept in flight per lane (refilled as each is
+// used), with one row a warp or a persistent grid of one wave whose warps
+// streamed several rows, measured 5.35-5.69 / 5.97-6.22 in the same runs
+// and was removed.
 template <int WT, int NT, bool kNorm, bool kResid>
 static cudaError_t gemv_variant(int variant, cudaStream_t s, const GemvArgs &a) {
   switch (variant) {
-    case 1: return gemv_launch<WT, NT, 1, 4, kNorm, kResid>(s, a, false);
-    case 2: return gemv_launch<WT, NT, 4, 4, kNorm, kResid>(s, a, false);
-    case 3: return gemv_launch<WT, NT, 2, 4, kNorm, kResid>(s, a, true);
-    case 4: return gemv_launch<WT, NT, 2, 4, kNorm, kResid>(s, a, false);
-    case 5: return gemv_burst_launch<WT, NT, 2, kNorm, kResid, false>(s, a);
-    case 6: return gemv_burst_launch<WT, NT, 1, kNorm, kResid, true>(s, a);
+    case 1: return gemv_burst_launch<WT, NT, 2, kNorm, kResid, false>(s, a);
+    case 2: return gemv_burst_launch<WT, NT, 1, kNorm, kResid, true>(s, a);
     default: return gemv_burst_launch<WT, NT, 2, kNorm, kResid, true>(s, a);
   }
 }

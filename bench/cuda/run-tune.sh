@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call comparing tunings of the decode step: GEMV variants at
-# batch 1 (TOKAMAK_GEMV_VARIANT 0-6 inside the benchmark) and the attention
+# batch 1 (TOKAMAK_GEMV_VARIANT 0-2 inside the benchmark) and the attention
 # split cap (TOKAMAK_ATTN_MAX_SPLITS) at serving batch sizes; CUDA tests
 # first. Logs under $OUT/tune-logs.tgz.
 #   bash .gpu/remote.sh bash bench/cuda/run-tune.sh
