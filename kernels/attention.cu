@@ -33,9 +33,9 @@ constexpr float kNegBig = kAttnNegBig;
 // 3 the default decode path with the first prefill kernel
 // (attention_prefill.cu: one query head a block, 16 rows a warp, 64 or 128
 // rows a tile) in place of the default (attention_prefill_gqa.cu: the query
-// heads of a KV group in one tile, 32 rows a warp), 4 the default with the
-// decode kernel's K/V loads software-pipelined (two register sets; slower
-// on H100 at batch 64-256, 2026-11-26: 2489 vs 2589 GB/s at batch 192).
+// heads of a KV group in one tile, 32 rows a warp). (A decode kernel with
+// software-pipelined K/V loads was slower on H100 at batch 64-256,
+// 2026-11-26: 2489 vs 2589 GB/s at batch 192, and was removed.)
 // Benchmarks compare them.
 // -1: not yet read from TOKAMAK_ATTN_VARIANT.
 static int tk_attn_variant = -1;
@@ -299,7 +299,6 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   a.counters = nullptr;
   a.decode_rows = decode_rows;
   a.num_decode = num_decode;
-  a.decode_pipe = true;
   a.ws_ml = a.ws_acc = nullptr;
   if (splits > 1) {
     a.ws_ml = (float *)workspace + kAttnCounters;
@@ -308,7 +307,6 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   }
   cudaStream_t st = TK_STREAM(s);
   const int variant = attn_variant();
-  a.decode_pipe = variant == 4;
   const bool fast = variant != 1 && attn_fast_supported(D) && aligned16(q) &&
                     aligned16(k_cache) && aligned16(v_cache) && aligned16(out);
   if (!fast) {
@@ -333,7 +331,7 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
     const int G = Hq / Hkv, gc = group_chunk(G);
     if (variant != 2 && splits > 1 && (long long)T * Hkv * ((G + gc - 1) / gc) <= kAttnCounters)
       a.counters = (int *)workspace;
-    if (cudaError_t e = attn_launch_decode(a, mixed, st); e != cudaSuccess) {
+    if (cudaError_t e = attn_launch_decode(a, st); e != cudaSuccess) {
       cudaGetLastError();  // clear it
       tk_note_call("attn_decode_kernel");
       return (int)e;

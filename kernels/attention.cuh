@@ -149,7 +149,6 @@ struct AttnArgs {
   // order (num_decode rows); the decode kernel's grid covers just these
   const int32_t *decode_rows;
   int num_decode;
-  bool decode_pipe;  // decode kernel with pipelined K/V loads (variant 4)
 };
 
 // attn_slot maps position p of a sequence to its cache slot.
@@ -162,9 +161,9 @@ __device__ __forceinline__ long long attn_slot(const int32_t *bt, int p, int bs,
 bool attn_fast_supported(int D);
 // attn_decode_blocks_per_sm is the occupancy the split count is planned for.
 constexpr int kAttnDecodeBlocksPerSM = 3;
-// attn_launch_decode: rows with one query token (all rows, or with
-// only_single the decode rows of a mixed batch), split-KV.
-cudaError_t attn_launch_decode(const AttnArgs &a, int only_single, cudaStream_t s);
+// attn_launch_decode: the rows listed in a.decode_rows (one query token
+// each), split-KV.
+cudaError_t attn_launch_decode(const AttnArgs &a, cudaStream_t s);
 // attn_launch_prefill_gqa: the default prefill kernel (attention_prefill_gqa.cu):
 // tensor-core flash attention over tiles of 128 (row, query head) pairs of
 // one sequence and one KV group (with only_multi, rows of sequences with

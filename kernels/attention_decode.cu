@@ -9,9 +9,8 @@
 // up to GC query heads of one KV head (each K/V vector feeds all of them);
 // D/8 lanes hold one key (16-byte loads, 8 bf16 a lane), so a warp reads
 // 32/(D/8) keys per load and each lane keeps U keys' K and V loads in flight
-// before the first use; the loads of the next iteration's keys are issued
-// before this iteration's arithmetic (two register sets), and the block-table
-// entries of the one after are read while those loads fly. Scores are reduced across the D/8 lanes with shuffles;
+// before the first use; the next keys' block-table entries are read while
+// those loads fly. Scores are reduced across the D/8 lanes with shuffles;
 // each lane group keeps its own float32 online softmax (in log2 units) and
 // the groups and warps merge at the end. Splits over the keys (grid z) let
 // short batches stream the whole chip; the last split of a (row, head
@@ -25,9 +24,9 @@ namespace {
 
 constexpr int kWarps = 4;
 
-template <int D, int GC, int U, bool kPipe>
+template <int D, int GC, int U>
 __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
-    attn_decode_kernel(AttnArgs a, int only_single) {
+    attn_decode_kernel(AttnArgs a) {
   constexpr int LPK = D / 8;             // lanes per key
   constexpr int KPW = 32 / LPK;          // keys per warp per load
   constexpr int KPI = kWarps * KPW * U;  // keys per block per iteration
@@ -76,43 +75,23 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
     int p = k0 + lane_key + u * KPW;
     off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
   }
-  // kPipe (software pipeline): the keys of iteration it+KPI are requested
-  // before iteration it's arithmetic, so each lane always has loads in
-  // flight (two register sets); otherwise each iteration loads, then computes
-  uint4 kr[U], vr[U];
-  bool ok[U];
-  auto load = [&](uint4 (&kx)[U], uint4 (&vx)[U], bool (&okx)[U]) {
+  for (int it = k0; it < k1; it += KPI) {
+    uint4 kr[U], vr[U];
+    bool ok[U];
 #pragma unroll
     for (int u = 0; u < U; u++) {
-      okx[u] = off[u] >= 0;
-      kx[u] = make_uint4(0u, 0u, 0u, 0u);
-      vx[u] = make_uint4(0u, 0u, 0u, 0u);
-      if (okx[u]) {
-        kx[u] = __ldg(reinterpret_cast<const uint4 *>(kb + off[u]));
-        vx[u] = __ldg(reinterpret_cast<const uint4 *>(vb + off[u]));
+      ok[u] = off[u] >= 0;
+      kr[u] = make_uint4(0u, 0u, 0u, 0u);
+      vr[u] = make_uint4(0u, 0u, 0u, 0u);
+      if (ok[u]) {
+        kr[u] = __ldg(reinterpret_cast<const uint4 *>(kb + off[u]));
+        vr[u] = __ldg(reinterpret_cast<const uint4 *>(vb + off[u]));
       }
     }
-  };
-  auto offsets = [&](int from) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
-      int p = from + lane_key + u * KPW;
+      int p = it + KPI + lane_key + u * KPW;
       off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
-    }
-  };
-  if (kPipe) {
-    load(kr, vr, ok);
-    offsets(k0 + KPI);
-  }
-  for (int it = k0; it < k1; it += KPI) {
-    uint4 kn[U], vn[U];
-    bool okn[U];
-    if (kPipe) {
-      load(kn, vn, okn);
-      offsets(it + 2 * KPI);
-    } else {
-      load(kr, vr, ok);
-      offsets(it + KPI);
     }
     float s[U][GC];
 #pragma unroll
@@ -159,14 +138,6 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
         l[g] += p;
 #pragma unroll
         for (int i = 0; i < 8; i++) acc[g][i] = fmaf(p, vf[i], acc[g][i]);
-      }
-    }
-    if (kPipe) {
-#pragma unroll
-      for (int u = 0; u < U; u++) {
-        kr[u] = kn[u];
-        vr[u] = vn[u];
-        ok[u] = okn[u];
       }
     }
   }
@@ -252,29 +223,26 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
 }
 
 template <int D, int GC>
-cudaError_t launch_gc(const AttnArgs &a, int only_single, cudaStream_t s) {
+cudaError_t launch_gc(const AttnArgs &a, cudaStream_t s) {
   constexpr int U = GC >= 8 ? 2 : 4;
-  constexpr int UP = GC >= 4 ? 2 : 4;  // pipelined: two register sets
   const int G = a.Hq / a.Hkv;
   dim3 grid(a.num_decode, a.Hkv * ((G + GC - 1) / GC), a.splits);
-  if (!a.decode_pipe || GC >= 8)  // GC 8 pipelined would spill
-    return tk_launch(attn_decode_kernel<D, GC, U, false>, grid, kWarps * 32, s, a, only_single);
-  return tk_launch(attn_decode_kernel<D, GC, UP, true>, grid, kWarps * 32, s, a, only_single);
+  return tk_launch(attn_decode_kernel<D, GC, U>, grid, kWarps * 32, s, a);
 }
 
 template <int D>
-cudaError_t launch_d(const AttnArgs &a, int only_single, cudaStream_t s) {
+cudaError_t launch_d(const AttnArgs &a, cudaStream_t s) {
   const int G = a.Hq / a.Hkv;
-  if (G <= 1) return launch_gc<D, 1>(a, only_single, s);
-  if (G <= 2) return launch_gc<D, 2>(a, only_single, s);
-  if (G <= 4) return launch_gc<D, 4>(a, only_single, s);
-  return launch_gc<D, 8>(a, only_single, s);
+  if (G <= 1) return launch_gc<D, 1>(a, s);
+  if (G <= 2) return launch_gc<D, 2>(a, s);
+  if (G <= 4) return launch_gc<D, 4>(a, s);
+  return launch_gc<D, 8>(a, s);
 }
 
 }  // namespace
 
-cudaError_t attn_launch_decode(const AttnArgs &a, int only_single, cudaStream_t s) {
-  if (a.D == 64) return launch_d<64>(a, only_single, s);
-  if (a.D == 128) return launch_d<128>(a, only_single, s);
+cudaError_t attn_launch_decode(const AttnArgs &a, cudaStream_t s) {
+  if (a.D == 64) return launch_d<64>(a, s);
+  if (a.D == 128) return launch_d<128>(a, s);
   return cudaErrorInvalidValue;
 }

@@ -34,8 +34,8 @@ if [ "${ATTN_BENCH:-0}" != 0 ]; then
   # tensor-core prefill kernel) on the prefill cases
   go test -tags cuda -count=1 -run '^$' -bench 'Ops/bench/attention-(decode|prefill)' -benchtime 20x ./cuda/ >"$W/attn-bench.log" 2>&1
   stamp "attention bench rc=$?"
-  TOKAMAK_ATTN_VARIANT=${ATTN_VARIANT2:-4} go test -tags cuda -count=1 -run '^$' -bench "${ATTN_BENCH2:-Ops/bench/attention-decode}" -benchtime 20x ./cuda/ >"$W/attn-bench-v2.log" 2>&1
-  stamp "attention bench (variant ${ATTN_VARIANT2:-4}) rc=$?"
+  TOKAMAK_ATTN_VARIANT=${ATTN_VARIANT2:-3} go test -tags cuda -count=1 -run '^$' -bench "${ATTN_BENCH2:-Ops/bench/attention-prefill}" -benchtime 20x ./cuda/ >"$W/attn-bench-v2.log" 2>&1
+  stamp "attention bench (variant ${ATTN_VARIANT2:-3}) rc=$?"
   for f in attn-bench attn-bench-v2; do grep -E "^Benchmark" "$W/$f.log" | awk -v f=$f '{printf "%s %-52s %10s %s %s %s %s\n", f, $1, $3, $5, $6, $7, $8}'; done
 fi
 # decode steps at serving batch sizes (graph, parts): TOKAMAK_DECODE_BATCH x ctx
