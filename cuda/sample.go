@@ -25,6 +25,7 @@ type sampler struct {
 	results []C.tk_sample_result
 	ids     []int32
 	counts  []int32
+	table   bool // the weight exponential's table is on the device
 }
 
 func (s *sampler) free() {
@@ -56,7 +57,13 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 	s := &b.smp
 	s.params = s.params[:0]
 	s.ids, s.counts = s.ids[:0], s.counts[:0]
-	big := 0
+	if !s.table {
+		tab := sample.ExpTable()
+		if rc := C.tk_sample_set_exp_table((*C.uint32_t)(unsafe.Pointer(&tab[0])), C.int(len(tab))); rc != 0 {
+			return nil, callError("cudaMemcpyToSymbol(sample exp table)", rc)
+		}
+		s.table = true
+	}
 	for i, r := range rows {
 		p := r.Params
 		if err := p.Validate(); err != nil {
@@ -67,15 +74,13 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 		if p.Greedy() {
 			cp.greedy = 1
 		} else {
-			cp.inv_temp = C.float(1 / p.Temperature)
+			cp.w_scale = C.float(sample.WeightScale(p.Temperature))
 			cp.u = C.float(sample.Uniform(p.Seed, r.Draw))
 			if p.TopK > 0 && p.TopK < vocab {
 				cp.top_k = C.int(p.TopK)
-				big = 1
 			}
 			if p.TopP > 0 && p.TopP < 1 {
 				cp.top_p = C.float(p.TopP)
-				big = 1
 			}
 			cp.min_p = C.float(p.MinP)
 		}
@@ -83,7 +88,6 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 			cp.want_logprobs = 1
 			if n := min(p.TopLogprobs, vocab, C.TK_SAMPLE_MAX_TOP); n > 0 {
 				cp.n_top = C.int(n)
-				big = 1
 			}
 		}
 		if r.History != nil && p.Penalised() {
@@ -141,7 +145,7 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 		return nil, callError("cudaMemsetAsync(sample results)", rc)
 	}
 	if rc := C.tk_sample((*C.float)(t.ptr), C.int(n), C.int(vocab), (*C.tk_sample_params)(dParams),
-		i32p(dIDs), i32p(dCounts), (*C.tk_sample_result)(dRes), C.int(big), b.stream); rc != 0 {
+		i32p(dIDs), i32p(dCounts), (*C.tk_sample_result)(dRes), b.stream); rc != 0 {
 		return nil, callError("sample", rc)
 	}
 	b.ProfileMark("sample")
@@ -161,8 +165,6 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 			return nil, fmt.Errorf("row %d: %w", i, sample.ErrNoFiniteLogits)
 		case 2:
 			return nil, fmt.Errorf("row %d: sample: logit of token %d is +Inf", i, int(r.token))
-		case 3:
-			return nil, fmt.Errorf("cuda: sample: row %d: kernel launched without its histogram (bug)", i)
 		default:
 			return nil, fmt.Errorf("cuda: sample: row %d: kernel left status %d", i, int(r.status))
 		}
@@ -188,7 +190,7 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 // off), median of reps after warm-up, for benchmarks. SampleBatch must
 // have run once on rows of the same shape (it leaves the parameters on
 // the device).
-func (b *Backend) sampleKernelMS(logits backend.Tensor, rows int, big bool, reps int) (float64, error) {
+func (b *Backend) sampleKernelMS(logits backend.Tensor, rows int, reps int) (float64, error) {
 	t, err := asTensor(logits, "sample bench")
 	if err != nil {
 		return 0, err
@@ -199,12 +201,25 @@ func (b *Backend) sampleKernelMS(logits backend.Tensor, rows int, big bool, reps
 	}
 	n := int64(rows)
 	offR := align256(n * int64(unsafe.Sizeof(C.tk_sample_params{})))
-	bg := C.int(0)
-	if big {
-		bg = 1
-	}
 	return b.timeMS(func() error {
 		return callError("sample", C.tk_sample((*C.float)(t.ptr), C.int(rows), C.int(t.shape[1]),
-			(*C.tk_sample_params)(s.dev), nil, nil, (*C.tk_sample_result)(unsafe.Add(s.dev, offR)), bg, b.stream))
+			(*C.tk_sample_params)(s.dev), nil, nil, (*C.tk_sample_result)(unsafe.Add(s.dev, offR)), b.stream))
 	}, 3, reps)
+}
+
+// samplePhases reports the SM clock at each instrumented phase of the last
+// sampling kernel's first block, relative to its start (benchmarks):
+// "phase:cycles" for phases that ran.
+func samplePhases() string {
+	var c [32]C.longlong
+	if rc := C.tk_sample_phase_clocks(&c[0], 32); rc != 0 {
+		return fmt.Sprintf("phase clocks: error %d", int(rc))
+	}
+	out := ""
+	for i := 1; i < 32; i++ {
+		if c[i] > c[0] && c[i]-c[0] < 1<<32 {
+			out += fmt.Sprintf(" %d:%d", i, int64(c[i]-c[0]))
+		}
+	}
+	return out
 }

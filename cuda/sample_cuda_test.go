@@ -269,8 +269,7 @@ func BenchmarkSampleFused(b *testing.B) {
 					}
 				}
 				e2e := time.Since(t0).Seconds() / float64(reps)
-				big := m.p.TopK > 0 || m.p.TopP > 0 || m.p.TopLogprobs > 0
-				ms, err := gpu.sampleKernelMS(lt, batch, big, reps)
+				ms, err := gpu.sampleKernelMS(lt, batch, reps)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -278,6 +277,9 @@ func BenchmarkSampleFused(b *testing.B) {
 				b.ReportMetric(e2e*1e6, "us/call")
 				b.ReportMetric(float64(batch*vocab*4)/(ms*1e-3)/1e9, "GB/s-1pass")
 				fmt.Printf("SAMPLE %-18s batch %3d  kernel %8.1f us  SampleBatch %8.1f us\n", m.name, batch, ms*1e3, e2e*1e6)
+				if batch == 1 {
+					fmt.Printf("SAMPLE-PHASES %-18s %s\n", m.name, samplePhases())
+				}
 			})
 		}
 		gpu.Free(lt)

@@ -10,45 +10,71 @@
 // history (distinct token ids and their output counts) at
 // [hist_off, hist_off + hist_len).
 //
-// One block of 1024 threads per row. Bound: reading the row, 4 B per
-// logit per pass. A greedy or pure-temperature row takes one pass (max)
-// or two (max, then the draw). Top-k / top-p / top-n follow the CPU
-// reference's plan: weights w = exp((l - max)/T) are monotone in the
-// logit, so a histogram over w's top 16 bits (a bucket spans a weight
-// ratio under 1.008) finds the single bucket holding the cut in one pass;
-// only that bucket's members are collected (one pass) and sorted in
-// shared memory. If a bucket has more members than fit, the cut is found
-// by bisection over the 64-bit rank key instead (up to 64 passes; only
-// for nearly flat distributions). The draw is an inverse CDF in token-id
-// order: one pass of per-warp segment sums, then one warp rescans one
-// segment. Masses are summed in float64, as the reference does, so the
-// two agree except for summation order on an exact boundary. Every float
-// op that feeds a weight uses explicit round-to-nearest intrinsics (no
-// FMA contraction) so w is bit-identical to the reference's expNeg.
+// Bound: reading the logits once from memory (4 B a logit). A row is
+// sampled by a cluster of C thread blocks (Hopper: C = 8; older GPUs: 1);
+// block r copies its slice of V/C logits into shared memory once and every
+// later pass (weights, histograms, the draw) reads it there, so only the
+// first pass touches DRAM. The blocks of a cluster exchange per-slice
+// results through distributed shared memory (max, masses, histograms,
+// the draw's slice sums); each exchange is one cluster barrier.
+//
+// Weights are engine/sample's table exponential, bit for bit:
+// y = (l - max) * w_scale (w_scale = 1024*log2(e)/T from the host),
+// q = round-to-even(y), w = 2^(q>>10) * 2^((q&1023)/1024) from a
+// 1,024-entry mantissa table uploaded by the host (tk_sample_set_exp_table).
+// It costs ~10 integer/float ops instead of ~30 for an accurate exp, which
+// kept the previous kernel compute-bound. Since w depends on q only,
+// top-k / top-p find their cut in three exact steps: a histogram over
+// q>>6 (2,017 buckets: each a weight ratio of 1.044) finds the bucket, a
+// 64-entry histogram over its q values finds the exact q, and the tokens
+// with that q (equal weights) are gathered and sorted by rank (logit
+// descending, id ascending) to pick the cut; when more than fit share it
+// (near-flat rows), a bisection over the rank key finds it instead. Masses
+// in histograms are fixed-point (2^-40) integers, so every sum is exact and
+// independent of thread order; the draw's masses are float64 like the
+// reference's. The draw is an inverse CDF in token-id order: per-warp
+// segment sums, the cluster finds the block and warp, one warp rescans its
+// segment. Greedy rows stop after the max pass.
+#include <cooperative_groups.h>
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "common.cuh"
 
+namespace cg = cooperative_groups;
+
 namespace {
 
-constexpr int kThreads = 1024;
+constexpr int kThreads = 512;
 constexpr int kNW = kThreads / 32;
-constexpr int kBuckets = 0x3f80 + 1;  // every float in [0, 1] by its top 16 bits
-constexpr int kPerThread = (kBuckets + kThreads - 1) / kThreads;
-constexpr int kCap = 8192;  // members sorted in shared memory (power of two)
-constexpr float kFix = 1099511627776.0f;  // 2^40: fixed-point masses in the histogram
-constexpr double kInvFix = 1.0 / 1099511627776.0;
-
-constexpr size_t kHistBytes = ((size_t)kBuckets * 8 + 15) & ~(size_t)15;
-constexpr size_t kBigSmem = kHistBytes + (size_t)kCap * 8;
-constexpr size_t kSmallSmem = 16;  // greedy and plain temperature rows need none
+constexpr int kQBits = 10;
+constexpr int kQSize = 1 << kQBits;  // == TK_SAMPLE_EXP_TABLE
+constexpr float kYMin = -129024.f;   // -126 * 1024: below it the weight is 0
+constexpr int kB2Bits = 6;
+constexpr int kB2 = 1 << kB2Bits;               // q values per level-1 bucket
+constexpr int kB1 = ((126 << kQBits) >> kB2Bits) + 1;  // level-1 buckets over -q
+constexpr int kLocalCap = 256;                  // exact-q members one block lists
+constexpr int kGatherCap = 1024;                // members gathered and sorted (power of two)
+constexpr int kMaxCluster = 16;
+constexpr float kFix = 4294967296.0f;  // 2^32: fixed-point masses (w <= 1)
+constexpr double kInvFix = 1.0 / 4294967296.0;
 
 // Status codes written into tk_sample_result.status.
 constexpr int kOK = 0;
 constexpr int kNoFinite = 1;
 constexpr int kPosInf = 2;
-constexpr int kNoHistogram = 3;  // launched without the shared memory the row needs
+
+// g_prof: SM clock at each phase of row 0's block 0 in the last launch
+// (tk_sample_phase_clocks; benchmarks only).
+__device__ long long g_prof[32];
+__device__ __forceinline__ void prof(int i) {
+  if (blockIdx.x == 0 && threadIdx.x == 0) g_prof[i] = clock64();
+}
+
+// The exponential's mantissa table (engine/sample's, uploaded once).
+__device__ unsigned g_exp_mant[kQSize];
+bool g_exp_table_set = false;
 
 // fix maps NaN to -Inf (the reference does) and -0 to +0 (they compare
 // equal, so they must rank by id alone).
@@ -57,44 +83,21 @@ __device__ __forceinline__ float fix(float x) {
   return x == 0.f ? 0.f : x;
 }
 
-__device__ __forceinline__ float ld_logit(const float *l, int i) { return fix(l[i]); }
-
-// for_each_logit calls f(i, logit) for every id of the row, each thread a
-// strided share, with 16-byte loads when the row allows them.
-template <typename F>
-__device__ __forceinline__ void for_each_logit(const float *l, int V, F f) {
-  if ((V & 3) == 0) {
-    const float4 *l4 = reinterpret_cast<const float4 *>(l);
-#pragma unroll 2
-    for (int j = threadIdx.x; j < V / 4; j += kThreads) {
-      float4 v = l4[j];
-      f(4 * j, fix(v.x));
-      f(4 * j + 1, fix(v.y));
-      f(4 * j + 2, fix(v.z));
-      f(4 * j + 3, fix(v.w));
-    }
-  } else {
-    for (int i = threadIdx.x; i < V; i += kThreads) f(i, ld_logit(l, i));
+// weight is engine/sample's weight, op for op; q gets the quantized
+// exponent (INT_MIN when the weight is 0).
+__device__ __forceinline__ float weight(float x, float maxl, float ws, const unsigned *tab,
+                                        int &q) {
+  const float y = __fmul_rn(__fsub_rn(x, maxl), ws);
+  if (!(y >= kYMin)) {  // also -Inf
+    q = INT_MIN;
+    return 0.f;
   }
+  q = __float2int_rn(y);
+  return __uint_as_float(((unsigned)((q >> kQBits) + 127) << 23) | tab[q & (kQSize - 1)]);
 }
 
-// exp_neg is engine/sample's expNeg, op for op.
-__device__ __forceinline__ float exp_neg(float x) {
-  if (x < -0x1.5d51ecp+06f) return 0.f;  // -87.33, also -Inf
-  int k = (int)__fsub_rn(__fmul_rn(x, 0x1.715476p+00f), 0.5f);
-  float kf = (float)k;
-  float r = __fsub_rn(__fsub_rn(x, __fmul_rn(kf, 0x1.62e4p-01f)), __fmul_rn(kf, 0x1.7f7d1cp-20f));
-  float p = __fadd_rn(0x1.111112p-07f, __fmul_rn(r, 0x1.6c16c2p-10f));
-  p = __fadd_rn(0x1.555556p-05f, __fmul_rn(r, p));
-  p = __fadd_rn(0x1.555556p-03f, __fmul_rn(r, p));
-  p = __fadd_rn(0.5f, __fmul_rn(r, p));
-  p = __fadd_rn(1.f, __fmul_rn(r, p));
-  p = __fadd_rn(1.f, __fmul_rn(r, p));
-  return __fmul_rn(p, __int_as_float((k + 127) << 23));
-}
-
-__device__ __forceinline__ float weight(float x, float maxl, float inv_t) {
-  return exp_neg(__fmul_rn(__fsub_rn(x, maxl), inv_t));
+__device__ __forceinline__ float weight_of_q(int q, const unsigned *tab) {
+  return __uint_as_float(((unsigned)((q >> kQBits) + 127) << 23) | tab[q & (kQSize - 1)]);
 }
 
 // rank_key orders tokens as the reference ranks them: a larger key ranks
@@ -109,41 +112,70 @@ __device__ __forceinline__ int key_id(unsigned long long k) {
   return (int)(0xFFFFFFFFu - (unsigned)(k & 0xFFFFFFFFull));
 }
 
-__device__ __forceinline__ double warp_sum_d(double v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Block-wide reductions; red is shared scratch of kNW entries; every
-// thread gets the result.
-__device__ double block_sum_d(double v, double *red) {
-  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  v = warp_sum_d(v);
-  __syncthreads();
-  if (lane == 0) red[w] = v;
-  __syncthreads();
-  double t = 0;
-  for (int i = 0; i < kNW; i++) t += red[i];  // fixed order: same total everywhere
-  return t;
-}
-
-__device__ unsigned long long block_min_u64(unsigned long long v, unsigned long long *red) {
-  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    unsigned long long t = __shfl_xor_sync(0xffffffffu, v, o);
-    v = t < v ? t : v;
+// Cluster primitives: C blocks exchange through distributed shared memory;
+// with C == 1 they reduce to the block itself.
+template <int C>
+struct Cluster {
+  __device__ static int rank() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if constexpr (C > 1) return (int)cg::this_cluster().block_rank();
+#endif
+    return 0;
   }
-  __syncthreads();
-  if (lane == 0) red[w] = v;
-  __syncthreads();
-  unsigned long long m = red[0];
-  for (int i = 1; i < kNW; i++) m = red[i] < m ? red[i] : m;
-  return m;
-}
+  __device__ static void sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if constexpr (C > 1) {
+      cg::this_cluster().sync();
+      return;
+    }
+#endif
+    __syncthreads();
+  }
+  template <typename T>
+  __device__ static T *peer(T *p, int r) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if constexpr (C > 1) return cg::this_cluster().map_shared_rank(p, r);
+#endif
+    return p;
+  }
+};
+
+// Xchg is what a block publishes to its cluster; each field has one use
+// per phase, and a cluster barrier separates its writes from the peers'
+// reads (the next write of a field comes after a later barrier that every
+// peer passes only once done reading it).
+struct Xchg {
+  float m, s;  // slice max and sum of exp(l - m) (logprobs)
+  int best;    // slice argmax
+  double mass;
+  unsigned long long rtot;  // level-1 bucket range total
+  int fb;                   // level-1 cut bucket found in this block's range, or -1
+  unsigned long long facc;  // mass/count above it
+  unsigned long long h2[kB2];
+  int cnt;                      // exact-q members in this slice
+  unsigned long long bis[2];    // bisection counts (alternating)
+  unsigned long long kmin, kmax;
+  double dtot;  // the draw: kept mass of the slice
+  int dlast;    // last kept id of the slice
+  int token;    // the drawn token (the block holding it)
+};
 
 struct Shared {
+  Xchg x;
+  // what thread 0 read from the cluster at an exchange, for the block
+  int offs[kMaxCluster + 1];
+  int g_total, g_fits, i_bstar;
+  unsigned long long u_lo, u_hi, u_above, u_acca, u_all[2];
+  double d_total;
+  unsigned long long h2m[kB2];
+  float f_max, f_logz;
+  int i_best;
+  double d_target, d_cum;
+  int i_rstar, i_lastk;
+  // written by peers: the drawn token and each block's top-n keys (block 0)
+  int token_in;
+  int top_cnt[kMaxCluster];
+  unsigned long long top_in[kMaxCluster * TK_SAMPLE_MAX_TOP];
   double red_d[kNW];
   unsigned long long red_u[kNW];
   float red_m[kNW];
@@ -151,15 +183,90 @@ struct Shared {
   int red_i[kNW];
   double seg[kNW];
   int seg_last[kNW];
-  int cut_bucket;
-  unsigned long long acc_above;
-  unsigned long long cut_key;
-  double target;
   int count;
   int pick;
-  int token;
-  double seg_base;
+  int i0;
+  unsigned long long u0;
+  double d0;
 };
+
+// hist_add adds v to a 64-bit histogram entry with 32-bit atomics (a
+// shared-memory 64-bit atomic add is a compare-and-swap loop on sm_90):
+// the low word takes v's low 32 bits, and the thread whose add wraps it
+// carries into the high word, so the entry is always the exact sum.
+__device__ __forceinline__ void hist_add(unsigned long long *e, unsigned long long v) {
+  unsigned *h = reinterpret_cast<unsigned *>(e);
+  const unsigned lo = (unsigned)v;
+  const unsigned old = atomicAdd(h, lo);
+  const unsigned hi = (unsigned)(v >> 32) + (old + lo < old ? 1u : 0u);
+  if (hi) atomicAdd(h + 1, hi);
+}
+
+__device__ __forceinline__ double warp_sum_d(double v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ unsigned long long warp_sum_u(unsigned long long v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Block-wide reductions; every thread gets the result (fixed order: the
+// same total in every block and every run).
+__device__ double block_sum_d(double v, Shared &sh) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  v = warp_sum_d(v);
+  __syncthreads();
+  if (lane == 0) sh.red_d[w] = v;
+  __syncthreads();
+  double t = 0;
+  for (int i = 0; i < kNW; i++) t += sh.red_d[i];
+  return t;
+}
+
+__device__ unsigned long long block_sum_u(unsigned long long v, Shared &sh) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  v = warp_sum_u(v);
+  __syncthreads();
+  if (lane == 0) sh.red_u[w] = v;
+  __syncthreads();
+  unsigned long long t = 0;
+  for (int i = 0; i < kNW; i++) t += sh.red_u[i];
+  return t;
+}
+
+__device__ unsigned long long block_max_u(unsigned long long v, Shared &sh) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    unsigned long long t = __shfl_xor_sync(0xffffffffu, v, o);
+    v = t > v ? t : v;
+  }
+  __syncthreads();
+  if (lane == 0) sh.red_u[w] = v;
+  __syncthreads();
+  unsigned long long m = sh.red_u[0];
+  for (int i = 1; i < kNW; i++) m = sh.red_u[i] > m ? sh.red_u[i] : m;
+  return m;
+}
+
+__device__ unsigned long long block_min_u(unsigned long long v, Shared &sh) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    unsigned long long t = __shfl_xor_sync(0xffffffffu, v, o);
+    v = t < v ? t : v;
+  }
+  __syncthreads();
+  if (lane == 0) sh.red_u[w] = v;
+  __syncthreads();
+  unsigned long long m = sh.red_u[0];
+  for (int i = 1; i < kNW; i++) m = sh.red_u[i] < m ? sh.red_u[i] : m;
+  return m;
+}
 
 // warp_scan_d returns the inclusive prefix sum of v over the lanes of a
 // full warp and sets *ex to the exclusive one.
@@ -174,75 +281,6 @@ __device__ __forceinline__ double warp_scan_d(double v, double *ex) {
   double e = __shfl_up_sync(0xffffffffu, inc, 1);
   *ex = lane == 0 ? 0.0 : e;
   return inc;
-}
-
-// block_excl_scan_d returns the sum of v over the threads before this one
-// (in thread order); red is shared scratch of kNW entries.
-__device__ double block_excl_scan_d(double v, double *red) {
-  int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  double ex;
-  double inc = warp_scan_d(v, &ex);
-  __syncthreads();
-  if (lane == 31) red[w] = inc;
-  __syncthreads();
-  double off = 0;
-  for (int i = 0; i < w; i++) off += red[i];
-  return off + ex;
-}
-
-// key_logit recovers the logit from a rank key.
-__device__ __forceinline__ float key_logit(unsigned long long k) {
-  unsigned e = (unsigned)(k >> 32);
-  return __uint_as_float((e & 0x80000000u) ? (e & 0x7fffffffu) : ~e);
-}
-
-// Candidate filter of a cut: tokens with w > 0 in bucket b (b < 0: every
-// token, weight or not) ranking at or before limit (0: no limit).
-struct Filter {
-  int bucket;
-  unsigned long long limit;
-};
-
-__device__ __forceinline__ bool member(const Filter &f, float w, unsigned long long key) {
-  if (key < f.limit) return false;
-  if (f.bucket < 0) return true;
-  return w > 0.f && (int)(__float_as_uint(w) >> 16) == f.bucket;
-}
-
-// bisect returns the key of the member at which the rank-order prefix of
-// members (each counting 1, or its weight when by_mass) reaches need; the
-// last member when the members never reach it. Up to 64 passes: the
-// fallback for a bucket too full to sort in shared memory.
-__device__ unsigned long long bisect(const float *l, int V, float maxl, float inv_t, Filter f,
-                                     bool by_mass, double need, Shared &sh) {
-  double tot = 0;
-  unsigned long long mn = ~0ull;
-  for_each_logit(l, V, [&](int i, float x) {
-    float w = weight(x, maxl, inv_t);
-    unsigned long long k = rank_key(x, i);
-    if (!member(f, w, k)) return;
-    tot += by_mass ? (double)w : 1.0;
-    mn = k < mn ? k : mn;
-  });
-  tot = block_sum_d(tot, sh.red_d);
-  mn = block_min_u64(mn, sh.red_u);
-  if (tot < need) return mn;
-  unsigned long long lo = mn, hi = ~0ull;  // invariant: S(lo) >= need
-  while (lo < hi) {
-    unsigned long long mid = lo + (hi - lo) / 2 + 1;
-    double s = 0;
-    for_each_logit(l, V, [&](int i, float x) {
-      float w = weight(x, maxl, inv_t);
-      unsigned long long k = rank_key(x, i);
-      if (k >= mid && member(f, w, k)) s += by_mass ? (double)w : 1.0;
-    });
-    s = block_sum_d(s, sh.red_d);
-    if (s >= need)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
-  return lo;
 }
 
 // bitonic_desc sorts n keys (padded with 0 to a power of two) descending.
@@ -269,246 +307,556 @@ __device__ void bitonic_desc(unsigned long long *s, int n) {
   }
 }
 
-// collect stores the keys of the members of f in mem (up to cap; the true
-// count lands in sh.count), with one shared atomic per warp and call.
-__device__ void collect(const float *l, int V, float maxl, float inv_t, Filter f,
-                        unsigned long long *mem, int cap, Shared &sh) {
-  if (threadIdx.x == 0) sh.count = 0;
-  __syncthreads();
+// Slice is this block's share of a row: n logits of ids [lo, lo + n) at
+// xs (shared memory, or the row itself in global memory when the slice is
+// too large to stage), plus the per-block buffers.
+struct Slice {
+  const float *xs;
+  int n, lo;
+  bool vec;  // xs is 16-byte aligned: float4 loads
+  const unsigned *tab;
+  unsigned long long *hist1, *own, *local, *gbuf;
+};
+
+// for_each calls f(id, logit) for every logit of the slice, each thread a
+// strided share.
+template <typename F>
+__device__ __forceinline__ void for_each(const Slice &sl, F f) {
+  int j0 = 0;
+  if (sl.vec) {
+    const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
+    const int n4 = sl.n >> 2;
+#pragma unroll 2
+    for (int j = threadIdx.x; j < n4; j += kThreads) {
+      const float4 v = x4[j];
+      const int i = sl.lo + 4 * j;
+      f(i, fix(v.x));
+      f(i + 1, fix(v.y));
+      f(i + 2, fix(v.z));
+      f(i + 3, fix(v.w));
+    }
+    j0 = 4 * n4;
+  }
+  for (int j = j0 + threadIdx.x; j < sl.n; j += kThreads) f(sl.lo + j, fix(sl.xs[j]));
+}
+
+// kth_key returns the k-th largest rank key (1-based) among the slice
+// members with quantized exponent qs ranking at or before limit, over the
+// whole cluster: by gathering them when they are few, else by bisection.
+template <int C>
+__device__ unsigned long long kth_key(const Slice &sl, float maxl, float ws, int qs,
+                                      unsigned long long limit, long long k, Shared &sh) {
   const int lane = threadIdx.x & 31;
-  for_each_logit(l, V, [&](int i, float x) {
-    float w = weight(x, maxl, inv_t);
-    unsigned long long k = rank_key(x, i);
-    bool in = member(f, w, k);
-    unsigned am = __activemask();
-    unsigned hit = __ballot_sync(am, in);
+  auto is_member = [&](int i, float x, unsigned long long &key) {
+    int q;
+    weight(x, maxl, ws, sl.tab, q);
+    if (q != qs) return false;
+    key = rank_key(x, i);
+    return !(limit && key < limit);
+  };
+  if (threadIdx.x == 0) sh.x.cnt = 0;
+  __syncthreads();
+  for_each(sl, [&](int i, float x) {
+    unsigned long long key = 0;
+    const bool in = is_member(i, x, key);
+    const unsigned am = __activemask();
+    const unsigned hit = __ballot_sync(am, in);
     if (hit == 0) return;
-    int leader = __ffs(am) - 1;
+    const int leader = __ffs(am) - 1;
     int start = 0;
-    if (lane == leader) start = atomicAdd(&sh.count, __popc(hit));
+    if (lane == leader) start = atomicAdd(&sh.x.cnt, __popc(hit));
     start = __shfl_sync(am, start, leader);
     if (in) {
-      int pos = start + __popc(hit & ((1u << lane) - 1));
-      if (pos < cap) mem[pos] = k;
+      const int pos = start + __popc(hit & ((1u << lane) - 1));
+      if (pos < kLocalCap) sl.local[pos] = key;
     }
   });
+  Cluster<C>::sync();
+  if (threadIdx.x == 0) {
+    int total = 0;
+    bool fits = true;
+    for (int p = 0; p < C; p++) {
+      const int c = Cluster<C>::peer(&sh.x, p)->cnt;
+      sh.offs[p] = total;
+      total += c;
+      fits = fits && c <= kLocalCap;
+    }
+    sh.offs[C] = total;
+    sh.g_total = total;
+    sh.g_fits = fits && total <= kGatherCap;
+  }
   __syncthreads();
+  const int total = sh.g_total;
+  const bool fits = sh.g_fits;
+  if (total == 0) return 0;  // cannot happen: the exact-q histogram entry had members
+  if (k < 1) k = 1;
+  if (k > total) k = total;
+  if (fits) {
+    // every block gathers and sorts the same members: the same answer
+    for (int p = 0; p < C; p++) {
+      const int base = sh.offs[p], c = sh.offs[p + 1] - base;
+      const unsigned long long *src = Cluster<C>::peer(sl.local, p);
+      for (int j = threadIdx.x; j < c; j += kThreads) sl.gbuf[base + j] = src[j];
+    }
+    __syncthreads();
+    bitonic_desc(sl.gbuf, total);
+    return sl.gbuf[k - 1];
+  }
+  // Bisection over the key: the largest K with count(key >= K) >= k.
+  unsigned long long mn = ~0ull, mx = 0;
+  for_each(sl, [&](int i, float x) {
+    unsigned long long key;
+    if (!is_member(i, x, key)) return;
+    mn = key < mn ? key : mn;
+    mx = key > mx ? key : mx;
+  });
+  mn = block_min_u(mn, sh);
+  mx = block_max_u(mx, sh);
+  if (threadIdx.x == 0) {
+    sh.x.kmin = mn;
+    sh.x.kmax = mx;
+  }
+  Cluster<C>::sync();
+  if (threadIdx.x == 0) {
+    unsigned long long a = ~0ull, b = 0;
+    for (int p = 0; p < C; p++) {
+      const Xchg *x = Cluster<C>::peer(&sh.x, p);
+      a = x->kmin < a ? x->kmin : a;
+      b = x->kmax > b ? x->kmax : b;
+    }
+    sh.u_lo = a;
+    sh.u_hi = b;
+  }
+  __syncthreads();
+  unsigned long long lo = sh.u_lo, hi = sh.u_hi;
+  int slot = 0;
+  while (lo < hi) {  // invariant: count(key >= lo) >= k
+    const unsigned long long mid = lo + (hi - lo) / 2 + 1;
+    unsigned long long c = 0;
+    for_each(sl, [&](int i, float x) {
+      unsigned long long key;
+      if (is_member(i, x, key) && key >= mid) c++;
+    });
+    c = block_sum_u(c, sh);
+    if (threadIdx.x == 0) sh.x.bis[slot] = c;
+    Cluster<C>::sync();
+    if (threadIdx.x == 0) {
+      unsigned long long a = 0;
+      for (int p = 0; p < C; p++) a += Cluster<C>::peer(&sh.x, p)->bis[slot];
+      sh.u_all[slot] = a;
+    }
+    __syncthreads();
+    if ((long long)sh.u_all[slot] >= k)
+      lo = mid;
+    else
+      hi = mid - 1;
+    slot ^= 1;
+  }
+  return lo;
 }
 
 // cut finds the token at which a rank-order prefix of the tokens ranking
 // at or before limit (0: all) reaches a target: a count (by_mass false,
-// target = goal) or goal times those tokens' total weight. It returns
-// that token's rank key, or 0 when the set never reaches the target (no
-// cut). Tokens of weight 0 are left out: they are never drawn, and a cut
-// among them keeps every positive weight, as no cut does.
-__device__ unsigned long long cut(const float *l, int V, float maxl, float inv_t, bool by_mass,
-                                  double goal, unsigned long long limit,
-                                  unsigned long long *hist, unsigned long long *mem, Shared &sh) {
-  for (int b = threadIdx.x; b < kBuckets; b += kThreads) hist[b] = 0;
-  if (threadIdx.x == 0) sh.cut_bucket = -1;
+// target = goal) or goal times those tokens' total weight. It returns that
+// token's rank key, or 0 when the set never reaches the target (no cut).
+// Tokens of weight 0 are left out: they are never drawn, and a cut among
+// them keeps every positive weight, as no cut does. Uniform over the
+// cluster: every block returns the same key.
+template <int C>
+__device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by_mass,
+                                  double goal, unsigned long long limit, Shared &sh) {
+  const int rank = Cluster<C>::rank();
+  const int tid = threadIdx.x, lane = tid & 31;
+  // 1. level-1 histogram over -q >> 6 (bucket 0 ranks first)
+  for (int b = tid; b < kB1; b += kThreads) sl.hist1[b] = 0;
   __syncthreads();
   double mass = 0;
-  for_each_logit(l, V, [&](int i, float x) {
-    float w = weight(x, maxl, inv_t);
+  for_each(sl, [&](int i, float x) {
+    int q;
+    const float w = weight(x, maxl, ws, sl.tab, q);
     if (w == 0.f) return;
     if (limit && rank_key(x, i) < limit) return;
     mass += (double)w;
-    unsigned long long v = by_mass ? __float2ull_rn(w * kFix) : 1ull;
-    atomicAdd(&hist[__float_as_uint(w) >> 16], v);
+    hist_add(sl.hist1 + ((-q) >> kB2Bits), by_mass ? __float2ull_rn(__fmul_rn(w, kFix)) : 1ull);
   });
-  const double target = by_mass ? goal * block_sum_d(mass, sh.red_d) : goal;
+  prof(10);
+  mass = block_sum_d(mass, sh);
+  if (tid == 0) sh.x.mass = mass;
+  Cluster<C>::sync();
+  prof(11);
+  if (tid == 0) {
+    double t = 0;
+    for (int p = 0; p < C; p++) t += Cluster<C>::peer(&sh.x, p)->mass;
+    sh.d_total = t;
+  }
   __syncthreads();
-  // suffix sums: thread t owns buckets [t*kPerThread, (t+1)*kPerThread)
-  const int b0 = (int)threadIdx.x * kPerThread;
-  const int b1 = min(b0 + kPerThread, kBuckets);
+  const double total = sh.d_total;
+  const double target = by_mass ? goal * total : goal;
+  auto reached = [&](unsigned long long v) {
+    return (by_mass ? (double)v * kInvFix : (double)v) >= target;
+  };
+  // this block sums its range of buckets over the cluster
+  constexpr int R = (kB1 + C - 1) / C;
+  const int b0 = min(kB1, rank * R), b1 = min(kB1, b0 + R);
   unsigned long long mine = 0;
-  for (int b = b0; b < b1; b++) mine += hist[b];
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  unsigned long long incl = mine;  // over lanes >= this one
+  for (int b = b0 + tid; b < b1; b += kThreads) {
+    unsigned long long t = 0;
+    for (int p = 0; p < C; p++) t += Cluster<C>::peer(sl.hist1, p)[b];
+    sl.own[b - b0] = t;
+    mine += t;
+  }
+  prof(12);
+  mine = block_sum_u(mine, sh);
+  if (tid == 0) sh.x.rtot = mine;
+  Cluster<C>::sync();
+  prof(13);
+  if (tid == 0) {
+    unsigned long long a = 0;
+    for (int p = 0; p < rank; p++) a += Cluster<C>::peer(&sh.x, p)->rtot;
+    sh.u_above = a;
+  }
+  __syncthreads();
+  const unsigned long long above = sh.u_above;
+  if (tid < 32) {
+    // warp 0 scans the range: lane j owns a run of buckets
+    int fb = -1;
+    unsigned long long facc = 0;
+    if (!reached(above) && reached(above + mine)) {
+      const int per = (b1 - b0 + 31) / 32;
+      const int j0 = min(b1, b0 + lane * per), j1 = min(b1, j0 + per);
+      unsigned long long run = 0;
+      for (int b = j0; b < j1; b++) run += sl.own[b - b0];
+      unsigned long long inc = run;
 #pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    unsigned long long t = __shfl_down_sync(0xffffffffu, incl, o);
-    if (lane + o < 32) incl += t;
-  }
-  if (lane == 0) sh.red_u[w] = incl;  // warp total
-  __syncthreads();
-  unsigned long long above = incl - mine;  // integer: exact
-  for (int i = w + 1; i < kNW; i++) above += sh.red_u[i];
-  auto reached = [&](unsigned long long s) {
-    return (by_mass ? (double)s * kInvFix : (double)s) >= target;
-  };
-  if (!reached(above)) {
-    unsigned long long acc = above;
-    for (int b = b1 - 1; b >= b0; b--) {
-      unsigned long long next = acc + hist[b];
-      if (reached(next)) {
-        sh.cut_bucket = b;
-        sh.acc_above = acc;
-        break;
+      for (int o = 1; o < 32; o <<= 1) {
+        unsigned long long t = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o) inc += t;
       }
-      acc = next;
+      unsigned long long acc = above + inc - run;
+      int hit = -1;
+      unsigned long long hacc = 0;
+      if (!reached(acc) && reached(acc + run)) {
+        for (int b = j0; b < j1; b++) {
+          const unsigned long long nx = acc + sl.own[b - b0];
+          if (reached(nx)) {
+            hit = b;
+            hacc = acc;
+            break;
+          }
+          acc = nx;
+        }
+      }
+      const unsigned hm = __ballot_sync(0xffffffffu, hit >= 0);
+      if (hm) {
+        const int src = __ffs(hm) - 1;
+        fb = __shfl_sync(0xffffffffu, hit, src);
+        facc = __shfl_sync(0xffffffffu, hacc, src);
+      }
+    }
+    if (tid == 0) {
+      sh.x.fb = fb;
+      sh.x.facc = facc;
+    }
+  }
+  prof(14);
+  Cluster<C>::sync();
+  prof(15);
+  if (tid == 0) {
+    int b = -1;
+    unsigned long long a = 0;
+    for (int p = 0; p < C; p++) {
+      const Xchg *x = Cluster<C>::peer(&sh.x, p);
+      const int f = x->fb;
+      const unsigned long long fa = x->facc;
+      if (f >= 0) {
+        b = f;
+        a = fa;
+      }
+    }
+    sh.i_bstar = b;
+    sh.u_acca = a;
+  }
+  __syncthreads();
+  const int bstar = sh.i_bstar;
+  const unsigned long long acc_a = sh.u_acca;
+  if (bstar < 0) return 0;  // the whole set never reaches the target
+  // 2. the exact q within bucket bstar
+  if (tid < kB2) sh.x.h2[tid] = 0;
+  __syncthreads();
+  for_each(sl, [&](int i, float x) {
+    int q;
+    const float w = weight(x, maxl, ws, sl.tab, q);
+    if (w == 0.f || ((-q) >> kB2Bits) != bstar) return;
+    if (limit && rank_key(x, i) < limit) return;
+    hist_add(sh.x.h2 + ((-q) & (kB2 - 1)), by_mass ? __float2ull_rn(__fmul_rn(w, kFix)) : 1ull);
+  });
+  prof(16);
+  Cluster<C>::sync();
+  prof(17);
+  if (tid < kB2) {
+    unsigned long long h = 0;
+    for (int p = 0; p < C; p++) h += Cluster<C>::peer(&sh.x, p)->h2[tid];
+    sh.h2m[tid] = h;
+  }
+  __syncthreads();
+  if (tid < 32) {
+    // warp 0: lane j owns q offsets 2j, 2j+1 (rank order)
+    const unsigned long long h0 = sh.h2m[2 * lane], h1 = sh.h2m[2 * lane + 1];
+    unsigned long long inc = h0 + h1;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      unsigned long long t = __shfl_up_sync(0xffffffffu, inc, o);
+      if (lane >= o) inc += t;
+    }
+    const unsigned long long ex = acc_a + inc - (h0 + h1);
+    int j = -1;
+    unsigned long long a = 0;
+    if (h0 && reached(ex + h0)) {
+      j = 2 * lane;
+      a = ex;
+    } else if (h1 && reached(ex + h0 + h1)) {
+      j = 2 * lane + 1;
+      a = ex + h0;
+    }
+    const unsigned hm = __ballot_sync(0xffffffffu, j >= 0);
+    if (lane == 0) {
+      sh.i0 = kB2 - 1;
+      sh.u0 = acc_a;
+    }
+    if (hm && lane == __ffs(hm) - 1) {
+      sh.i0 = j;
+      sh.u0 = a;
     }
   }
   __syncthreads();
-  const int bucket = sh.cut_bucket;
-  if (bucket < 0) return 0;
-  const double acc0 = by_mass ? (double)sh.acc_above * kInvFix : (double)sh.acc_above;
-  const Filter f{bucket, limit};
-  collect(l, V, maxl, inv_t, f, mem, kCap, sh);
-  const int n = sh.count;
-  if (n > kCap) return bisect(l, V, maxl, inv_t, f, by_mass, target - acc0, sh);
-  bitonic_desc(mem, n);
-  // the first member (rank order) where the running total reaches target:
-  // each thread a contiguous run of members, runs offset by a block scan
-  const int per = (n + kThreads - 1) / kThreads;
-  const int j0 = min(n, (int)threadIdx.x * per), j1 = min(n, j0 + per);
-  auto val = [&](int j) {
-    return by_mass ? (double)weight(key_logit(mem[j]), maxl, inv_t) : 1.0;
-  };
-  double run = 0;
-  for (int j = j0; j < j1; j++) run += val(j);
-  if (threadIdx.x == 0) sh.pick = INT_MAX;
-  double acc = acc0 + block_excl_scan_d(run, sh.red_d);
-  for (int j = j0; j < j1; j++) {
-    acc += val(j);
-    if (acc >= target) {
-      atomicMin(&sh.pick, j);
-      break;
-    }
+  const int qs = -(bstar * kB2 + sh.i0);
+  const unsigned long long acc_b = sh.u0;
+  // 3. the members of exact q qs share one weight: the cut is the k-th of them
+  long long k;
+  if (by_mass) {
+    const double w = (double)weight_of_q(qs, sl.tab);
+    k = (long long)ceil((target - (double)acc_b * kInvFix) / w);
+  } else {
+    k = (long long)ceil(target - (double)acc_b);
   }
-  __syncthreads();
-  const int pick = sh.pick;
-  const unsigned long long key = mem[pick == INT_MAX ? n - 1 : pick];
-  __syncthreads();  // mem may be reused by the caller
+  prof(18);
+  const unsigned long long key = kth_key<C>(sl, maxl, ws, qs, limit, k, sh);
+  prof(19);
   return key;
 }
 
-__global__ void __launch_bounds__(kThreads) sample_kernel(
-    float *logits, int V, const tk_sample_params *params, const int32_t *hist_ids,
-    const int32_t *hist_counts, tk_sample_result *results, int big) {
-  extern __shared__ __align__(16) unsigned long long dyn[];
+template <int C>
+__global__ void __launch_bounds__(kThreads, 2) sample_kernel(
+    float *logits, int V, int S, int staged, const tk_sample_params *params,
+    const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results) {
+  extern __shared__ __align__(16) unsigned char dyn[];
   __shared__ Shared sh;
-  const int row = blockIdx.x;
+  const int rank = Cluster<C>::rank();
+  const int row = blockIdx.x / C;
   const tk_sample_params p = params[row];
   float *l = logits + (size_t)row * V;
   tk_sample_result *res = results + row;
   const int tid = threadIdx.x, lane = tid & 31, wid = tid >> 5;
+  const int lo = min(V, rank * S), n = min(V, lo + S) - lo;
 
-  // 1. penalties, in place (history ids are distinct: no two threads
-  // write one logit)
+  // shared memory: [slice S floats if staged] [table] [hist1] [own] [local] [gbuf]
+  unsigned char *ptr = dyn;
+  float *stage = reinterpret_cast<float *>(ptr);
+  if (staged) ptr += (size_t)S * 4;
+  unsigned *tab = reinterpret_cast<unsigned *>(ptr);
+  ptr += kQSize * 4;
+  Slice sl;
+  sl.hist1 = reinterpret_cast<unsigned long long *>(ptr);
+  ptr += ((size_t)kB1 * 8 + 15) & ~(size_t)15;
+  sl.own = reinterpret_cast<unsigned long long *>(ptr);
+  ptr += ((size_t)((kB1 + C - 1) / C) * 8 + 15) & ~(size_t)15;
+  sl.local = reinterpret_cast<unsigned long long *>(ptr);
+  ptr += (size_t)kLocalCap * 8;
+  sl.gbuf = reinterpret_cast<unsigned long long *>(ptr);
+  sl.tab = tab;
+  sl.lo = lo;
+  sl.n = n;
+
+  if (blockIdx.x == 0 && tid == 0)
+    for (int i = 1; i < 32; i++) g_prof[i] = 0;
+  prof(0);
+  for (int j = tid; j < kQSize; j += kThreads) tab[j] = g_exp_mant[j];
+  // 1. penalties on this slice's ids, in place (history ids are distinct:
+  // no two threads write one logit)
   for (int j = tid; j < p.hist_len; j += kThreads) {
-    int id = hist_ids[p.hist_off + j];
-    int c = hist_counts[p.hist_off + j];
-    float x = ld_logit(l, id);
+    const int id = hist_ids[p.hist_off + j];
+    if (id < lo || id >= lo + n) continue;
+    const int c = hist_counts[p.hist_off + j];
+    float x = fix(l[id]);
     if (p.repetition != 1.f) x = x > 0.f ? __fdiv_rn(x, p.repetition) : __fmul_rn(x, p.repetition);
     if (c > 0) x = __fsub_rn(x, __fadd_rn(__fmul_rn(p.frequency, (float)c), p.presence));
     l[id] = x;
   }
+  if (p.hist_len > 0) __threadfence();
+  __syncthreads();
+  if (staged) {
+    // asynchronous copies: every load of the slice in flight at once
+    const unsigned s0 = (unsigned)__cvta_generic_to_shared(stage);
+    int j0 = 0;
+    if ((V & 3) == 0) {
+      for (int j = tid; j < (n >> 2); j += kThreads)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s0 + 16 * j),
+                     "l"(l + lo + 4 * j));
+      j0 = 4 * (n >> 2);
+    }
+    for (int j = j0 + tid; j < n; j += kThreads)
+      asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s0 + 4 * j), "l"(l + lo + j));
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    prof(1);
+    sl.xs = stage;
+    sl.vec = true;
+  } else {
+    sl.xs = l + lo;
+    sl.vec = (V & 3) == 0 && ((uintptr_t)logits & 15) == 0;
+  }
   __syncthreads();
 
+  prof(2);
   // 2. max (ties to the lowest id) and, for logprobs, sum exp(l - max)
   const bool want_lp = p.want_logprobs != 0 || p.n_top > 0;
-  float m = -INFINITY, s = 0.f;
-  int bi = INT_MAX;
-  for_each_logit(l, V, [&](int i, float x) {
-    if (x > m) {
-      if (want_lp) s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
-      m = x;
-      bi = i;
-    } else if (want_lp && x > -INFINITY) {
-      s += __expf(x - m);
-    }
-  });
+  {
+    float m = -INFINITY, s = 0.f;
+    int bi = INT_MAX;
+    for_each(sl, [&](int i, float x) {
+      if (x > m) {  // a thread sees its ids in increasing order
+        if (want_lp) s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
+        m = x;
+        bi = i;
+      } else if (want_lp && x > -INFINITY) {
+        s += __expf(x - m);
+      }
+    });
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    float m2 = __shfl_xor_sync(0xffffffffu, m, o);
-    float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-    int b2 = __shfl_xor_sync(0xffffffffu, bi, o);
-    float M = fmaxf(m, m2);
-    if (want_lp && M > -INFINITY && M < INFINITY)
-      s = (m == -INFINITY ? 0.f : s * __expf(m - M)) + (m2 == -INFINITY ? 0.f : s2 * __expf(m2 - M));
-    if (m2 > m || (m2 == m && b2 < bi)) bi = b2;
-    m = M;
+    for (int o = 16; o > 0; o >>= 1) {
+      const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+      const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
+      const int b2 = __shfl_xor_sync(0xffffffffu, bi, o);
+      const float M = fmaxf(m, m2);
+      if (want_lp && M > -INFINITY && M < INFINITY)
+        s = (m == -INFINITY ? 0.f : s * __expf(m - M)) + (m2 == -INFINITY ? 0.f : s2 * __expf(m2 - M));
+      if (m2 > m || (m2 == m && b2 < bi)) bi = b2;
+      m = M;
+    }
+    if (lane == 0) {
+      sh.red_m[wid] = m;
+      sh.red_s[wid] = s;
+      sh.red_i[wid] = bi;
+    }
+    __syncthreads();
+    if (tid == 0) {
+      float bm = -INFINITY, bs = 0.f;
+      int bb = INT_MAX;
+      for (int i = 0; i < kNW; i++) {
+        const float x = sh.red_m[i];
+        if (x > bm || (x == bm && sh.red_i[i] < bb)) {
+          bm = x;
+          bb = sh.red_i[i];
+        }
+      }
+      if (want_lp && bm > -INFINITY && bm < INFINITY)
+        for (int i = 0; i < kNW; i++)
+          if (sh.red_m[i] > -INFINITY) bs += sh.red_s[i] * __expf(sh.red_m[i] - bm);
+      sh.x.m = bm;
+      sh.x.s = bs;
+      sh.x.best = bb;
+    }
   }
-  if (lane == 0) {
-    sh.red_m[wid] = m;
-    sh.red_s[wid] = s;
-    sh.red_i[wid] = bi;
+  Cluster<C>::sync();
+  if (tid == 0) {
+    float pm[kMaxCluster], ps[kMaxCluster];
+    int pb[kMaxCluster];
+    for (int r = 0; r < C; r++) {
+      const Xchg *x = Cluster<C>::peer(&sh.x, r);
+      pm[r] = x->m;
+      ps[r] = x->s;
+      pb[r] = x->best;
+    }
+    float bm = -INFINITY;
+    int bb = INT_MAX;
+    for (int r = 0; r < C; r++) {
+      if (pm[r] > bm || (pm[r] == bm && pb[r] < bb)) {
+        bm = pm[r];
+        bb = pb[r];
+      }
+    }
+    float lz = 0.f;
+    if (want_lp && bb != INT_MAX && bm < INFINITY) {
+      double sum = 0;
+      for (int r = 0; r < C; r++)
+        if (pm[r] > -INFINITY) sum += (double)ps[r] * exp((double)pm[r] - bm);
+      lz = (float)((double)bm + log(sum));
+    }
+    sh.f_max = bm;
+    sh.i_best = bb;
+    sh.f_logz = lz;
   }
   __syncthreads();
-  float maxl = -INFINITY;
-  int best = INT_MAX;
-  for (int i = 0; i < kNW; i++) {
-    float x = sh.red_m[i];
-    if (x > maxl || (x == maxl && sh.red_i[i] < best)) {
-      maxl = x;
-      best = sh.red_i[i];
-    }
-  }
+  prof(3);
+  const float maxl = sh.f_max;
+  const int best = sh.i_best;
   if (best == INT_MAX || maxl == INFINITY) {
-    if (tid == 0) {
+    if (rank == 0 && tid == 0) {
       res->status = best == INT_MAX ? kNoFinite : kPosInf;
       res->token = best == INT_MAX ? -1 : best;
       res->logprob = 0.f;
       res->n_top = 0;
     }
-    return;  // the same decision in every thread
+    Cluster<C>::sync();  // no block leaves while a peer may read its shared memory
+    return;              // the same decision in every block
   }
-  double sum = 0;
-  if (want_lp)
-    for (int i = 0; i < kNW; i++)
-      if (sh.red_m[i] > -INFINITY) sum += (double)sh.red_s[i] * exp((double)sh.red_m[i] - maxl);
-  const float logz = want_lp ? (float)((double)maxl + log(sum)) : 0.f;
+  const float logz = sh.f_logz;
 
-  unsigned long long *hist = dyn;
-  unsigned long long *mem = big ? dyn + kHistBytes / 8 : dyn;
-  const bool topk = p.top_k > 0 && p.top_k < V;
-  const bool topp = p.top_p > 0.f && p.top_p < 1.f;
-  if (!big && ((p.greedy == 0 && (topk || topp)) || p.n_top > 0)) {
-    if (tid == 0) res->status = kNoHistogram;
-    return;
-  }
   int token = best;
   if (p.greedy == 0) {
-    const float inv_t = p.inv_temp;
+    const float ws = p.w_scale;
+    const bool topk = p.top_k > 0 && p.top_k < V;
+    const bool topp = p.top_p > 0.f && p.top_p < 1.f;
     // 3. top-k, then top-p within it: the survivors rank at or before limit
     unsigned long long limit = 0;
-    if (topk) limit = cut(l, V, maxl, inv_t, false, (double)p.top_k, 0, hist, mem, sh);
+    prof(4);
+    if (topk) limit = cut<C>(sl, maxl, ws, false, (double)p.top_k, 0, sh);
     if (topp) {
-      unsigned long long c = cut(l, V, maxl, inv_t, true, (double)p.top_p, limit, hist, mem, sh);
+      const unsigned long long c = cut<C>(sl, maxl, ws, true, (double)p.top_p, limit, sh);
       if (c) limit = c;
     }
-    // 4. inverse CDF in id order over the survivors (min-p included):
-    // warp wid owns ids [lo, hi), 128-aligned, 4 consecutive ids a lane
-    const int seg = (((V + kNW - 1) / kNW) + 127) & ~127;
-    const int lo = min(V, wid * seg), hi = min(V, lo + seg);
-    auto keep_w = [&](int i, float x) -> double {
-      float w = weight(x, maxl, inv_t);
-      if (w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, i) >= limit)) return (double)w;
+    prof(5);
+    // 4. inverse CDF in id order over the survivors (min-p included): warp
+    // wid owns slice ids [wlo, whi), 128-aligned, 4 consecutive ids a lane
+    const int seg = (((n + kNW - 1) / kNW) + 127) & ~127;
+    const int wlo = min(n, wid * seg), whi = min(n, wlo + seg);
+    auto keep_w = [&](int j, float x) -> double {  // j: index in the slice
+      int q;
+      const float w = weight(x, maxl, ws, sl.tab, q);
+      if (w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, lo + j) >= limit)) return (double)w;
       return 0.0;
     };
-    auto quad = [&](int i, double *v) {  // weights of ids i..i+3 (0 past hi)
-      if ((V & 3) == 0 && i + 3 < hi) {
-        float4 q = *reinterpret_cast<const float4 *>(l + i);
-        v[0] = keep_w(i, fix(q.x));
-        v[1] = keep_w(i + 1, fix(q.y));
-        v[2] = keep_w(i + 2, fix(q.z));
-        v[3] = keep_w(i + 3, fix(q.w));
+    auto quad = [&](int j, double *v) {  // weights of slice indexes j..j+3 (0 past whi)
+      if (sl.vec && j + 3 < whi) {
+        const float4 q4 = *reinterpret_cast<const float4 *>(sl.xs + j);
+        v[0] = keep_w(j, fix(q4.x));
+        v[1] = keep_w(j + 1, fix(q4.y));
+        v[2] = keep_w(j + 2, fix(q4.z));
+        v[3] = keep_w(j + 3, fix(q4.w));
       } else {
 #pragma unroll
-        for (int e = 0; e < 4; e++) v[e] = i + e < hi ? keep_w(i + e, ld_logit(l, i + e)) : 0.0;
+        for (int e = 0; e < 4; e++) v[e] = j + e < whi ? keep_w(j + e, fix(sl.xs[j + e])) : 0.0;
       }
     };
     double part = 0;
     int last = -1;
-    for (int i0 = lo; i0 < hi; i0 += 128) {
-      int i = i0 + 4 * lane;
+    for (int j0 = wlo; j0 < whi; j0 += 128) {
+      const int j = j0 + 4 * lane;
       double v[4];
-      quad(i, v);
+      quad(j, v);
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         part += v[e];
-        if (v[e] > 0) last = i + e;
+        if (v[e] > 0) last = lo + j + e;
       }
     }
     part = warp_sum_d(part);
@@ -519,103 +867,244 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(
       sh.seg_last[wid] = last;
     }
     __syncthreads();
+    prof(6);
     if (tid == 0) {
+      double t = 0;
+      int lk = -1;
+      for (int i = 0; i < kNW; i++) {
+        t += sh.seg[i];
+        if (sh.seg_last[i] >= 0) lk = sh.seg_last[i];
+      }
+      sh.x.dtot = t;
+      sh.x.dlast = lk;
+    }
+    Cluster<C>::sync();
+    if (tid == 0) {
+      double pd[kMaxCluster];
+      int pl[kMaxCluster];
+      for (int r = 0; r < C; r++) {
+        const Xchg *x = Cluster<C>::peer(&sh.x, r);
+        pd[r] = x->dtot;
+        pl[r] = x->dlast;
+      }
       double kept = 0;
       int lastk = -1;
-      for (int i = 0; i < kNW; i++) {
-        kept += sh.seg[i];
-        if (sh.seg_last[i] >= 0) lastk = sh.seg_last[i];
+      for (int r = 0; r < C; r++) {
+        kept += pd[r];
+        if (pl[r] >= 0) lastk = pl[r];
       }
       const double target = (double)p.u * kept;
       double cum = 0;
-      int pick = -1;
-      for (int i = 0; i < kNW; i++) {
-        if (sh.seg[i] > 0 && cum + sh.seg[i] > target) {
-          pick = i;
+      int rstar = -1;
+      for (int r = 0; r < C; r++) {
+        if (pd[r] > 0 && cum + pd[r] > target) {
+          rstar = r;
           break;
         }
-        cum += sh.seg[i];
+        cum += pd[r];
       }
-      sh.pick = pick;
-      sh.seg_base = cum;
-      sh.target = target;
-      sh.token = lastk;
+      sh.d_target = target;
+      sh.d_cum = cum;
+      sh.i_rstar = rstar;
+      sh.i_lastk = lastk;
     }
     __syncthreads();
-    const int pick = sh.pick;
-    if (pick >= 0 && wid == pick) {
-      double base = sh.seg_base;
-      const double target = sh.target;
-      int found = -1;
-      for (int i0 = lo; i0 < hi && found < 0; i0 += 128) {
-        int i = i0 + 4 * lane;
-        double v[4];
-        quad(i, v);
-        double c;
-        const double inc = warp_scan_d((v[0] + v[1]) + (v[2] + v[3]), &c);
-        c += base;
-        int e_hit = -1;
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          if (e_hit < 0 && v[e] > 0) {
-            c += v[e];
-            if (c > target) e_hit = e;
+    prof(7);
+    const double target = sh.d_target, cum = sh.d_cum;
+    const int rstar = sh.i_rstar;
+    if (rank == rstar) {
+      if (tid == 0) {
+        double base = cum;
+        int pick = -1;
+        for (int i = 0; i < kNW; i++) {
+          if (sh.seg[i] > 0 && base + sh.seg[i] > target) {
+            pick = i;
+            break;
           }
+          base += sh.seg[i];
         }
-        unsigned hit = __ballot_sync(0xffffffffu, e_hit >= 0);
-        if (hit) {
-          int src = __ffs(hit) - 1;
-          int e = __shfl_sync(0xffffffffu, e_hit, src);
-          found = i0 + 4 * src + e;
-        }
-        base += __shfl_sync(0xffffffffu, inc, 31);
+        sh.pick = pick;
+        sh.d0 = base;
+        sh.x.token = sh.x.dlast;
       }
-      if (lane == 0) sh.token = found >= 0 ? found : sh.seg_last[pick];
+      __syncthreads();
+      const int pick = sh.pick;
+      if (pick >= 0 && wid == pick) {
+        double base = sh.d0;
+        int found = -1;
+        for (int j0 = wlo; j0 < whi && found < 0; j0 += 128) {
+          const int j = j0 + 4 * lane;
+          double v[4];
+          quad(j, v);
+          double c;
+          const double inc = warp_scan_d((v[0] + v[1]) + (v[2] + v[3]), &c);
+          c += base;
+          int e_hit = -1;
+#pragma unroll
+          for (int e = 0; e < 4; e++) {
+            if (e_hit < 0 && v[e] > 0) {
+              c += v[e];
+              if (c > target) e_hit = e;
+            }
+          }
+          const unsigned hit = __ballot_sync(0xffffffffu, e_hit >= 0);
+          if (hit) {
+            const int src = __ffs(hit) - 1;
+            const int e = __shfl_sync(0xffffffffu, e_hit, src);
+            found = lo + j0 + 4 * src + e;
+          }
+          base += __shfl_sync(0xffffffffu, inc, 31);
+        }
+        if (lane == 0) sh.x.token = found >= 0 ? found : sh.seg_last[pick];
+      }
+      __syncthreads();
+      if (tid == 0) *Cluster<C>::peer(&sh.token_in, 0) = sh.x.token;
     }
-    __syncthreads();
-    token = sh.token;
   }
 
-  // 5. logprobs of the penalised logits (before temperature)
+  // 5. top-n logprobs of the penalised logits: each block takes its
+  // slice's n best keys (n rounds of a block max), block 0 merges them
   int ntop = 0;
   if (p.n_top > 0) {
-    // the n-th ranked token, by a count cut over the weights at T = 1
-    unsigned long long c = 0;
-    c = cut(l, V, maxl, 1.f, false, (double)p.n_top, 0, hist, mem, sh);
-    if (c == 0) c = bisect(l, V, maxl, 1.f, Filter{-1, 0}, false, (double)p.n_top, sh);
-    collect(l, V, maxl, 1.f, Filter{-1, c}, mem, 32, sh);
-    ntop = min(sh.count, min(p.n_top, TK_SAMPLE_MAX_TOP));
-    bitonic_desc(mem, ntop);
+    const int want = min(p.n_top, TK_SAMPLE_MAX_TOP);
+    unsigned long long prev = ~0ull;
+    int got = 0;
+    for (; got < want; got++) {
+      unsigned long long b = 0;
+      for_each(sl, [&](int i, float x) {
+        const unsigned long long k = rank_key(x, i);
+        if (k < prev && k > b) b = k;
+      });
+      b = block_max_u(b, sh);
+      if (b == 0) break;
+      if (tid == 0) *Cluster<C>::peer(&sh.top_in[rank * TK_SAMPLE_MAX_TOP + got], 0) = b;
+      prev = b;
+    }
+    if (tid == 0) *Cluster<C>::peer(&sh.top_cnt[rank], 0) = got;
+  }
+  // no block leaves while a peer may read its shared memory; block 0 has
+  // every block's token and top-n keys after it
+  prof(8);
+  Cluster<C>::sync();
+  prof(9);
+  if (rank != 0) return;
+  if (p.greedy == 0) token = sh.i_rstar >= 0 ? sh.token_in : sh.i_lastk;
+  if (p.n_top > 0) {
+    int total = 0;
+    for (int r = 0; r < C; r++) {
+      const int c = sh.top_cnt[r];
+      for (int j = tid; j < c; j += kThreads) sl.gbuf[total + j] = sh.top_in[r * TK_SAMPLE_MAX_TOP + j];
+      total += c;
+    }
+    __syncthreads();
+    bitonic_desc(sl.gbuf, total);
+    ntop = min(total, min(p.n_top, TK_SAMPLE_MAX_TOP));
     if (tid < ntop) {
-      int id = key_id(mem[tid]);
+      const int id = key_id(sl.gbuf[tid]);
       res->top_ids[tid] = id;
-      res->top_lp[tid] = ld_logit(l, id) - logz;
+      res->top_lp[tid] = fix(l[id]) - logz;
     }
   }
   if (tid == 0) {
     res->token = token;
-    res->logprob = want_lp ? ld_logit(l, token) - logz : 0.f;
+    res->logprob = want_lp && token >= 0 ? fix(l[token]) - logz : 0.f;
     res->n_top = ntop;
     res->status = token >= 0 ? kOK : kNoFinite;
   }
 }
 
+// fixed_smem is the dynamic shared memory besides the staged slice.
+size_t fixed_smem(int C) {
+  size_t b = (size_t)kQSize * 4;
+  b += ((size_t)kB1 * 8 + 15) & ~(size_t)15;
+  b += ((size_t)((kB1 + C - 1) / C) * 8 + 15) & ~(size_t)15;
+  b += (size_t)kLocalCap * 8 + (size_t)kGatherCap * 8;
+  return b;
+}
+
+template <int C>
+int launch(float *logits, int rows, int V, const tk_sample_params *params,
+           const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
+           int max_smem, cudaStream_t s) {
+  static bool configured = false;
+  if (!configured) {
+    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  max_smem));
+    if (C > 8)
+      TK_CHECK(cudaFuncSetAttribute(sample_kernel<C>,
+                                    cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+    configured = true;
+  }
+  const int S = ((V + C - 1) / C + 3) & ~3;
+  const size_t fixed = fixed_smem(C);
+  const int staged = fixed + (size_t)S * 4 <= (size_t)max_smem;  // else read the row in place
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3((unsigned)rows * C);
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = fixed + (staged ? (size_t)S * 4 : 0);
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = C;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = C > 1 ? 1 : 0;
+  cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C>, logits, V, S, staged, params,
+                                     hist_ids, hist_counts, results);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    tk_note_call("sample_kernel");
+    return (int)e;
+  }
+  return 0;
+}
+
 }  // namespace
+
+extern "C" int tk_sample_phase_clocks(long long *out, int n) {
+  if (n <= 0 || n > 32) return 20000;
+  TK_CHECK(cudaMemcpyFromSymbol(out, g_prof, sizeof(long long) * n));
+  return 0;
+}
+
+extern "C" int tk_sample_set_exp_table(const uint32_t *mantissas, int n) {
+  if (n != kQSize || mantissas == nullptr) return 20000;
+  TK_CHECK(cudaMemcpyToSymbol(g_exp_mant, mantissas, sizeof(unsigned) * kQSize));
+  g_exp_table_set = true;
+  return 0;
+}
 
 extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_params *params,
                          const int32_t *hist_ids, const int32_t *hist_counts,
-                         tk_sample_result *results, int big, tk_stream s) {
-  if (rows <= 0 || vocab <= 0) return 20000;
-  const size_t smem = big ? kBigSmem : kSmallSmem;
-  if (big) {
-    static bool configured = false;
-    if (!configured) {
-      TK_CHECK(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)kBigSmem));
-      configured = true;
+                         tk_sample_result *results, tk_stream s) {
+  if (rows <= 0 || vocab <= 0 || !g_exp_table_set) return 20000;
+  // blocks per row: on Hopper a cluster of 8 for batches of up to
+  // small_rows rows (latency), else one block a row (throughput);
+  // TOKAMAK_SAMPLE_CLUSTER (1, 2, 4, 8 or 16) forces one for comparisons.
+  // Elsewhere one block a row.
+  static int cluster = 0, max_smem = 0, forced = 0, small_rows = 32;
+  if (cluster == 0) {
+    int dev = 0, major = 0;
+    TK_CHECK(cudaGetDevice(&dev));
+    TK_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    TK_CHECK(cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    max_smem -= 8192;  // room for the static shared memory
+    int c = major >= 9 ? 8 : 1;
+    if (const char *e = getenv("TOKAMAK_SAMPLE_CLUSTER"); e && major >= 9) {
+      const int v = atoi(e);
+      if (v == 1 || v == 2 || v == 4 || v == 8 || v == 16) forced = c = v;
     }
+    if (const char *e = getenv("TOKAMAK_SAMPLE_SMALL_ROWS"); e) small_rows = atoi(e);
+    cluster = c;
   }
-  sample_kernel<<<rows, kThreads, smem, TK_STREAM(s)>>>(logits, vocab, params, hist_ids,
-                                                        hist_counts, results, big);
-  TK_LAUNCHED("sample_kernel");
+  cudaStream_t st = TK_STREAM(s);
+  const int c = forced ? forced : (cluster > 1 && rows <= small_rows ? cluster : 1);
+  switch (c) {
+    case 2: return launch<2>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+    case 4: return launch<4>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+    case 8: return launch<8>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+    case 16: return launch<16>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+    default: return launch<1>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+  }
 }

@@ -159,15 +159,18 @@ int tk_blas_gemm(tk_blas h, void *out, int out_dt, const void *x, const void *w,
 
 /* --- fused sampling (sample.cu) ----------------------------------------- */
 #define TK_SAMPLE_MAX_TOP 20
+/* Entries of the weight exponential's mantissa table (engine/sample). */
+#define TK_SAMPLE_EXP_TABLE 1024
 /* One row's sampling parameters (engine/sample.Params, prepared on the
- * host): greedy != 0 takes the argmax; inv_temp = 1/temperature; top_k
+ * host): greedy != 0 takes the argmax; w_scale = engine/sample's
+ * WeightScale(temperature), the factor of the weight exponential; top_k
  * active when 0 < top_k < vocab, top_p when 0 < top_p < 1; repetition is
  * 1 when off; u is the row's uniform draw in [0, 1); n_top top logprobs
  * (<= TK_SAMPLE_MAX_TOP); the penalty history is entries
  * [hist_off, hist_off + hist_len) of hist_ids/hist_counts. */
 typedef struct {
   int greedy;
-  float inv_temp;
+  float w_scale;
   int top_k;
   float top_p;
   float min_p;
@@ -180,8 +183,7 @@ typedef struct {
   int hist_off;
   int hist_len;
 } tk_sample_params;
-/* status: 0 ok, 1 no finite logit, 2 a +Inf logit, 3 launched without
- * big for a row that needs it. */
+/* status: 0 ok, 1 no finite logit, 2 a +Inf logit. */
 typedef struct {
   int token;
   int status;
@@ -190,12 +192,17 @@ typedef struct {
   int top_ids[TK_SAMPLE_MAX_TOP];
   float top_lp[TK_SAMPLE_MAX_TOP];
 } tk_sample_result;
+/* Uploads engine/sample's exponential mantissa table (n ==
+ * TK_SAMPLE_EXP_TABLE entries, host memory); tk_sample needs it first. */
+int tk_sample_set_exp_table(const uint32_t *mantissas, int n);
+/* Copies the SM clock of each of the first n (<= 32) phases of row 0's
+ * first block in the last tk_sample (benchmarks). */
+int tk_sample_phase_clocks(long long *out, int n);
 /* Samples every row of logits [rows, vocab] f32 (penalties are applied in
- * place). big != 0 gives each row the shared-memory histogram that top-k,
- * top-p and top-n logprobs need (set it when any row uses them). */
+ * place). */
 int tk_sample(float *logits, int rows, int vocab, const tk_sample_params *params,
               const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
-              int big, tk_stream s);
+              tk_stream s);
 
 #ifdef __cplusplus
 }

@@ -5,31 +5,59 @@ import (
 	"slices"
 )
 
-// expNeg returns e^x for x <= 0 in float32, flushing results below 2^-126
-// to 0 (as a GPU's fast exp does). Relative error is about 2e-7, far below
-// what could move a sampled token except on an exact CDF boundary.
-func expNeg(x float32) float32 {
-	if x < -87.33 { // also -Inf; NaN never reaches here
+// The weight of a token is a table exponential: with
+// y = (l - max) * WeightScale(T), a float32 product rounded on its own,
+// and q = y rounded to the nearest integer (ties to even),
+//
+//	w = 2^(q>>10) * 2^((q&1023)/1024)
+//
+// (0 when y < -126*1024), the second factor read from a 1,024-entry table
+// of float32 mantissas. So w is exp((l - max)/T) with the exponent
+// rounded to a multiple of ln2/1024: a relative error under 3.4e-4, far
+// below the logits' own (bf16 weights, summation order). The fused CUDA
+// sampler computes it with the same float32 ops, integer ops and table
+// (uploaded from ExpTable), so both backends get bit-identical weights;
+// it costs about ten simple ops instead of an accurate exp's thirty, which
+// bounded the GPU kernel. Weights are monotone (non-strictly) in the
+// logit, and the top token's is exactly 1.
+const (
+	expBits  = 10
+	expSize  = 1 << expBits
+	weightY0 = -126 * expSize // below this y, the weight is 0
+	// weightBase is WeightScale(1): 1024 * log2(e) as a float32.
+	weightBase = float32(expSize * math.Log2E)
+)
+
+// expMant[j] holds the mantissa bits of float32(2^(j/1024)).
+var expMant = func() [expSize]uint32 {
+	var t [expSize]uint32
+	for j := range t {
+		t[j] = math.Float32bits(float32(math.Exp2(float64(j)/expSize))) & 0x7fffff
+	}
+	return t
+}()
+
+// ExpTable returns a copy of the weight exponential's mantissa table, for
+// a device sampler to upload.
+func ExpTable() []uint32 { return slices.Clone(expMant[:]) }
+
+// WeightScale returns the factor that maps a logit's distance below the
+// maximum to the weight exponent at temperature t (> 0): 1024*log2(e)/t,
+// computed in float32 as (1/t) * weightBase.
+func WeightScale(t float32) float32 {
+	invT := 1 / t
+	return invT * weightBase
+}
+
+// weight returns the table exponential of (x - maxL) for x <= maxL, with
+// ws = WeightScale(T).
+func weight(x, maxL, ws float32) float32 {
+	y := float32(x-maxL) * ws
+	if !(y >= weightY0) { // also -Inf
 		return 0
 	}
-	const (
-		log2e = 1.4426950408889634
-		ln2hi = 0.693145751953125
-		ln2lo = 1.428606765330187e-06
-	)
-	// Every product is rounded on its own (float32(...) forbids fusing it
-	// into an FMA), so the CUDA sampler, which uses round-to-nearest
-	// intrinsics op for op, computes bit-identical weights.
-	k := int32(float32(x*log2e) - 0.5) // round to nearest for x <= 0
-	kf := float32(k)
-	r := float32(x-float32(kf*ln2hi)) - float32(kf*ln2lo) // |r| <= ln2/2
-	p := float32(1.0/120) + float32(r*(1.0/720))
-	p = float32(1.0/24) + float32(r*p)
-	p = float32(1.0/6) + float32(r*p)
-	p = 0.5 + float32(r*p)
-	p = 1 + float32(r*p)
-	p = 1 + float32(r*p)
-	return p * math.Float32frombits(uint32(k+127)<<23)
+	q := int32(math.RoundToEven(float64(y)))
+	return math.Float32frombits(uint32((q>>expBits)+127)<<23 | expMant[q&(expSize-1)])
 }
 
 // numBuckets covers every float32 in [0, 1] by its top 16 bits: exponent

@@ -58,7 +58,8 @@ func (s *scratch) size(v int) {
 //     FrequencyPenalty*count + PresencePenalty*(count>0), count being its
 //     occurrences in the output.
 //  4. Greedy (Temperature <= 0): the largest logit, ties to the lowest id.
-//  5. Otherwise weights w = exp((l - max l) / T). Tokens are ranked by
+//  5. Otherwise weights w = exp((l - max l) / T), as the table exponential
+//     of weight (within 3.4e-4). Tokens are ranked by
 //     penalised logit, descending, ties by lower id. Top-k keeps the first
 //     K ranks; top-p keeps the shortest rank prefix of those whose weight
 //     reaches TopP of their total; min-p drops tokens with w < MinP (w of
@@ -148,10 +149,10 @@ func ranksBefore(l []float32, a, b int32) bool {
 // drawToken applies temperature, top-k, top-p and min-p and draws with u.
 func drawToken(s *scratch, p Params, maxL float32, u float32) int32 {
 	l, w := s.l, s.w
-	invT := 1 / p.Temperature
+	ws := WeightScale(p.Temperature)
 	var total float64
 	for i, x := range l {
-		e := expNeg((x - maxL) * invT)
+		e := weight(x, maxL, ws)
 		w[i] = e
 		total += float64(e)
 	}

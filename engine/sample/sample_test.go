@@ -435,15 +435,32 @@ func TestHistory(t *testing.T) {
 	}
 }
 
-func TestExpNegAccuracy(t *testing.T) {
-	for x := float32(0); x > -87; x -= 0.0137 {
-		got, want := float64(expNeg(x)), math.Exp(float64(x))
-		if math.Abs(got-want) > 4e-7*want {
-			t.Fatalf("expNeg(%v) = %v, want %v", x, got, want)
+func TestWeightAccuracy(t *testing.T) {
+	for _, temp := range []float32{0.3, 1, 1.7} {
+		ws := WeightScale(temp)
+		prev := float32(2)
+		for d := float32(0); d < 60*temp; d += 0.00371 {
+			x := 5 - d
+			got := weight(x, 5, ws)
+			want := math.Exp(float64(x-5) / float64(temp))
+			if math.Abs(float64(got)-want) > 3.5e-4*want {
+				t.Fatalf("T=%v weight(%v) = %v, want %v", temp, x, got, want)
+			}
+			if got > prev {
+				t.Fatalf("T=%v weight not monotone at %v: %v after %v", temp, x, got, prev)
+			}
+			prev = got
 		}
 	}
-	if expNeg(float32(math.Inf(-1))) != 0 || expNeg(-100) != 0 || expNeg(0) != 1 {
-		t.Error("expNeg edge values")
+	ws := WeightScale(1)
+	if weight(float32(math.Inf(-1)), 0, ws) != 0 || weight(-100, 0, ws) != 0 || weight(3, 3, ws) != 1 {
+		t.Error("weight edge values")
+	}
+	if got, want := weight(-87, 0, ws), math.Exp(-87); got == 0 || math.Abs(float64(got)-want) > 3.5e-4*want {
+		t.Errorf("weight(-87) = %v, want %v (smallest normal range)", got, want)
+	}
+	if tab := ExpTable(); len(tab) != 1024 || tab[0] != 0 || tab[512] != math.Float32bits(float32(math.Sqrt2))&0x7fffff {
+		t.Errorf("ExpTable: %d entries, [0]=%#x [512]=%#x", len(tab), tab[0], tab[512])
 	}
 }
 
