@@ -341,7 +341,7 @@ func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int
 		return err
 	}
 	splits := int(C.tk_attention_splits(C.int(t), C.int(hq), C.int(hkv), C.int(b.smCount)))
-	if err := b.reserveAttention(attnHeads{hq, hkv, hd}, max(attnWSTokens, s.tokCap)); err != nil {
+	if err := b.reserveAttention(attnHeads{hq, hkv, hd, b.attnVariant}, max(attnWSTokens, s.tokCap)); err != nil {
 		return err
 	}
 	if need := int64(C.tk_attention_workspace(C.int(t), C.int(hq), C.int(hd), C.int(splits))); need > b.attnWSBytes {
@@ -351,9 +351,10 @@ func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int
 	return callError("attention", C.tk_attention(o.ptr, qt.ptr, kp, vp, i32p(s.positions()), i32p(s.rowSeq()), i32p(s.tables()), C.int(s.stride), C.int(c.spec.BlockSize), C.float(scale), C.int(t), C.int(s.b.NumSeqs()), i32p(s.decodeRows()), C.int(s.decode), C.int(hq), C.int(hkv), C.int(hd), C.int(splits), b.attnWS, b.stream))
 }
 
-// attnHeads is a head layout (query heads, KV heads, head size), for which
-// the attention workspace is sized.
-type attnHeads struct{ hq, hkv, hd int }
+// attnHeads is a head layout (query heads, KV heads, head size) and the
+// attention variant in force (whose split plan may differ), for which the
+// attention workspace is sized.
+type attnHeads struct{ hq, hkv, hd, variant int }
 
 // reserveAttention grows the attention workspace, if needed, to hold the
 // split-KV partials of any step of up to rows rows of heads h. A step's
@@ -408,10 +409,13 @@ func (b *Backend) reserveAttention(h attnHeads, rows int) error {
 }
 
 // setAttentionVariant picks the attention kernels (0 default, 1 the generic
-// CUDA-core kernel, the baseline; 2 the first fast version, see
-// tk_set_attention_variant) and returns the previous choice (benchmarks
-// compare them; process-wide).
+// CUDA-core kernel, the baseline; 2 the first fast version; 4 and 5 the
+// balanced decode kernel, see tk_set_attention_variant) and returns the
+// previous choice (benchmarks compare them; process-wide). The workspace
+// plan depends on the variant (4 and 5 size it by their grid), so the
+// reservations are kept per variant.
 func (b *Backend) setAttentionVariant(v int) int {
+	b.attnVariant = v
 	return int(C.tk_set_attention_variant(C.int(v)))
 }
 

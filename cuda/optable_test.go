@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strings"
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
 )
@@ -221,22 +222,44 @@ func fusedCase(t, rows, cols int, norm, bias bool) opCase {
 }
 
 // attentionVariant is implemented by the CUDA backend: it picks the
-// attention kernels (1: the generic kernel, the baseline) and returns the
-// previous choice.
+// attention kernels (tk_set_attention_variant: 1 the generic kernel, the
+// baseline; 4 and 5 the balanced decode kernel) and returns the previous
+// choice.
 type attentionVariant interface {
 	setAttentionVariant(v int) int
 }
 
-// withLegacyAttention runs fn with the generic attention kernel where the
-// backend has a choice (the CPU oracle has none).
-func withLegacyAttention(be backend.Backend, legacy bool, fn func() error) error {
+// withAttentionVariant runs fn with attention variant v where the backend
+// has a choice (the CPU oracle has none); 0 keeps the configured one.
+func withAttentionVariant(be backend.Backend, v int, fn func() error) error {
 	av, ok := be.(attentionVariant)
-	if !legacy || !ok {
+	if v == 0 || !ok {
 		return fn()
 	}
-	prev := av.setAttentionVariant(1)
+	prev := av.setAttentionVariant(v)
 	defer av.setAttentionVariant(prev)
 	return fn()
+}
+
+// onVariant is case c, renamed, with its run on attention variant v.
+func onVariant(c opCase, v int, name string) opCase {
+	prep := c.prep
+	c.name = name
+	c.prep = func(be backend.Backend, r *rand.Rand) (*prepared, error) {
+		p, err := prep(be, r)
+		if err != nil {
+			return nil, err
+		}
+		run := p.run
+		p.run = func() error { return withAttentionVariant(be, v, run) }
+		return p, nil
+	}
+	return c
+}
+
+// poisoner is implemented by the CUDA backend: it fills a tensor with NaN.
+type poisoner interface {
+	poison(t backend.Tensor) error
 }
 
 // attnWork returns the minimal bytes (K/V read once, q read, out written)
@@ -254,14 +277,16 @@ func attnWork(newTok, ctx []int, hq, hkv, hd int) (bytes, flops float64) {
 }
 
 // attnCase writes a random K/V history through RoPEWriteKV (a prefill of
-// the whole context), then runs RoPEWriteKV + Attention for the step's rows.
+// the whole context), then runs RoPEWriteKV + Attention for the step's rows
+// (on a backend that can poison, Attention twice with the output poisoned
+// between: what a kernel leaves for its next call, such as split counters,
+// must not change the second).
 func attnCase(name string, newTok, ctx []int, hq, hkv, hd int) opCase {
-	return attnCaseOpt(name, newTok, ctx, hq, hkv, hd, false)
+	return attnCaseBS(name, newTok, ctx, hq, hkv, hd, 16)
 }
 
-// attnCaseOpt is attnCase, on the generic kernel when legacy is set.
-func attnCaseOpt(name string, newTok, ctx []int, hq, hkv, hd int, legacy bool) opCase {
-	const bs = 16
+// attnCaseBS is attnCase over a KV cache of blocks of bs tokens.
+func attnCaseBS(name string, newTok, ctx []int, hq, hkv, hd, bs int) opCase {
 	rows := 0
 	for i := range ctx {
 		rows += newTok[i]
@@ -324,7 +349,15 @@ func attnCaseOpt(name string, newTok, ctx []int, hq, hkv, hd int, legacy bool) o
 				if err := be.RoPEWriteKV(q, qkv2, cache, 1, rope, st2); err != nil {
 					return err
 				}
-				return withLegacyAttention(be, legacy, func() error { return be.Attention(out, q, cache, 1, scale, st2) })
+				if p, ok := be.(poisoner); ok {
+					if err := be.Attention(out, q, cache, 1, scale, st2); err != nil {
+						return err
+					}
+					if err := p.poison(out); err != nil {
+						return err
+					}
+				}
+				return be.Attention(out, q, cache, 1, scale, st2)
 			}, outs: []backend.Tensor{q, out}}, nil
 		}}
 }
@@ -379,13 +412,51 @@ func opTable() []opCase {
 		attnCase("attention/chunked-prefill/g7/hd128", []int{50}, []int{333}, 14, 2, 128),
 		attnCase("attention/mixed/g8/hd64", []int{1, 33, 20, 1}, []int{100, 33, 90, 7}, 16, 2, 64),
 		// the generic kernel (the benchmarks' baseline) on the same shapes
-		attnCaseOpt("attention/legacy/mixed/hd128", []int{1, 70, 1, 5, 1, 2}, []int{300, 150, 1000, 5, 64, 90}, 16, 4, 128, true),
-		attnCaseOpt("attention/legacy/decode/b4/hd128", []int{1, 1, 1, 1}, []int{1500, 700, 33, 1}, 32, 8, 128, true),
+		onVariant(attnCase("", []int{1, 70, 1, 5, 1, 2}, []int{300, 150, 1000, 5, 64, 90}, 16, 4, 128), 1, "attention/legacy/mixed/hd128"),
+		onVariant(attnCase("", []int{1, 1, 1, 1}, []int{1500, 700, 33, 1}, 32, 8, 128), 1, "attention/legacy/decode/b4/hd128"),
 		// RoPE of one token at Llama-3 8B shapes (5 head groups of 8 and the V block)
 		attnCase("attention/decode/b1/hd128", []int{1}, []int{100}, 32, 8, 128),
+		// batches of uneven contexts (a long one cut over many of the
+		// balanced kernel's tasks), blocks of 12 tokens (not a power of
+		// two), G = 16 (two query-head chunks a KV head)
+		attnCaseBS("attention/decode/b7/bs12", ones(7), append(randCtx(1, 6, 1, 2000), 9000), 8, 2, 128, 12),
+		attnCase("attention/decode/b64/mha/hd64", ones(64), randCtx(2, 64, 1, 2000), 2, 2, 64),
+		attnCase("attention/decode/b256/hd64", ones(256), randCtx(3, 256, 1, 1200), 4, 1, 64),
+		attnCase("attention/decode/g8/hd128", ones(3), []int{9000, 1, 4000}, 16, 2, 128),
+		attnCase("attention/decode/g16/hd64", ones(3), []int{1, 2500, 300}, 16, 1, 64),
+		attnCaseBS("attention/mixed/bs12", []int{1, 40, 1, 1, 3, 1}, []int{9000, 100, 1, 1500, 3, 777}, 8, 2, 128, 12),
+	}
+	// the balanced decode kernel (variants 4 and 5) on every case of the
+	// default kernels
+	for _, c := range cases {
+		if strings.HasPrefix(c.name, "attention/") && !strings.HasPrefix(c.name, "attention/legacy/") {
+			for _, v := range []int{4, 5} {
+				cases = append(cases, onVariant(c, v, fmt.Sprintf("%s/v%d", c.name, v)))
+			}
+		}
 	}
 	cases = append(cases, siluCase(6, 352), siluCase(3, 100), headNormCase(5, 4, 2, 64), embedGatherCase(9, 640, 96))
 	return cases
+}
+
+// ones is n ones: the new-token counts of n decode rows.
+func ones(n int) []int {
+	v := make([]int, n)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
+}
+
+// randCtx is n contexts drawn uniformly from [lo, hi] (a fixed seed: the
+// table is the same in every run).
+func randCtx(seed int64, n, lo, hi int) []int {
+	r := rand.New(rand.NewSource(seed))
+	v := make([]int, n)
+	for i := range v {
+		v[i] = lo + r.Intn(hi-lo+1)
+	}
+	return v
 }
 
 func siluCase(t, inter int) opCase {
@@ -535,7 +606,10 @@ func benchAttention(label string, newTok, ctx []int, hq, hkv, hd int, legacy boo
 			}
 			scale := float32(1 / math.Sqrt(float64(hd)))
 			return &prepared{run: func() error {
-				return withLegacyAttention(be, legacy, func() error { return be.Attention(out, q, cache, 0, scale, st) })
+				if legacy {
+					return withAttentionVariant(be, 1, func() error { return be.Attention(out, q, cache, 0, scale, st) })
+				}
+				return be.Attention(out, q, cache, 0, scale, st)
 			}, outs: []backend.Tensor{out}}, nil
 		}}
 }
@@ -578,12 +652,18 @@ func benchTable() []opCase {
 		benchMatmul("down", 2048, 4096, 14336, backend.BF16),
 	)
 	// attention on Llama-3.1-8B heads (32 query, 8 KV, 128 dims); the
-	// legacy- cases run the generic kernel (the baseline) on a few shapes
-	cases = append(cases, benchDecodeAttention(1, 512, 32, 8, 128, false))
+	// legacy- cases run the generic kernel (the baseline) on a few shapes;
+	// each decode case is followed by its /v4 and /v5 twins (the balanced
+	// decode kernel), so one run compares them:
+	//   go test -tags cuda -run '^$' -bench 'Ops/bench/attention-decode' ./cuda/
+	withBalanced := func(c opCase) []opCase {
+		return []opCase{c, onVariant(c, 4, c.name+"/v4"), onVariant(c, 5, c.name+"/v5")}
+	}
+	cases = append(cases, withBalanced(benchDecodeAttention(1, 512, 32, 8, 128, false))...)
 	for _, b := range []int{1, 16, 64, 256} {
 		for _, ctx := range []int{1024, 8192, 32768} {
 			if b*ctx <= 1<<21 { // at most 8 GiB of cache
-				cases = append(cases, benchDecodeAttention(b, ctx, 32, 8, 128, false))
+				cases = append(cases, withBalanced(benchDecodeAttention(b, ctx, 32, 8, 128, false))...)
 			}
 		}
 	}
@@ -594,7 +674,7 @@ func benchTable() []opCase {
 		for i := range ctxs {
 			newTok[i], ctxs[i] = 1, 1000+i*1000/b
 		}
-		cases = append(cases, benchAttention(fmt.Sprintf("decode/b%d/ctx1000-2000", b), newTok, ctxs, 32, 8, 128, false))
+		cases = append(cases, withBalanced(benchAttention(fmt.Sprintf("decode/b%d/ctx1000-2000", b), newTok, ctxs, 32, 8, 128, false))...)
 	}
 	for _, bc := range [][2]int{{1, 512}, {1, 32768}, {16, 8192}, {64, 8192}} {
 		cases = append(cases, benchDecodeAttention(bc[0], bc[1], 32, 8, 128, true))

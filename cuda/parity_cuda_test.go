@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"testing"
@@ -107,43 +108,48 @@ func TestOpParity(t *testing.T) {
 }
 
 // TestGraphReplayMatchesEager captures a decode-like op sequence and checks
-// that replaying it on a newly staged step gives the eager result.
+// that replaying it on a newly staged step gives the eager result, on the
+// default attention kernels and the balanced decode kernel (variants 4, 5).
 func TestGraphReplayMatchesEager(t *testing.T) {
-	gpu := openTest(t)
-	c := attnCase("graph", []int{1, 1}, []int{50, 90}, 8, 2, 64)
-	r := rand.New(rand.NewSource(7))
-	p, err := c.prep(gpu, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gpu.RunGraph("test", p.run); err != nil { // warm-up + capture
-		t.Fatal(err)
-	}
-	if err := gpu.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	eager, err := gpu.Download(p.outs[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gpu.poison(p.outs[1]); err != nil {
-		t.Fatal(err)
-	}
-	if err := gpu.RunGraph("test", p.run); err != nil { // replay
-		t.Fatal(err)
-	}
-	if err := gpu.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	replay, err := gpu.Download(p.outs[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e, bad := relErr(replay, eager); bad >= 0 || e > 1e-6 {
-		t.Fatalf("replay differs from eager: rel err %g, first bad element %d", e, bad)
-	}
-	if len(gpu.graphs) != 1 {
-		t.Fatalf("%d graphs captured, want 1", len(gpu.graphs))
+	for _, v := range []int{0, 4, 5} {
+		t.Run(fmt.Sprintf("variant%d", v), func(t *testing.T) {
+			gpu := openTest(t)
+			c := onVariant(attnCase("graph", []int{1, 1}, []int{50, 90}, 8, 2, 64), v, "graph")
+			r := rand.New(rand.NewSource(7))
+			p, err := c.prep(gpu, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := gpu.RunGraph("test", p.run); err != nil { // warm-up + capture
+				t.Fatal(err)
+			}
+			if err := gpu.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			eager, err := gpu.Download(p.outs[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := gpu.poison(p.outs[1]); err != nil {
+				t.Fatal(err)
+			}
+			if err := gpu.RunGraph("test", p.run); err != nil { // replay
+				t.Fatal(err)
+			}
+			if err := gpu.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			replay, err := gpu.Download(p.outs[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e, bad := relErr(replay, eager); bad >= 0 || e > 1e-6 {
+				t.Fatalf("replay differs from eager: rel err %g, first bad element %d", e, bad)
+			}
+			if len(gpu.graphs) != 1 {
+				t.Fatalf("%d graphs captured, want 1", len(gpu.graphs))
+			}
+		})
 	}
 }
 

@@ -8,7 +8,8 @@
 //
 // For D of 64 or 128 (and 16-byte aligned operands) rows go to two kernels:
 // decode rows (the only query row of their sequence) to the split-KV
-// CUDA-core kernel of attention_decode.cu, bound by reading K and V; runs of
+// CUDA-core kernel of attention_decode.cu (variants 4 and 5: the balanced
+// one of attention_decode_balanced.cu), bound by reading K and V; runs of
 // prefill rows to the tensor-core flash kernel of attention_prefill_gqa.cu
 // (variant 3: the first one, attention_prefill.cu), bound by FLOPs. Which
 // rows are which is read on the device from row_seq, so graphs stay valid
@@ -36,6 +37,11 @@ constexpr float kNegBig = kAttnNegBig;
 // heads of a KV group in one tile, 32 rows a warp). (A decode kernel with
 // software-pipelined K/V loads was slower on H100 at batch 64-256,
 // 2026-11-26: 2489 vs 2589 GB/s at batch 192, and was removed.)
+// 4 the default with the balanced decode kernel (attention_decode_balanced.cu:
+// a fixed grid of 3 blocks per SM, each a block's equal share of the
+// decode rows' key work), 5 the same with 4 tasks per block handed out by
+// a counter. Under 4 and 5 the "splits" of tk_attention_splits is that
+// grid size, and the workspace is sized for it.
 // Benchmarks compare them.
 // -1: not yet read from TOKAMAK_ATTN_VARIANT.
 static int tk_attn_variant = -1;
@@ -191,6 +197,10 @@ __global__ void attention_combine_kernel(__nv_bfloat16 *out, const float *ws_ml,
   attn_merge_splits<kLog2>(out, ws_ml, ws_acc, wid, used, (size_t)T * Hq, D);
 }
 
+// attn_balanced_tasks is the tasks per block of the balanced decode kernel
+// under variant v (0: the split kernel).
+static int attn_balanced_tasks(int v) { return v == 4 ? 1 : v == 5 ? 4 : 0; }
+
 static int group_chunk(int G) {
   if (G <= 1) return 1;
   if (G <= 2) return 2;
@@ -204,6 +214,8 @@ static int group_chunk(int G) {
 // adds a partial to merge). It depends on the shape only (graph-safe).
 extern "C" int tk_attention_splits(int T, int Hq, int Hkv, int sm_count) {
   if (T <= 0 || Hkv <= 0 || Hq % Hkv || sm_count <= 0) return 1;
+  if (int k = attn_balanced_tasks(attn_variant()); k > 0)
+    return min(kAttnDecodeBlocksPerSM * sm_count, (kAttnCounters - 2) / k);
   int G = Hq / Hkv;
   int gc = group_chunk(G);
   long long base = (long long)T * Hkv * ((G + gc - 1) / gc);
@@ -227,6 +239,8 @@ extern "C" int tk_attention_splits(int T, int Hq, int Hkv, int sm_count) {
 
 extern "C" size_t tk_attention_workspace(int T, int Hq, int D, int splits) {
   if (splits <= 1) return 0;
+  if (int k = attn_balanced_tasks(attn_variant()); k > 0)
+    return attn_balanced_workspace_floats(splits, k, D) * sizeof(float);
   return ((size_t)kAttnCounters + (size_t)splits * T * Hq * (D + 2) + 4) * sizeof(float);
 }
 
@@ -275,6 +289,14 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
       (num_decode > 0 && decode_rows == nullptr))
     return 20000;
   if (splits > 1 && workspace == nullptr) return 20000;
+  const int variant = attn_variant();
+  const bool fast = variant != 1 && attn_fast_supported(D) && aligned16(q) &&
+                    aligned16(k_cache) && aligned16(v_cache) && aligned16(out);
+  // the balanced decode kernel: splits is its grid; the workspace is laid
+  // out for it, so the generic kernel takes no splits beside it
+  const int tasks = attn_balanced_tasks(variant);
+  const bool balanced = tasks > 0 && fast && splits > 1;
+  if (tasks > 0 && !balanced) splits = 1;
   AttnArgs a;
   a.out = (__nv_bfloat16 *)out;
   a.q = (const __nv_bfloat16 *)q;
@@ -300,15 +322,15 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   a.decode_rows = decode_rows;
   a.num_decode = num_decode;
   a.ws_ml = a.ws_acc = nullptr;
-  if (splits > 1) {
+  if (balanced) {
+    a.ws_ml = (float *)workspace + kAttnCounters;
+    a.ws_acc = a.ws_ml + attn_balanced_ml_floats(splits, tasks);
+  } else if (splits > 1) {
     a.ws_ml = (float *)workspace + kAttnCounters;
     // acc partials start 16-byte aligned (the combine reads them as float4)
     a.ws_acc = a.ws_ml + ((2 * (size_t)splits * T * Hq + 3) & ~(size_t)3);
   }
   cudaStream_t st = TK_STREAM(s);
-  const int variant = attn_variant();
-  const bool fast = variant != 1 && attn_fast_supported(D) && aligned16(q) &&
-                    aligned16(k_cache) && aligned16(v_cache) && aligned16(out);
   if (!fast) {
     if (cudaError_t e = launch_generic(a, st); e != cudaSuccess) {
       cudaGetLastError();  // clear it
@@ -326,7 +348,14 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
   // T == num_seqs: every row is a decode row. One sequence with T > 1
   // rows: all prefill. Otherwise both kernels, each picking its rows.
   const bool mixed = T > num_seqs;
-  if (num_decode > 0) {
+  if (num_decode > 0 && balanced) {
+    a.counters = (int *)workspace;
+    if (cudaError_t e = attn_launch_decode_balanced(a, tasks, st); e != cudaSuccess) {
+      cudaGetLastError();  // clear it
+      tk_note_call("attn_decode_balanced_kernel");
+      return (int)e;
+    }
+  } else if (num_decode > 0) {
     // the decode kernel merges its splits itself where the counters suffice
     const int G = Hq / Hkv, gc = group_chunk(G);
     if (variant != 2 && splits > 1 && (long long)T * Hkv * ((G + gc - 1) / gc) <= kAttnCounters)

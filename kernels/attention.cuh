@@ -164,6 +164,25 @@ constexpr int kAttnDecodeBlocksPerSM = 3;
 // attn_launch_decode: the rows listed in a.decode_rows (one query token
 // each), split-KV.
 cudaError_t attn_launch_decode(const AttnArgs &a, cudaStream_t s);
+// attn_launch_decode_balanced: the decode rows on a fixed grid of a.splits
+// blocks with the key work split evenly into tasks_per_block tasks a block
+// (attention_decode_balanced.cu; variants 4 and 5). Needs a.counters and
+// partials laid out by attn_balanced_workspace_floats.
+cudaError_t attn_launch_decode_balanced(const AttnArgs &a, int tasks_per_block, cudaStream_t s);
+// A balanced-decode partial holds this many heads (the largest query-head
+// chunk), so its workspace does not depend on the head layout.
+constexpr int kAttnBalancedHeads = 8;
+// attn_balanced_ml_floats: the floats of the (max, sum) pairs of the
+// balanced kernel's partials (2 per task, kAttnBalancedHeads heads each),
+// rounded up so the accumulators after them start 16-byte aligned.
+inline size_t attn_balanced_ml_floats(int blocks, int tasks_per_block) {
+  return ((size_t)2 * 2 * blocks * tasks_per_block * kAttnBalancedHeads + 3) & ~(size_t)3;
+}
+// attn_balanced_workspace_floats: counters, pairs and accumulators.
+inline size_t attn_balanced_workspace_floats(int blocks, int tasks_per_block, int D) {
+  return kAttnCounters + attn_balanced_ml_floats(blocks, tasks_per_block) +
+         (size_t)2 * blocks * tasks_per_block * kAttnBalancedHeads * D;
+}
 // attn_launch_prefill_gqa: the default prefill kernel (attention_prefill_gqa.cu):
 // tensor-core flash attention over tiles of 128 (row, query head) pairs of
 // one sequence and one KV group (with only_multi, rows of sequences with

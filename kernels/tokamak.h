@@ -124,9 +124,13 @@ int tk_attention(void *out, const void *q, const void *k_cache, const void *v_ca
 /* tk_set_attention_variant picks the attention kernels (benchmarks compare
  * them) and returns the previous choice: 0 the default, 1 every row on the
  * generic CUDA-core kernel (the baseline), 2 the first fast version (a
- * separate split-combine kernel, 64-row prefill tiles). The first use reads
- * TOKAMAK_ATTN_VARIANT. The workspace must be zeroed once when allocated
- * (the decode kernel keeps split counters at its start, zero between calls). */
+ * separate split-combine kernel, 64-row prefill tiles), 3 the first prefill
+ * kernel, 4 the balanced decode kernel (a fixed grid sharing the decode
+ * keys evenly), 5 the same with tasks handed out by a counter. The first
+ * use reads TOKAMAK_ATTN_VARIANT. tk_attention_splits and
+ * tk_attention_workspace answer for the variant in force, so plan them
+ * again after a change. The workspace must be zeroed once when allocated
+ * (the decode kernels keep counters at its start, zero between calls). */
 int tk_set_attention_variant(int v);
 
 /* --- matmul (gemv.cu, gemm.cu) ------------------------------------------ */
