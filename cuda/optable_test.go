@@ -32,6 +32,7 @@ type prepared struct {
 	run   func() error
 	outs  []backend.Tensor
 	inout []backend.Tensor
+	free  func() // releases large buffers (benchmark cases), or nil
 }
 
 // rbf16 rounds v to the nearest bfloat16 (ties to even), so both backends
@@ -610,7 +611,11 @@ func benchAttention(label string, newTok, ctx []int, hq, hkv, hd int, legacy boo
 					return withAttentionVariant(be, 1, func() error { return be.Attention(out, q, cache, 0, scale, st) })
 				}
 				return be.Attention(out, q, cache, 0, scale, st)
-			}, outs: []backend.Tensor{out}}, nil
+			}, outs: []backend.Tensor{out}, free: func() {
+				be.FreeKVCache(cache)
+				be.Free(q)
+				be.Free(out)
+			}}, nil
 		}}
 }
 

@@ -163,6 +163,9 @@ func BenchmarkOps(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			if p.free != nil {
+				defer p.free()
+			}
 			ms, err := gpu.timeMS(p.run, 3, max(b.N, 10))
 			if err != nil {
 				b.Fatal(err)

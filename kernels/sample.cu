@@ -46,8 +46,9 @@ namespace cg = cooperative_groups;
 
 namespace {
 
-constexpr int kThreads = 512;
-constexpr int kNW = kThreads / 32;
+// Threads a block: 512 in a cluster (two blocks an SM), 1024 when one
+// block samples a whole row. Loops stride by blockDim.x.
+constexpr int kMaxNW = 32;
 constexpr int kQBits = 10;
 constexpr int kQSize = 1 << kQBits;  // == TK_SAMPLE_EXP_TABLE
 constexpr float kYMin = -129024.f;   // -126 * 1024: below it the weight is 0
@@ -176,18 +177,18 @@ struct Shared {
   int token_in;
   int top_cnt[kMaxCluster];
   unsigned long long top_in[kMaxCluster * TK_SAMPLE_MAX_TOP];
-  double red_d[kNW];
-  unsigned long long red_u[kNW];
-  float red_m[kNW];
-  float red_s[kNW];
-  int red_i[kNW];
-  double seg[kNW];
-  int seg_last[kNW];
+  double red_d[kMaxNW];
+  unsigned long long red_u[kMaxNW];
+  float red_m[kMaxNW];
+  float red_s[kMaxNW];
+  int red_i[kMaxNW];
+  double seg[kMaxNW];
+  int seg_last[kMaxNW];
   int count;
   int pick;
   int i0;
   unsigned long long u0;
-  double d0;
+  double d0, d1;
 };
 
 // hist_add adds v to a 64-bit histogram entry with 32-bit atomics (a
@@ -201,6 +202,8 @@ __device__ __forceinline__ void hist_add(unsigned long long *e, unsigned long lo
   const unsigned hi = (unsigned)(v >> 32) + (old + lo < old ? 1u : 0u);
   if (hi) atomicAdd(h + 1, hi);
 }
+
+__device__ __forceinline__ int nwarps() { return (int)(blockDim.x >> 5); }
 
 __device__ __forceinline__ double warp_sum_d(double v) {
 #pragma unroll
@@ -223,7 +226,7 @@ __device__ double block_sum_d(double v, Shared &sh) {
   if (lane == 0) sh.red_d[w] = v;
   __syncthreads();
   double t = 0;
-  for (int i = 0; i < kNW; i++) t += sh.red_d[i];
+  for (int i = 0; i < nwarps(); i++) t += sh.red_d[i];
   return t;
 }
 
@@ -234,7 +237,7 @@ __device__ unsigned long long block_sum_u(unsigned long long v, Shared &sh) {
   if (lane == 0) sh.red_u[w] = v;
   __syncthreads();
   unsigned long long t = 0;
-  for (int i = 0; i < kNW; i++) t += sh.red_u[i];
+  for (int i = 0; i < nwarps(); i++) t += sh.red_u[i];
   return t;
 }
 
@@ -249,7 +252,7 @@ __device__ unsigned long long block_max_u(unsigned long long v, Shared &sh) {
   if (lane == 0) sh.red_u[w] = v;
   __syncthreads();
   unsigned long long m = sh.red_u[0];
-  for (int i = 1; i < kNW; i++) m = sh.red_u[i] > m ? sh.red_u[i] : m;
+  for (int i = 1; i < nwarps(); i++) m = sh.red_u[i] > m ? sh.red_u[i] : m;
   return m;
 }
 
@@ -264,7 +267,7 @@ __device__ unsigned long long block_min_u(unsigned long long v, Shared &sh) {
   if (lane == 0) sh.red_u[w] = v;
   __syncthreads();
   unsigned long long m = sh.red_u[0];
-  for (int i = 1; i < kNW; i++) m = sh.red_u[i] < m ? sh.red_u[i] : m;
+  for (int i = 1; i < nwarps(); i++) m = sh.red_u[i] < m ? sh.red_u[i] : m;
   return m;
 }
 
@@ -287,11 +290,11 @@ __device__ __forceinline__ double warp_scan_d(double v, double *ex) {
 __device__ void bitonic_desc(unsigned long long *s, int n) {
   int p = 1;
   while (p < n) p <<= 1;
-  for (int i = n + threadIdx.x; i < p; i += kThreads) s[i] = 0;
+  for (int i = n + threadIdx.x; i < p; i += (int)blockDim.x) s[i] = 0;
   __syncthreads();
   for (int k = 2; k <= p; k <<= 1) {
     for (int j = k >> 1; j > 0; j >>= 1) {
-      for (int i = threadIdx.x; i < p; i += kThreads) {
+      for (int i = threadIdx.x; i < p; i += (int)blockDim.x) {
         int ij = i ^ j;
         if (ij > i) {
           unsigned long long a = s[i], c = s[ij];
@@ -327,7 +330,7 @@ __device__ __forceinline__ void for_each(const Slice &sl, F f) {
     const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
     const int n4 = sl.n >> 2;
 #pragma unroll 2
-    for (int j = threadIdx.x; j < n4; j += kThreads) {
+    for (int j = threadIdx.x; j < n4; j += (int)blockDim.x) {
       const float4 v = x4[j];
       const int i = sl.lo + 4 * j;
       f(i, fix(v.x));
@@ -337,7 +340,7 @@ __device__ __forceinline__ void for_each(const Slice &sl, F f) {
     }
     j0 = 4 * n4;
   }
-  for (int j = j0 + threadIdx.x; j < sl.n; j += kThreads) f(sl.lo + j, fix(sl.xs[j]));
+  for (int j = j0 + threadIdx.x; j < sl.n; j += (int)blockDim.x) f(sl.lo + j, fix(sl.xs[j]));
 }
 
 // kth_key returns the k-th largest rank key (1-based) among the slice
@@ -396,7 +399,7 @@ __device__ unsigned long long kth_key(const Slice &sl, float maxl, float ws, int
     for (int p = 0; p < C; p++) {
       const int base = sh.offs[p], c = sh.offs[p + 1] - base;
       const unsigned long long *src = Cluster<C>::peer(sl.local, p);
-      for (int j = threadIdx.x; j < c; j += kThreads) sl.gbuf[base + j] = src[j];
+      for (int j = threadIdx.x; j < c; j += (int)blockDim.x) sl.gbuf[base + j] = src[j];
     }
     __syncthreads();
     bitonic_desc(sl.gbuf, total);
@@ -468,7 +471,7 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   const int rank = Cluster<C>::rank();
   const int tid = threadIdx.x, lane = tid & 31;
   // 1. level-1 histogram over -q >> 6 (bucket 0 ranks first)
-  for (int b = tid; b < kB1; b += kThreads) sl.hist1[b] = 0;
+  for (int b = tid; b < kB1; b += (int)blockDim.x) sl.hist1[b] = 0;
   __syncthreads();
   double mass = 0;
   for_each(sl, [&](int i, float x) {
@@ -499,7 +502,7 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   constexpr int R = (kB1 + C - 1) / C;
   const int b0 = min(kB1, rank * R), b1 = min(kB1, b0 + R);
   unsigned long long mine = 0;
-  for (int b = b0 + tid; b < b1; b += kThreads) {
+  for (int b = b0 + tid; b < b1; b += (int)blockDim.x) {
     unsigned long long t = 0;
     for (int p = 0; p < C; p++) t += Cluster<C>::peer(sl.hist1, p)[b];
     sl.own[b - b0] = t;
@@ -645,8 +648,8 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   return key;
 }
 
-template <int C>
-__global__ void __launch_bounds__(kThreads, 2) sample_kernel(
+template <int C, int T>
+__global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     float *logits, int V, int S, int staged, const tk_sample_params *params,
     const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results) {
   extern __shared__ __align__(16) unsigned char dyn[];
@@ -680,10 +683,10 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
   if (blockIdx.x == 0 && tid == 0)
     for (int i = 1; i < 32; i++) g_prof[i] = 0;
   prof(0);
-  for (int j = tid; j < kQSize; j += kThreads) tab[j] = g_exp_mant[j];
+  for (int j = tid; j < kQSize; j += (int)blockDim.x) tab[j] = g_exp_mant[j];
   // 1. penalties on this slice's ids, in place (history ids are distinct:
   // no two threads write one logit)
-  for (int j = tid; j < p.hist_len; j += kThreads) {
+  for (int j = tid; j < p.hist_len; j += (int)blockDim.x) {
     const int id = hist_ids[p.hist_off + j];
     if (id < lo || id >= lo + n) continue;
     const int c = hist_counts[p.hist_off + j];
@@ -699,12 +702,12 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
     const unsigned s0 = (unsigned)__cvta_generic_to_shared(stage);
     int j0 = 0;
     if ((V & 3) == 0) {
-      for (int j = tid; j < (n >> 2); j += kThreads)
+      for (int j = tid; j < (n >> 2); j += (int)blockDim.x)
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s0 + 16 * j),
                      "l"(l + lo + 4 * j));
       j0 = 4 * (n >> 2);
     }
-    for (int j = j0 + tid; j < n; j += kThreads)
+    for (int j = j0 + tid; j < n; j += (int)blockDim.x)
       asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s0 + 4 * j), "l"(l + lo + j));
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     prof(1);
@@ -751,7 +754,7 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
     if (tid == 0) {
       float bm = -INFINITY, bs = 0.f;
       int bb = INT_MAX;
-      for (int i = 0; i < kNW; i++) {
+      for (int i = 0; i < nwarps(); i++) {
         const float x = sh.red_m[i];
         if (x > bm || (x == bm && sh.red_i[i] < bb)) {
           bm = x;
@@ -759,7 +762,7 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
         }
       }
       if (want_lp && bm > -INFINITY && bm < INFINITY)
-        for (int i = 0; i < kNW; i++)
+        for (int i = 0; i < nwarps(); i++)
           if (sh.red_m[i] > -INFINITY) bs += sh.red_s[i] * __expf(sh.red_m[i] - bm);
       sh.x.m = bm;
       sh.x.s = bs;
@@ -827,7 +830,7 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
     prof(5);
     // 4. inverse CDF in id order over the survivors (min-p included): warp
     // wid owns slice ids [wlo, whi), 128-aligned, 4 consecutive ids a lane
-    const int seg = (((n + kNW - 1) / kNW) + 127) & ~127;
+    const int seg = (((n + nwarps() - 1) / nwarps()) + 127) & ~127;
     const int wlo = min(n, wid * seg), whi = min(n, wlo + seg);
     auto keep_w = [&](int j, float x) -> double {  // j: index in the slice
       int q;
@@ -835,8 +838,8 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
       if (w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, lo + j) >= limit)) return (double)w;
       return 0.0;
     };
-    auto quad = [&](int j, double *v) {  // weights of slice indexes j..j+3 (0 past whi)
-      if (sl.vec && j + 3 < whi) {
+    auto quad = [&](int j, int hi, double *v) {  // weights of slice indexes j..j+3 (0 from hi)
+      if (sl.vec && j + 3 < hi) {
         const float4 q4 = *reinterpret_cast<const float4 *>(sl.xs + j);
         v[0] = keep_w(j, fix(q4.x));
         v[1] = keep_w(j + 1, fix(q4.y));
@@ -844,34 +847,44 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
         v[3] = keep_w(j + 3, fix(q4.w));
       } else {
 #pragma unroll
-        for (int e = 0; e < 4; e++) v[e] = j + e < whi ? keep_w(j + e, fix(sl.xs[j + e])) : 0.0;
+        for (int e = 0; e < 4; e++) v[e] = j + e < hi ? keep_w(j + e, fix(sl.xs[j + e])) : 0.0;
       }
     };
-    double part = 0;
-    int last = -1;
-    for (int j0 = wlo; j0 < whi; j0 += 128) {
-      const int j = j0 + 4 * lane;
-      double v[4];
-      quad(j, v);
+    // range_sum: the kept mass of slice indexes [a, b) (128-aligned a) and
+    // the last kept id, over the warp (two 128-id chunks in flight a lane)
+    auto range_sum = [&](int a, int b, double &part, int &last) {
+      part = 0;
+      last = -1;
+#pragma unroll 2
+      for (int j0 = a; j0 < b; j0 += 128) {
+        const int j = j0 + 4 * lane;
+        double v[4];
+        quad(j, b, v);
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        part += v[e];
-        if (v[e] > 0) last = lo + j + e;
+        for (int e = 0; e < 4; e++) {
+          part += v[e];
+          if (v[e] > 0) last = lo + j + e;
+        }
       }
-    }
-    part = warp_sum_d(part);
+      part = warp_sum_d(part);
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
-    if (lane == 0) {
-      sh.seg[wid] = part;
-      sh.seg_last[wid] = last;
+      for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
+    };
+    {
+      double part;
+      int last;
+      range_sum(wlo, whi, part, last);
+      if (lane == 0) {
+        sh.seg[wid] = part;
+        sh.seg_last[wid] = last;
+      }
     }
     __syncthreads();
     prof(6);
     if (tid == 0) {
       double t = 0;
       int lk = -1;
-      for (int i = 0; i < kNW; i++) {
+      for (int i = 0; i < nwarps(); i++) {
         t += sh.seg[i];
         if (sh.seg_last[i] >= 0) lk = sh.seg_last[i];
       }
@@ -916,7 +929,7 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
       if (tid == 0) {
         double base = cum;
         int pick = -1;
-        for (int i = 0; i < kNW; i++) {
+        for (int i = 0; i < nwarps(); i++) {
           if (sh.seg[i] > 0 && base + sh.seg[i] > target) {
             pick = i;
             break;
@@ -929,13 +942,45 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
       }
       __syncthreads();
       const int pick = sh.pick;
-      if (pick >= 0 && wid == pick) {
-        double base = sh.d0;
+      // the picked warp segment again, split over every warp: the sums of
+      // its pieces find the piece, then one warp rescans that piece
+      const int plo = min(n, pick * seg), phi = min(n, plo + seg);
+      const int sub = (((phi - plo + nwarps() - 1) / nwarps()) + 127) & ~127;
+      const int slo = min(phi, plo + wid * sub), shi = min(phi, slo + sub);
+      if (pick >= 0) {
+        double part;
+        int last;
+        range_sum(slo, shi, part, last);
+        if (lane == 0) {
+          sh.seg[wid] = part;
+          sh.seg_last[wid] = last;
+        }
+        __syncthreads();
+        if (tid == 0) {
+          double base = sh.d0;
+          int pick2 = -1, lastp = -1;
+          for (int i = 0; i < nwarps(); i++) {
+            if (sh.seg_last[i] >= 0) lastp = sh.seg_last[i];
+            if (pick2 < 0 && sh.seg[i] > 0 && base + sh.seg[i] > target) {
+              pick2 = i;
+              continue;
+            }
+            if (pick2 < 0) base += sh.seg[i];
+          }
+          sh.i0 = pick2;
+          sh.d1 = base;
+          sh.x.token = lastp >= 0 ? lastp : sh.x.dlast;  // kept if the scan misses
+        }
+        __syncthreads();
+      }
+      const int pick2 = pick >= 0 ? sh.i0 : -1;
+      if (pick2 >= 0 && wid == pick2) {
+        double base = sh.d1;
         int found = -1;
-        for (int j0 = wlo; j0 < whi && found < 0; j0 += 128) {
+        for (int j0 = slo; j0 < shi && found < 0; j0 += 128) {
           const int j = j0 + 4 * lane;
           double v[4];
-          quad(j, v);
+          quad(j, shi, v);
           double c;
           const double inc = warp_scan_d((v[0] + v[1]) + (v[2] + v[3]), &c);
           c += base;
@@ -955,7 +1000,7 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
           }
           base += __shfl_sync(0xffffffffu, inc, 31);
         }
-        if (lane == 0) sh.x.token = found >= 0 ? found : sh.seg_last[pick];
+        if (lane == 0 && found >= 0) sh.x.token = found;
       }
       __syncthreads();
       if (tid == 0) *Cluster<C>::peer(&sh.token_in, 0) = sh.x.token;
@@ -993,7 +1038,7 @@ __global__ void __launch_bounds__(kThreads, 2) sample_kernel(
     int total = 0;
     for (int r = 0; r < C; r++) {
       const int c = sh.top_cnt[r];
-      for (int j = tid; j < c; j += kThreads) sl.gbuf[total + j] = sh.top_in[r * TK_SAMPLE_MAX_TOP + j];
+      for (int j = tid; j < c; j += (int)blockDim.x) sl.gbuf[total + j] = sh.top_in[r * TK_SAMPLE_MAX_TOP + j];
       total += c;
     }
     __syncthreads();
@@ -1026,12 +1071,13 @@ template <int C>
 int launch(float *logits, int rows, int V, const tk_sample_params *params,
            const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
            int max_smem, cudaStream_t s) {
+  constexpr int T = C == 1 ? 1024 : 512;
   static bool configured = false;
   if (!configured) {
-    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   max_smem));
     if (C > 8)
-      TK_CHECK(cudaFuncSetAttribute(sample_kernel<C>,
+      TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T>,
                                     cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
     configured = true;
   }
@@ -1040,7 +1086,7 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   const int staged = fixed + (size_t)S * 4 <= (size_t)max_smem;  // else read the row in place
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3((unsigned)rows * C);
-  cfg.blockDim = dim3(kThreads);
+  cfg.blockDim = dim3(T);
   cfg.dynamicSmemBytes = fixed + (staged ? (size_t)S * 4 : 0);
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
@@ -1050,7 +1096,7 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = C > 1 ? 1 : 0;
-  cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C>, logits, V, S, staged, params,
+  cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C, T>, logits, V, S, staged, params,
                                      hist_ids, hist_counts, results);
   if (e != cudaSuccess) {
     cudaGetLastError();
