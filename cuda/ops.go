@@ -410,8 +410,7 @@ func (b *Backend) reserveAttention(h attnHeads, rows int) error {
 
 // setAttentionVariant picks the attention kernels (0 default, 1 the generic
 // CUDA-core kernel, the baseline; 2 the first fast version; 4 and 5 the
-// balanced decode kernel at every step size, 6 the split decode kernel at
-// every step size, see tk_set_attention_variant) and returns the
+// balanced decode kernel, see tk_set_attention_variant) and returns the
 // previous choice (benchmarks compare them; process-wide). The workspace
 // plan depends on the variant (4 and 5 size it by their grid), so the
 // reservations are kept per variant.

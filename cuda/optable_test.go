@@ -427,12 +427,11 @@ func opTable() []opCase {
 		attnCase("attention/decode/g16/hd64", ones(3), []int{1, 2500, 300}, 16, 1, 64),
 		attnCaseBS("attention/mixed/bs12", []int{1, 40, 1, 1, 3, 1}, []int{9000, 100, 1, 1500, 3, 777}, 8, 2, 128, 12),
 	}
-	// the default picks the decode kernel by step size (balanced from 32
-	// rows); every case also runs on the balanced kernel at any size (4),
-	// its counter form (5) and the split kernel at any size (6)
+	// the balanced decode kernel (variants 4 and 5) on every case of the
+	// default kernels
 	for _, c := range cases {
 		if strings.HasPrefix(c.name, "attention/") && !strings.HasPrefix(c.name, "attention/legacy/") {
-			for _, v := range []int{4, 5, 6} {
+			for _, v := range []int{4, 5} {
 				cases = append(cases, onVariant(c, v, fmt.Sprintf("%s/v%d", c.name, v)))
 			}
 		}
@@ -659,12 +658,11 @@ func benchTable() []opCase {
 	)
 	// attention on Llama-3.1-8B heads (32 query, 8 KV, 128 dims); the
 	// legacy- cases run the generic kernel (the baseline) on a few shapes;
-	// each decode case (the default: balanced kernel from 32 rows) is
-	// followed by its /v4 (balanced at any size) and /v6 (split kernel at
-	// any size) twins, so one run compares them:
+	// each decode case is followed by its /v4 and /v5 twins (the balanced
+	// decode kernel), so one run compares them:
 	//   go test -tags cuda -run '^$' -bench 'Ops/bench/attention-decode' ./cuda/
 	withBalanced := func(c opCase) []opCase {
-		return []opCase{c, onVariant(c, 4, c.name+"/v4"), onVariant(c, 6, c.name+"/v6")}
+		return []opCase{c, onVariant(c, 4, c.name+"/v4"), onVariant(c, 5, c.name+"/v5")}
 	}
 	cases = append(cases, withBalanced(benchDecodeAttention(1, 512, 32, 8, 128, false))...)
 	for _, b := range []int{1, 16, 64, 256} {

@@ -37,13 +37,11 @@ constexpr float kNegBig = kAttnNegBig;
 // heads of a KV group in one tile, 32 rows a warp). (A decode kernel with
 // software-pipelined K/V loads was slower on H100 at batch 64-256,
 // 2026-11-26: 2489 vs 2589 GB/s at batch 192, and was removed.)
-// 4 the balanced decode kernel (attention_decode_balanced.cu: a fixed grid
-// of 3 blocks per SM, each a block's equal share of the decode rows' key
-// work) at every step size, 5 the same with 4 tasks per block handed out
-// by a counter, 6 the split kernel at every step size. The default (0)
-// takes the balanced kernel for steps of kAttnBalancedRows rows or more.
-// With the balanced kernel the "splits" of tk_attention_splits is its grid
-// size, and the workspace is sized for it.
+// 4 the default with the balanced decode kernel (attention_decode_balanced.cu:
+// a fixed grid of 3 blocks per SM, each a block's equal share of the
+// decode rows' key work), 5 the same with 4 tasks per block handed out by
+// a counter. Under 4 and 5 the "splits" of tk_attention_splits is that
+// grid size, and the workspace is sized for it.
 // Benchmarks compare them.
 // -1: not yet read from TOKAMAK_ATTN_VARIANT.
 static int tk_attn_variant = -1;
@@ -199,21 +197,9 @@ __global__ void attention_combine_kernel(__nv_bfloat16 *out, const float *ws_ml,
   attn_merge_splits<kLog2>(out, ws_ml, ws_acc, wid, used, (size_t)T * Hq, D);
 }
 
-// Steps of at least kAttnBalancedRows rows take the balanced decode kernel
-// by default: on H100 it streams K/V at 2,725-2,778 GB/s where the split
-// kernel gave 2,216-2,616 (batch 192-256, contexts 1,000-2,000) and is
-// within 1% at long contexts, while at batch 1-16 the split kernel is
-// 4-16% faster (2026-11-26, bench/cuda/results/2026-11-26-h100-s4/).
-constexpr int kAttnBalancedRows = 32;
-
 // attn_balanced_tasks is the tasks per block of the balanced decode kernel
-// under variant v for a step of T rows (0: the split kernel). T alone
-// decides, so the split plan, the workspace and the launch agree and
-// graphs stay valid.
-static int attn_balanced_tasks(int v, int T) {
-  if (v == 0) return T >= kAttnBalancedRows ? 1 : 0;
-  return v == 4 ? 1 : v == 5 ? 4 : 0;
-}
+// under variant v (0: the split kernel).
+static int attn_balanced_tasks(int v) { return v == 4 ? 1 : v == 5 ? 4 : 0; }
 
 static int group_chunk(int G) {
   if (G <= 1) return 1;
@@ -228,7 +214,7 @@ static int group_chunk(int G) {
 // adds a partial to merge). It depends on the shape only (graph-safe).
 extern "C" int tk_attention_splits(int T, int Hq, int Hkv, int sm_count) {
   if (T <= 0 || Hkv <= 0 || Hq % Hkv || sm_count <= 0) return 1;
-  if (int k = attn_balanced_tasks(attn_variant(), T); k > 0)
+  if (int k = attn_balanced_tasks(attn_variant()); k > 0)
     return min(kAttnDecodeBlocksPerSM * sm_count, (kAttnCounters - 2) / k);
   int G = Hq / Hkv;
   int gc = group_chunk(G);
@@ -253,7 +239,7 @@ extern "C" int tk_attention_splits(int T, int Hq, int Hkv, int sm_count) {
 
 extern "C" size_t tk_attention_workspace(int T, int Hq, int D, int splits) {
   if (splits <= 1) return 0;
-  if (int k = attn_balanced_tasks(attn_variant(), T); k > 0)
+  if (int k = attn_balanced_tasks(attn_variant()); k > 0)
     return attn_balanced_workspace_floats(splits, k, D) * sizeof(float);
   return ((size_t)kAttnCounters + (size_t)splits * T * Hq * (D + 2) + 4) * sizeof(float);
 }
@@ -308,7 +294,7 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
                     aligned16(k_cache) && aligned16(v_cache) && aligned16(out);
   // the balanced decode kernel: splits is its grid; the workspace is laid
   // out for it, so the generic kernel takes no splits beside it
-  const int tasks = attn_balanced_tasks(variant, T);
+  const int tasks = attn_balanced_tasks(variant);
   const bool balanced = tasks > 0 && fast && splits > 1;
   if (tasks > 0 && !balanced) splits = 1;
   AttnArgs a;

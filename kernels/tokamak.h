@@ -122,14 +122,11 @@ int tk_attention(void *out, const void *q, const void *k_cache, const void *v_ca
                  const int32_t *decode_rows, int num_decode, int Hq, int Hkv, int D, int splits,
                  void *workspace, tk_stream s);
 /* tk_set_attention_variant picks the attention kernels (benchmarks compare
- * them) and returns the previous choice: 0 the default (decode rows on the
- * balanced kernel in steps of 32 rows or more, else on the split kernel),
- * 1 every row on the
+ * them) and returns the previous choice: 0 the default, 1 every row on the
  * generic CUDA-core kernel (the baseline), 2 the first fast version (a
  * separate split-combine kernel, 64-row prefill tiles), 3 the first prefill
  * kernel, 4 the balanced decode kernel (a fixed grid sharing the decode
- * keys evenly) at every step size, 5 the same with tasks handed out by a
- * counter, 6 the split decode kernel at every step size. The first
+ * keys evenly), 5 the same with tasks handed out by a counter. The first
  * use reads TOKAMAK_ATTN_VARIANT. tk_attention_splits and
  * tk_attention_workspace answer for the variant in force, so plan them
  * again after a change. The workspace must be zeroed once when allocated
