@@ -41,7 +41,12 @@ constexpr float kNegBig = kAttnNegBig;
 // a fixed grid of 3 blocks per SM, each a block's equal share of the
 // decode rows' key work), 5 the same with 4 tasks per block handed out by
 // a counter. Under 4 and 5 the "splits" of tk_attention_splits is that
-// grid size, and the workspace is sized for it.
+// grid size, and the workspace is sized for it. They stream K/V faster in
+// the kernel benchmark at batch 64-256 (H100, b256 contexts 1,000-2,000:
+// 2,778 GB/s against 2,616) but made the engine's decode step slower
+// (1000/1000 throughput: 20.81 ms a step with the split kernel, 22.46 with
+// 4, 21.75 with 5; bench/cuda/run-ab-attention.sh, 2026-11-26), so the
+// split kernel stays the default.
 // Benchmarks compare them.
 // -1: not yet read from TOKAMAK_ATTN_VARIANT.
 static int tk_attn_variant = -1;

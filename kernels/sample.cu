@@ -1071,7 +1071,7 @@ template <int C>
 int launch(float *logits, int rows, int V, const tk_sample_params *params,
            const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
            int max_smem, cudaStream_t s) {
-  constexpr int T = C == 1 ? 1024 : 512;
+  constexpr int T = C <= 2 ? 1024 : 512;  // C <= 2: the slices stay in global memory
   static bool configured = false;
   if (!configured) {
     TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
