@@ -10,13 +10,17 @@
 // history (distinct token ids and their output counts) at
 // [hist_off, hist_off + hist_len).
 //
-// Bound: reading the logits once from memory (4 B a logit). A row is
-// sampled by a cluster of C thread blocks (Hopper: C = 8; older GPUs: 1);
-// block r copies its slice of V/C logits into shared memory once and every
-// later pass (weights, histograms, the draw) reads it there, so only the
-// first pass touches DRAM. The blocks of a cluster exchange per-slice
-// results through distributed shared memory (max, masses, histograms,
-// the draw's slice sums); each exchange is one cluster barrier.
+// Bound: reading the logits from memory (4 B a logit a pass) and, past
+// greedy, about 25 ops a logit a pass. A row is sampled by a cluster of C
+// thread blocks, block r owning ids [r*S, (r+1)*S), S = V/C rounded up to
+// 4; the blocks exchange per-slice results (max, masses, histograms, the
+// draw's slice sums) through distributed shared memory, one cluster
+// barrier an exchange. C is the most that keeps the whole batch on the
+// chip at once: on Hopper C = 8 (512 threads, two blocks an SM) up to 33
+// rows, each block copying its slice into shared memory once so that only
+// the first pass touches DRAM; C = 2 (1024 threads, one block an SM) up to
+// 66 rows, reading half rows from global memory, where the second and later
+// passes hit L2; above that, and before Hopper, C = 1 (1024 threads).
 //
 // Weights are engine/sample's table exponential, bit for bit:
 // y = (l - max) * w_scale (w_scale = 1024*log2(e)/T from the host),
@@ -93,7 +97,10 @@ __device__ __forceinline__ float weight(float x, float maxl, float ws, const uns
     q = INT_MIN;
     return 0.f;
   }
-  q = __float2int_rn(y);
+  // round to nearest even as an add (the conversion unit runs at 1/4 of
+  // the FP32 rate): y + 1.5 * 2^23 lands in [2^23, 2^24), where floats are
+  // the integers, and its bits count them
+  q = __float_as_int(__fadd_rn(y, 12582912.f)) - 0x4B400000;
   return __uint_as_float(((unsigned)((q >> kQBits) + 127) << 23) | tab[q & (kQSize - 1)]);
 }
 
@@ -832,13 +839,13 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     // wid owns slice ids [wlo, whi), 128-aligned, 4 consecutive ids a lane
     const int seg = (((n + nwarps() - 1) / nwarps()) + 127) & ~127;
     const int wlo = min(n, wid * seg), whi = min(n, wlo + seg);
-    auto keep_w = [&](int j, float x) -> double {  // j: index in the slice
+    auto keep_w = [&](int j, float x) -> float {  // j: index in the slice
       int q;
       const float w = weight(x, maxl, ws, sl.tab, q);
-      if (w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, lo + j) >= limit)) return (double)w;
-      return 0.0;
+      if (w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, lo + j) >= limit)) return w;
+      return 0.f;
     };
-    auto quad = [&](int j, int hi, double *v) {  // weights of slice indexes j..j+3 (0 from hi)
+    auto quad = [&](int j, int hi, float *v) {  // weights of slice indexes j..j+3 (0 from hi)
       if (sl.vec && j + 3 < hi) {
         const float4 q4 = *reinterpret_cast<const float4 *>(sl.xs + j);
         v[0] = keep_w(j, fix(q4.x));
@@ -847,7 +854,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         v[3] = keep_w(j + 3, fix(q4.w));
       } else {
 #pragma unroll
-        for (int e = 0; e < 4; e++) v[e] = j + e < hi ? keep_w(j + e, fix(sl.xs[j + e])) : 0.0;
+        for (int e = 0; e < 4; e++) v[e] = j + e < hi ? keep_w(j + e, fix(sl.xs[j + e])) : 0.f;
       }
     };
     // range_sum: the kept mass of slice indexes [a, b) (128-aligned a) and
@@ -858,12 +865,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
 #pragma unroll 2
       for (int j0 = a; j0 < b; j0 += 128) {
         const int j = j0 + 4 * lane;
-        double v[4];
+        float v[4];
         quad(j, b, v);
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-          part += v[e];
-          if (v[e] > 0) last = lo + j + e;
+          part += (double)v[e];
+          if (v[e] > 0.f) last = lo + j + e;
         }
       }
       part = warp_sum_d(part);
@@ -979,16 +986,17 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         int found = -1;
         for (int j0 = slo; j0 < shi && found < 0; j0 += 128) {
           const int j = j0 + 4 * lane;
-          double v[4];
+          float v[4];
           quad(j, shi, v);
           double c;
-          const double inc = warp_scan_d((v[0] + v[1]) + (v[2] + v[3]), &c);
+          const double inc =
+              warp_scan_d(((double)v[0] + (double)v[1]) + ((double)v[2] + (double)v[3]), &c);
           c += base;
           int e_hit = -1;
 #pragma unroll
           for (int e = 0; e < 4; e++) {
-            if (e_hit < 0 && v[e] > 0) {
-              c += v[e];
+            if (e_hit < 0 && v[e] > 0.f) {
+              c += (double)v[e];
               if (c > target) e_hit = e;
             }
           }
@@ -1125,11 +1133,16 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
                          const int32_t *hist_ids, const int32_t *hist_counts,
                          tk_sample_result *results, tk_stream s) {
   if (rows <= 0 || vocab <= 0 || !g_exp_table_set) return 20000;
-  // blocks per row: on Hopper a cluster of 8 for batches of up to
-  // small_rows rows (latency), else one block a row (throughput);
+  // blocks per row, on Hopper: the most that keep every block of the batch
+  // on the chip at once (a cluster of 8 over shared-memory slices up to 33
+  // rows, two 1024-thread blocks a row reading half rows from global
+  // memory, whose later passes then hit L2, up to 66 rows), else one
+  // 1024-thread block a row. H100, 128,256 tokens: at 64 rows C=2 takes
+  // 37.6 us for temperature and 93 us for top-p against 54 and 151 with
+  // C=1; at 256 rows C=1 is fastest (bench/cuda/results/2026-11-26-h100-s4).
   // TOKAMAK_SAMPLE_CLUSTER (1, 2, 4, 8 or 16) forces one for comparisons.
   // Elsewhere one block a row.
-  static int cluster = 0, max_smem = 0, forced = 0, small_rows = 32;
+  static int cluster = 0, max_smem = 0, forced = 0, sms = 0;
   if (cluster == 0) {
     int dev = 0, major = 0;
     TK_CHECK(cudaGetDevice(&dev));
@@ -1141,11 +1154,17 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
       const int v = atoi(e);
       if (v == 1 || v == 2 || v == 4 || v == 8 || v == 16) forced = c = v;
     }
-    if (const char *e = getenv("TOKAMAK_SAMPLE_SMALL_ROWS"); e) small_rows = atoi(e);
+    TK_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     cluster = c;
   }
   cudaStream_t st = TK_STREAM(s);
-  const int c = forced ? forced : (cluster > 1 && rows <= small_rows ? cluster : 1);
+  int c = 1;
+  if (forced)
+    c = forced;
+  else if (cluster > 1 && (long long)rows * 8 <= 2LL * sms)
+    c = 8;  // two 512-thread blocks an SM
+  else if (cluster > 1 && (long long)rows * 2 <= sms)
+    c = 2;  // one 1024-thread block an SM
   switch (c) {
     case 2: return launch<2>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
     case 4: return launch<4>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
