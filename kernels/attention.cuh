@@ -157,6 +157,153 @@ __device__ __forceinline__ long long attn_slot(const int32_t *bt, int p, int bs,
   return (long long)bt[blk] * bs + (p - blk * bs);
 }
 
+// attn_decode_span: the block's kWarps warps attend decode row t's query
+// heads [h0, h0 + nh) (nh <= GC, all of KV head kvh) over the keys
+// [k0, k1) of its sequence (block table bt). D/8 lanes hold one key
+// (16-byte loads, 8 bf16 a lane), so a warp reads 32/(D/8) keys a load and
+// each lane keeps U keys' K and V loads in flight before their first use;
+// the next keys' block-table entries are read while those loads fly.
+// Scores are reduced across the D/8 lanes with shuffles; each lane group
+// keeps its own float32 online softmax (log2 units), and the groups of a
+// warp merge at the end. Each warp leaves its partial state in
+// sm_acc[warp] (unnormalized accumulators) and sm_ml[warp] (max, sum); the
+// caller synchronizes and merges the warps. Shared by the split kernel
+// (attention_decode.cu) and the balanced one.
+template <int D, int GC, int U, int kWarps>
+__device__ __forceinline__ void attn_decode_span(const AttnArgs &a, int t, int kvh, int h0, int nh,
+                                                 int k0, int k1, const int32_t *bt,
+                                                 float (*sm_acc)[GC][D], float (*sm_ml)[GC][2]) {
+  constexpr int LPK = D / 8;             // lanes per key
+  constexpr int KPW = 32 / LPK;          // keys per warp per load
+  constexpr int KPI = kWarps * KPW * U;  // keys per block per iteration
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int sub = lane / LPK, c = lane % LPK;
+  const long long stride = (long long)a.Hkv * D;  // elements per slot
+  const __nv_bfloat16 *kb = a.kc + (size_t)kvh * D + c * 8;
+  const __nv_bfloat16 *vb = a.vc + (size_t)kvh * D + c * 8;
+  const float qs = a.scale * kLog2e;
+
+  float qv[GC][8], acc[GC][8], m[GC], l[GC];
+#pragma unroll
+  for (int g = 0; g < GC; g++) {
+    uint4 u = make_uint4(0u, 0u, 0u, 0u);
+    if (g < nh) u = *reinterpret_cast<const uint4 *>(a.q + ((size_t)t * a.Hq + h0 + g) * D + c * 8);
+    bf16x8(u, qv[g]);
+    m[g] = kAttnNegBig;
+    l[g] = 0.f;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+      qv[g][i] *= qs;
+      acc[g][i] = 0.f;
+    }
+  }
+
+  // element offsets of this lane's U keys (-1: past the span)
+  const int lane_key = warp * KPW * U + sub;
+  long long off[U];
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    int p = k0 + lane_key + u * KPW;
+    off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
+  }
+  for (int it = k0; it < k1; it += KPI) {
+    uint4 kr[U], vr[U];
+    bool ok[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      ok[u] = off[u] >= 0;
+      kr[u] = make_uint4(0u, 0u, 0u, 0u);
+      vr[u] = make_uint4(0u, 0u, 0u, 0u);
+      if (ok[u]) {
+        kr[u] = __ldg(reinterpret_cast<const uint4 *>(kb + off[u]));
+        vr[u] = __ldg(reinterpret_cast<const uint4 *>(vb + off[u]));
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      int p = it + KPI + lane_key + u * KPW;
+      off[u] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
+    }
+    float s[U][GC];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      float kf[8];
+      bf16x8(kr[u], kf);
+#pragma unroll
+      for (int g = 0; g < GC; g++) {
+        float d = 0.f;
+#pragma unroll
+        for (int i = 0; i < 8; i++) d = fmaf(qv[g][i], kf[i], d);
+        s[u][g] = d;
+      }
+    }
+#pragma unroll
+    for (int o = LPK / 2; o >= 1; o >>= 1) {
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+#pragma unroll
+        for (int g = 0; g < GC; g++) s[u][g] += __shfl_xor_sync(0xffffffffu, s[u][g], o);
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < GC; g++) {
+      float mx = m[g];
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        if (!ok[u]) s[u][g] = -INFINITY;
+        mx = fmaxf(mx, s[u][g]);
+      }
+      float corr = exp2f(m[g] - mx);
+      m[g] = mx;
+      l[g] *= corr;
+#pragma unroll
+      for (int i = 0; i < 8; i++) acc[g][i] *= corr;
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      float vf[8];
+      bf16x8(vr[u], vf);
+#pragma unroll
+      for (int g = 0; g < GC; g++) {
+        float p = exp2f(s[u][g] - m[g]);
+        l[g] += p;
+#pragma unroll
+        for (int i = 0; i < 8; i++) acc[g][i] = fmaf(p, vf[i], acc[g][i]);
+      }
+    }
+  }
+
+  // merge the lane groups of the warp (they saw different keys)
+#pragma unroll
+  for (int o = LPK; o < 32; o <<= 1) {
+#pragma unroll
+    for (int g = 0; g < GC; g++) {
+      float mo = __shfl_xor_sync(0xffffffffu, m[g], o);
+      float lo = __shfl_xor_sync(0xffffffffu, l[g], o);
+      float M = fmaxf(m[g], mo);
+      float ca = exp2f(m[g] - M), cb = exp2f(mo - M);
+      l[g] = l[g] * ca + lo * cb;
+#pragma unroll
+      for (int i = 0; i < 8; i++) {
+        float ao = __shfl_xor_sync(0xffffffffu, acc[g][i], o);
+        acc[g][i] = acc[g][i] * ca + ao * cb;
+      }
+      m[g] = M;
+    }
+  }
+  if (lane < LPK) {
+#pragma unroll
+    for (int g = 0; g < GC; g++) {
+#pragma unroll
+      for (int i = 0; i < 8; i++) sm_acc[warp][g][c * 8 + i] = acc[g][i];
+      if (lane == 0) {
+        sm_ml[warp][g][0] = m[g];
+        sm_ml[warp][g][1] = l[g];
+      }
+    }
+  }
+}
+
 // The fast kernels need D in {64, 128} and 16-byte aligned q and caches.
 bool attn_fast_supported(int D);
 // attn_decode_blocks_per_sm is the occupancy the split count is planned for.

@@ -119,7 +119,6 @@ __global__ void __launch_bounds__(kThreads, kAttnDecodeBlocksPerSM)
   const int ncol = a.Hkv * ngc;
   const int nd = a.num_decode;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int sub = lane / LPK, c = lane % LPK;
   const bool dynamic = tasks_per_block > 1;
 
   // W and every thread's prefix: thread j sums the units of rows [j*R, j*R+R)
@@ -157,8 +156,6 @@ __global__ void __launch_bounds__(kThreads, kAttnDecodeBlocksPerSM)
   __syncthreads();
   if (s_w.W <= 0) return;  // no decode keys: uniform over the grid
 
-  const long long stride = (long long)a.Hkv * D;  // elements per slot
-  const float qs = a.scale * kLog2e;
   for (int round = 0;; round++) {
     // the next task: this block's (variant 4) or the counter's (variant 5)
     if (threadIdx.x == 0)
@@ -206,129 +203,7 @@ __global__ void __launch_bounds__(kThreads, kAttnDecodeBlocksPerSM)
       const int nh = min(GC, G - gc * GC);
       const int k0 = u * KPI, k1 = min(n, ue * KPI);
       const int32_t *bt = a.block_tables + (size_t)s_w.seq * a.bt_stride;
-      const __nv_bfloat16 *kb = a.kc + (size_t)kvh * D + c * 8;
-      const __nv_bfloat16 *vb = a.vc + (size_t)kvh * D + c * 8;
-
-      float qv[GC][8], acc[GC][8], m[GC], l[GC];
-#pragma unroll
-      for (int g = 0; g < GC; g++) {
-        uint4 q4 = make_uint4(0u, 0u, 0u, 0u);
-        if (g < nh)
-          q4 = *reinterpret_cast<const uint4 *>(a.q + ((size_t)t * a.Hq + h0 + g) * D + c * 8);
-        bf16x8(q4, qv[g]);
-        m[g] = kAttnNegBig;
-        l[g] = 0.f;
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-          qv[g][i] *= qs;
-          acc[g][i] = 0.f;
-        }
-      }
-
-      // element offsets of this lane's U keys (-1: past the segment's piece)
-      const int lane_key = warp * KPW * U + sub;
-      long long off[U];
-#pragma unroll
-      for (int uu = 0; uu < U; uu++) {
-        int p = k0 + lane_key + uu * KPW;
-        off[uu] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
-      }
-      for (int it = k0; it < k1; it += KPI) {
-        uint4 kr[U], vr[U];
-        bool ok[U];
-#pragma unroll
-        for (int uu = 0; uu < U; uu++) {
-          ok[uu] = off[uu] >= 0;
-          kr[uu] = make_uint4(0u, 0u, 0u, 0u);
-          vr[uu] = make_uint4(0u, 0u, 0u, 0u);
-          if (ok[uu]) {
-            kr[uu] = __ldg(reinterpret_cast<const uint4 *>(kb + off[uu]));
-            vr[uu] = __ldg(reinterpret_cast<const uint4 *>(vb + off[uu]));
-          }
-        }
-#pragma unroll
-        for (int uu = 0; uu < U; uu++) {
-          int p = it + KPI + lane_key + uu * KPW;
-          off[uu] = p < k1 ? attn_slot(bt, p, a.bs, a.bs_shift) * stride : -1;
-        }
-        float s[U][GC];
-#pragma unroll
-        for (int uu = 0; uu < U; uu++) {
-          float kf[8];
-          bf16x8(kr[uu], kf);
-#pragma unroll
-          for (int g = 0; g < GC; g++) {
-            float d = 0.f;
-#pragma unroll
-            for (int i = 0; i < 8; i++) d = fmaf(qv[g][i], kf[i], d);
-            s[uu][g] = d;
-          }
-        }
-#pragma unroll
-        for (int o = LPK / 2; o >= 1; o >>= 1) {
-#pragma unroll
-          for (int uu = 0; uu < U; uu++) {
-#pragma unroll
-            for (int g = 0; g < GC; g++) s[uu][g] += __shfl_xor_sync(0xffffffffu, s[uu][g], o);
-          }
-        }
-#pragma unroll
-        for (int g = 0; g < GC; g++) {
-          float mx = m[g];
-#pragma unroll
-          for (int uu = 0; uu < U; uu++) {
-            if (!ok[uu]) s[uu][g] = -INFINITY;
-            mx = fmaxf(mx, s[uu][g]);
-          }
-          float corr = exp2f(m[g] - mx);
-          m[g] = mx;
-          l[g] *= corr;
-#pragma unroll
-          for (int i = 0; i < 8; i++) acc[g][i] *= corr;
-        }
-#pragma unroll
-        for (int uu = 0; uu < U; uu++) {
-          float vf[8];
-          bf16x8(vr[uu], vf);
-#pragma unroll
-          for (int g = 0; g < GC; g++) {
-            float p = exp2f(s[uu][g] - m[g]);
-            l[g] += p;
-#pragma unroll
-            for (int i = 0; i < 8; i++) acc[g][i] = fmaf(p, vf[i], acc[g][i]);
-          }
-        }
-      }
-
-      // merge the lane groups of the warp (they saw different keys)
-#pragma unroll
-      for (int o = LPK; o < 32; o <<= 1) {
-#pragma unroll
-        for (int g = 0; g < GC; g++) {
-          float mo = __shfl_xor_sync(0xffffffffu, m[g], o);
-          float lo = __shfl_xor_sync(0xffffffffu, l[g], o);
-          float M = fmaxf(m[g], mo);
-          float ca = exp2f(m[g] - M), cb = exp2f(mo - M);
-          l[g] = l[g] * ca + lo * cb;
-#pragma unroll
-          for (int i = 0; i < 8; i++) {
-            float ao = __shfl_xor_sync(0xffffffffu, acc[g][i], o);
-            acc[g][i] = acc[g][i] * ca + ao * cb;
-          }
-          m[g] = M;
-        }
-      }
-      if (lane < LPK) {
-#pragma unroll
-        for (int g = 0; g < GC; g++) {
-#pragma unroll
-          for (int i = 0; i < 8; i++) sm_acc[warp][g][c * 8 + i] = acc[g][i];
-          if (lane == 0) {
-            sm_ml[warp][g][0] = m[g];
-            sm_ml[warp][g][1] = l[g];
-          }
-        }
-      }
+      attn_decode_span<D, GC, U, kWarps>(a, t, kvh, h0, nh, k0, k1, bt, sm_acc, sm_ml);
       __syncthreads();
 
       // the segment's units [s0, s1): whole in this task, or cut
