@@ -37,7 +37,6 @@
 // counter indexed by tf (each task is the first of at most one cut segment:
 // its last) lets the last of them to finish merge and reset it.
 #include <math.h>
-#include <stdlib.h>
 
 #include "attention.cuh"
 
@@ -288,28 +287,11 @@ __global__ void __launch_bounds__(kThreads, kAttnDecodeBlocksPerSM)
   }
 }
 
-// balanced_pdl: TOKAMAK_ATTN_BALANCED_PDL=0 launches the balanced kernel
-// without programmatic dependent launch (an experiment: a fixed one-wave
-// grid whose blocks start while the previous kernel still holds SMs may
-// start some blocks late, and their fixed shares then finish late).
-static bool balanced_pdl() {
-  static int v = -1;
-  if (v < 0) {
-    const char *e = getenv("TOKAMAK_ATTN_BALANCED_PDL");
-    v = e && atoi(e) == 0 ? 0 : 1;
-  }
-  return v != 0;
-}
-
 template <int D, int GC>
 cudaError_t launch_gc(const AttnArgs &a, int tasks_per_block, cudaStream_t s) {
   constexpr int U = GC >= 8 ? 2 : 4;
-  const int saved = tk_pdl_enabled;
-  if (!balanced_pdl()) tk_pdl_enabled = 0;
-  const cudaError_t e = tk_launch(attn_decode_balanced_kernel<D, GC, U>, dim3(a.splits), kThreads,
-                                  s, a, tasks_per_block);
-  tk_pdl_enabled = saved;
-  return e;
+  return tk_launch(attn_decode_balanced_kernel<D, GC, U>, dim3(a.splits), kThreads, s, a,
+                   tasks_per_block);
 }
 
 template <int D>

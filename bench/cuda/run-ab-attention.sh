@@ -8,11 +8,7 @@ OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 make build-cuda > $OUT/build.log 2>&1 || { tail -20 $OUT/build.log; exit 1; }
 CK=/tmp/llama-3.1-8b-random
 [ -f $CK/config.json ] || ./tokamak model random --config llama-3.1-8b --dtype bf16 --out $CK > $OUT/random.log 2>&1
-# VARIANTS: TOKAMAK_ATTN_VARIANT values; a suffix "n" (e.g. 4n) also sets
-# TOKAMAK_ATTN_BALANCED_PDL=0 (the balanced kernel without programmatic
-# dependent launch)
-for vv in ${VARIANTS:-0 4 5}; do
-  v=${vv%n}; pdl=1; [ "$vv" != "$v" ] && pdl=0
-  TOKAMAK_ATTN_BALANCED_PDL=$pdl TOKAMAK_ATTN_VARIANT=$v timeout 150 ./tokamak bench throughput --model $CK --device cuda --input-len 1000 --output-len 1000 --num-prompts 512 --out $OUT/tp-v$vv.json > $OUT/tp-v$vv.log 2>&1
-  echo "variant $vv rc=$?"; grep -E "^throughput|^steps" $OUT/tp-v$vv.log
+for v in ${VARIANTS:-0 4 5}; do
+  TOKAMAK_ATTN_VARIANT=$v timeout 150 ./tokamak bench throughput --model $CK --device cuda --input-len 1000 --output-len 1000 --num-prompts 512 --out $OUT/tp-v$v.json > $OUT/tp-v$v.log 2>&1
+  echo "variant $v rc=$?"; grep -E "^throughput|^steps" $OUT/tp-v$v.log
 done
