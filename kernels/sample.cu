@@ -20,7 +20,8 @@
 // rows, each block copying its slice into shared memory once so that only
 // the first pass touches DRAM; C = 2 (1024 threads, one block an SM) up to
 // 66 rows, reading half rows from global memory, where the second and later
-// passes hit L2; above that, and before Hopper, C = 1 (1024 threads).
+// passes hit L2; above that, and before Hopper, C = 1 (1024 threads). Any C
+// stages its slice in shared memory when it fits (small vocabularies).
 //
 // Weights are engine/sample's table exponential, bit for bit:
 // y = (l - max) * w_scale (w_scale = 1024*log2(e)/T from the host),
@@ -33,10 +34,11 @@
 // 64-entry histogram over its q values finds the exact q, and the tokens
 // with that q (equal weights) are gathered and sorted by rank (logit
 // descending, id ascending) to pick the cut; when more than fit share it
-// (near-flat rows), a bisection over the rank key finds it instead. Masses
-// in histograms are fixed-point (2^-40) integers, so every sum is exact and
-// independent of thread order; the draw's masses are float64 like the
-// reference's. The draw is an inverse CDF in token-id order: per-warp
+// (near-flat rows, or more than 256 in one block), a bisection over the
+// rank key finds it instead. Masses in histograms are 2^-32 fixed-point
+// integers (engine/sample's fixedOf), so every cut sum is exact,
+// independent of thread order and equal to the CPU's: both backends cut at
+// the same token. The draw's masses are float64 like the reference's. The draw is an inverse CDF in token-id order: per-warp
 // segment sums, the cluster finds the block and warp, one warp rescans its
 // segment. Greedy rows stop after the max pass.
 #include <cooperative_groups.h>
@@ -62,8 +64,7 @@ constexpr int kB1 = ((126 << kQBits) >> kB2Bits) + 1;  // level-1 buckets over -
 constexpr int kLocalCap = 256;                  // exact-q members one block lists
 constexpr int kGatherCap = 1024;                // members gathered and sorted (power of two)
 constexpr int kMaxCluster = 16;
-constexpr float kFix = 4294967296.0f;  // 2^32: fixed-point masses (w <= 1)
-constexpr double kInvFix = 1.0 / 4294967296.0;
+constexpr float kFix = 4294967296.0f;  // 2^32: fixed-point masses (w <= 1), engine/sample's fixedOf
 
 // Status codes written into tk_sample_result.status.
 constexpr int kOK = 0;
@@ -155,7 +156,6 @@ struct Cluster {
 struct Xchg {
   float m, s;  // slice max and sum of exp(l - m) (logprobs)
   int best;    // slice argmax
-  double mass;
   unsigned long long rtot;  // level-1 bucket range total
   int fb;                   // level-1 cut bucket found in this block's range, or -1
   unsigned long long facc;  // mass/count above it
@@ -173,8 +173,7 @@ struct Shared {
   // what thread 0 read from the cluster at an exchange, for the block
   int offs[kMaxCluster + 1];
   int g_total, g_fits, i_bstar;
-  unsigned long long u_lo, u_hi, u_above, u_acca, u_all[2];
-  double d_total;
+  unsigned long long u_lo, u_hi, u_above, u_total, u_acca, u_all[2];
   unsigned long long h2m[kB2];
   float f_max, f_logz;
   int i_best;
@@ -226,17 +225,6 @@ __device__ __forceinline__ unsigned long long warp_sum_u(unsigned long long v) {
 
 // Block-wide reductions; every thread gets the result (fixed order: the
 // same total in every block and every run).
-__device__ double block_sum_d(double v, Shared &sh) {
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  v = warp_sum_d(v);
-  __syncthreads();
-  if (lane == 0) sh.red_d[w] = v;
-  __syncthreads();
-  double t = 0;
-  for (int i = 0; i < nwarps(); i++) t += sh.red_d[i];
-  return t;
-}
-
 __device__ unsigned long long block_sum_u(unsigned long long v, Shared &sh) {
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   v = warp_sum_u(v);
@@ -480,31 +468,16 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   // 1. level-1 histogram over -q >> 6 (bucket 0 ranks first)
   for (int b = tid; b < kB1; b += (int)blockDim.x) sl.hist1[b] = 0;
   __syncthreads();
-  double mass = 0;
   for_each(sl, [&](int i, float x) {
     int q;
     const float w = weight(x, maxl, ws, sl.tab, q);
     if (w == 0.f) return;
     if (limit && rank_key(x, i) < limit) return;
-    mass += (double)w;
     hist_add(sl.hist1 + ((-q) >> kB2Bits), by_mass ? __float2ull_rn(__fmul_rn(w, kFix)) : 1ull);
   });
   prof(10);
-  mass = block_sum_d(mass, sh);
-  if (tid == 0) sh.x.mass = mass;
   Cluster<C>::sync();
   prof(11);
-  if (tid == 0) {
-    double t = 0;
-    for (int p = 0; p < C; p++) t += Cluster<C>::peer(&sh.x, p)->mass;
-    sh.d_total = t;
-  }
-  __syncthreads();
-  const double total = sh.d_total;
-  const double target = by_mass ? goal * total : goal;
-  auto reached = [&](unsigned long long v) {
-    return (by_mass ? (double)v * kInvFix : (double)v) >= target;
-  };
   // this block sums its range of buckets over the cluster
   constexpr int R = (kB1 + C - 1) / C;
   const int b0 = min(kB1, rank * R), b1 = min(kB1, b0 + R);
@@ -521,12 +494,20 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   Cluster<C>::sync();
   prof(13);
   if (tid == 0) {
-    unsigned long long a = 0;
-    for (int p = 0; p < rank; p++) a += Cluster<C>::peer(&sh.x, p)->rtot;
+    unsigned long long a = 0, t = 0;
+    for (int p = 0; p < C; p++) {
+      const unsigned long long r = Cluster<C>::peer(&sh.x, p)->rtot;
+      if (p < rank) a += r;
+      t += r;
+    }
     sh.u_above = a;
+    sh.u_total = t;
   }
   __syncthreads();
   const unsigned long long above = sh.u_above;
+  // the target, as the CPU's cutToken computes it from the same exact sums
+  const double target = by_mass ? goal * (double)sh.u_total : goal;
+  auto reached = [&](unsigned long long v) { return (double)v >= target; };
   if (tid < 32) {
     // warp 0 scans the range: lane j owns a run of buckets
     int fb = -1;
@@ -629,26 +610,25 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
       a = ex + h0;
     }
     const unsigned hm = __ballot_sync(0xffffffffu, j >= 0);
+    const int src = hm ? __ffs(hm) - 1 : 0;
+    j = __shfl_sync(0xffffffffu, j, src);
+    a = __shfl_sync(0xffffffffu, a, src);
     if (lane == 0) {
-      sh.i0 = kB2 - 1;
-      sh.u0 = acc_a;
-    }
-    if (hm && lane == __ffs(hm) - 1) {
-      sh.i0 = j;
-      sh.u0 = a;
+      sh.i0 = hm ? j : kB2 - 1;
+      sh.u0 = hm ? a : acc_a;
     }
   }
   __syncthreads();
   const int qs = -(bstar * kB2 + sh.i0);
   const unsigned long long acc_b = sh.u0;
-  // 3. the members of exact q qs share one weight: the cut is the k-th of them
-  long long k;
-  if (by_mass) {
-    const double w = (double)weight_of_q(qs, sl.tab);
-    k = (long long)ceil((target - (double)acc_b * kInvFix) / w);
-  } else {
-    k = (long long)ceil(target - (double)acc_b);
-  }
+  // 3. the members of exact q qs share one weight: the cut is the k-th of
+  // them, the first k with acc_b + k * (its fixed-point weight) reaching
+  // the target (a division, then corrected to the exact integer test)
+  const unsigned long long fw = by_mass ? __float2ull_rn(__fmul_rn(weight_of_q(qs, sl.tab), kFix)) : 1ull;
+  long long k = (long long)ceil((target - (double)acc_b) / (double)fw);
+  if (k < 1) k = 1;
+  while (k > 1 && reached(acc_b + (unsigned long long)(k - 1) * fw)) k--;
+  for (int it = 0; it < 64 && !reached(acc_b + (unsigned long long)k * fw); it++) k++;
   prof(18);
   const unsigned long long key = kth_key<C>(sl, maxl, ws, qs, limit, k, sh);
   prof(19);
@@ -708,7 +688,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     // asynchronous copies: every load of the slice in flight at once
     const unsigned s0 = (unsigned)__cvta_generic_to_shared(stage);
     int j0 = 0;
-    if ((V & 3) == 0) {
+    if ((V & 3) == 0 && ((uintptr_t)logits & 15) == 0) {
       for (int j = tid; j < (n >> 2); j += (int)blockDim.x)
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s0 + 16 * j),
                      "l"(l + lo + 4 * j));
@@ -1079,7 +1059,7 @@ template <int C>
 int launch(float *logits, int rows, int V, const tk_sample_params *params,
            const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
            int max_smem, cudaStream_t s) {
-  constexpr int T = C <= 2 ? 1024 : 512;  // C <= 2: the slices stay in global memory
+  constexpr int T = C <= 2 ? 1024 : 512;  // C <= 2: one block an SM (a slice rarely fits)
   static bool configured = false;
   if (!configured) {
     TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -1159,10 +1139,14 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   }
   cudaStream_t st = TK_STREAM(s);
   int c = 1;
+  // blocks of 8-block clusters an SM holds: two unless the staged slice
+  // leaves room for one only (vocabularies over ~155k)
+  const size_t s8 = fixed_smem(8) + (size_t)(((vocab + 7) / 8 + 3) & ~3) * 4 + 8192;
+  const long long per_sm = 2 * s8 <= (size_t)max_smem + 8192 ? 2 : 1;
   if (forced)
     c = forced;
-  else if (cluster > 1 && (long long)rows * 8 <= 2LL * sms)
-    c = 8;  // two 512-thread blocks an SM
+  else if (cluster > 1 && (long long)rows * 8 <= per_sm * sms)
+    c = 8;
   else if (cluster > 1 && (long long)rows * 2 <= sms)
     c = 2;  // one 1024-thread block an SM
   switch (c) {

@@ -13,7 +13,7 @@ import (
 //
 // (0 when y < -126*1024), the second factor read from a 1,024-entry table
 // of float32 mantissas. So w is exp((l - max)/T) with the exponent
-// rounded to a multiple of ln2/1024: a relative error under 3.4e-4, far
+// rounded to a multiple of ln2/1024: a relative error under 3.6e-4, far
 // below the logits' own (bf16 weights, summation order). The fused CUDA
 // sampler computes it with the same float32 ops, integer ops and table
 // (uploaded from ExpTable), so both backends get bit-identical weights;
@@ -71,36 +71,49 @@ func atOrBefore(l []float32, i, c int32) bool {
 	return l[i] > l[c] || (l[i] == l[c] && i <= c)
 }
 
-// cutToken finds the token at which a rank-order prefix reaches target,
-// counting each token's weight (byMass) or 1 (a top-k count), over the
-// tokens ranking at or before limit (every token when limit < 0). It
-// returns -1 when the whole set never reaches target (keep it all).
+// fixedOf is w in the 2^-32 fixed-point units in which top-p masses are
+// summed, rounded to nearest (even): the sums are exact integers, so the
+// CPU and the CUDA sampler find the same cut whatever their order of
+// summation.
+func fixedOf(w float32) uint64 { return uint64(math.RoundToEven(float64(w) * (1 << 32))) }
+
+// cutToken finds the token at which a rank-order prefix of the tokens
+// ranking at or before limit (every token when limit < 0) reaches a
+// target: goal tokens (a top-k count), or, byMass, goal times their total
+// weight, each weight counting fixedOf(w). It returns -1 when the whole
+// set never reaches the target (keep it all).
 //
 // Because weights are monotone in the logit, a token in a higher weight
 // bucket always ranks earlier; so a histogram over buckets finds the one
 // bucket holding the cut, and only that bucket is sorted. Cost: two
 // passes over the vocabulary plus a sort of one small bucket.
-func cutToken(s *scratch, byMass bool, target float64, limit int32) int32 {
+func cutToken(s *scratch, byMass bool, goal float64, limit int32) int32 {
 	l, w := s.l, s.w
 	if cap(s.hist) < numBuckets {
-		s.hist = make([]float64, numBuckets)
+		s.hist = make([]uint64, numBuckets)
 	}
 	hist := s.hist[:numBuckets]
 	clear(hist)
+	var total uint64
 	for i, e := range w {
 		if limit >= 0 && !atOrBefore(l, int32(i), limit) {
 			continue
 		}
-		v := 1.0
+		v := uint64(1)
 		if byMass {
-			v = float64(e)
+			v = fixedOf(e)
 		}
 		hist[bucketOf(e)] += v
+		total += v
 	}
-	var acc float64
+	target := goal
+	if byMass {
+		target = goal * float64(total)
+	}
+	var acc uint64
 	b := numBuckets - 1
 	for ; b >= 0; b-- {
-		if acc+hist[b] >= target && hist[b] > 0 {
+		if float64(acc+hist[b]) >= target && hist[b] > 0 {
 			break
 		}
 		acc += hist[b]
@@ -118,11 +131,11 @@ func cutToken(s *scratch, byMass bool, target float64, limit int32) int32 {
 	slices.SortFunc(members, func(x, y int32) int { return rankCmp(l, x, y) })
 	for _, id := range members {
 		if byMass {
-			acc += float64(w[id])
+			acc += fixedOf(w[id])
 		} else {
 			acc++
 		}
-		if acc >= target {
+		if float64(acc) >= target {
 			return id
 		}
 	}

@@ -34,7 +34,7 @@ type scratch struct {
 	l    []float32 // penalised logits
 	w    []float32 // unnormalised probabilities exp((l-max)/T)
 	idx  []int32
-	hist []float64 // cutToken's bucket histogram
+	hist []uint64 // cutToken's bucket histogram
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -59,10 +59,11 @@ func (s *scratch) size(v int) {
 //     occurrences in the output.
 //  4. Greedy (Temperature <= 0): the largest logit, ties to the lowest id.
 //  5. Otherwise weights w = exp((l - max l) / T), as the table exponential
-//     of weight (within 3.4e-4). Tokens are ranked by
+//     of weight (within 3.6e-4). Tokens are ranked by
 //     penalised logit, descending, ties by lower id. Top-k keeps the first
 //     K ranks; top-p keeps the shortest rank prefix of those whose weight
-//     reaches TopP of their total; min-p drops tokens with w < MinP (w of
+//     reaches TopP of their total (masses summed as exact 2^-32
+//     fixed-point integers, fixedOf, so both backends cut alike); min-p drops tokens with w < MinP (w of
 //     the top token is 1, so this is p < MinP*p_max).
 //  6. Inverse CDF over the survivors in ascending token id: the token is
 //     the first whose running weight sum exceeds u * (total weight).
@@ -150,29 +151,17 @@ func ranksBefore(l []float32, a, b int32) bool {
 func drawToken(s *scratch, p Params, maxL float32, u float32) int32 {
 	l, w := s.l, s.w
 	ws := WeightScale(p.Temperature)
-	var total float64
 	for i, x := range l {
-		e := weight(x, maxL, ws)
-		w[i] = e
-		total += float64(e)
+		w[i] = weight(x, maxL, ws)
 	}
 	// The survivors of top-k and top-p are the tokens ranking at or
 	// before one cut token (limit); -1 means no cut.
 	limit := int32(-1)
-	mass := total
 	if p.TopK > 0 && p.TopK < len(l) {
 		limit = cutToken(s, false, float64(p.TopK), -1)
-		if p.TopP > 0 && p.TopP < 1 {
-			mass = 0
-			for i, e := range w {
-				if atOrBefore(l, int32(i), limit) {
-					mass += float64(e)
-				}
-			}
-		}
 	}
 	if p.TopP > 0 && p.TopP < 1 {
-		if c := cutToken(s, true, float64(p.TopP)*mass, limit); c >= 0 {
+		if c := cutToken(s, true, float64(p.TopP), limit); c >= 0 {
 			limit = c
 		}
 	}
