@@ -183,7 +183,6 @@ struct Shared {
   int token_in;
   int top_cnt[kMaxCluster];
   unsigned long long top_in[kMaxCluster * TK_SAMPLE_MAX_TOP];
-  double red_d[kMaxNW];
   unsigned long long red_u[kMaxNW];
   float red_m[kMaxNW];
   float red_s[kMaxNW];
