@@ -70,10 +70,6 @@ type Backend struct {
 	// attnWSRows: per head layout, the step size (rows) up to which attnWS
 	// is known to hold any step's partials
 	attnWSRows map[attnHeads]int
-	// attnVariant is the attention variant last set by setAttentionVariant
-	// (0 until then: the one TOKAMAK_ATTN_VARIANT picks); the workspace plan
-	// depends on it
-	attnVariant int
 
 	st *step
 	// gemvVariant selects a GEMV tuning (benchmarks compare them).

@@ -341,7 +341,7 @@ func (b *Backend) Attention(out, q backend.Tensor, kv backend.KVCache, layer int
 		return err
 	}
 	splits := int(C.tk_attention_splits(C.int(t), C.int(hq), C.int(hkv), C.int(b.smCount)))
-	if err := b.reserveAttention(attnHeads{hq, hkv, hd, b.attnVariant}, max(attnWSTokens, s.tokCap)); err != nil {
+	if err := b.reserveAttention(attnHeads{hq, hkv, hd, int(C.tk_attention_variant())}, max(attnWSTokens, s.tokCap)); err != nil {
 		return err
 	}
 	if need := int64(C.tk_attention_workspace(C.int(t), C.int(hq), C.int(hd), C.int(splits))); need > b.attnWSBytes {
@@ -415,7 +415,6 @@ func (b *Backend) reserveAttention(h attnHeads, rows int) error {
 // plan depends on the variant (4 and 5 size it by their grid), so the
 // reservations are kept per variant.
 func (b *Backend) setAttentionVariant(v int) int {
-	b.attnVariant = v
 	return int(C.tk_set_attention_variant(C.int(v)))
 }
 

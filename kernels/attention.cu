@@ -59,6 +59,8 @@ static int attn_variant() {
   return tk_attn_variant;
 }
 
+extern "C" int tk_attention_variant(void) { return attn_variant(); }
+
 extern "C" int tk_set_attention_variant(int v) {
   int prev = attn_variant();
   tk_attn_variant = v;

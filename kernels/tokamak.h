@@ -132,6 +132,8 @@ int tk_attention(void *out, const void *q, const void *k_cache, const void *v_ca
  * again after a change. The workspace must be zeroed once when allocated
  * (the decode kernels keep counters at its start, zero between calls). */
 int tk_set_attention_variant(int v);
+/* The attention variant in force (process-wide). */
+int tk_attention_variant(void);
 
 /* --- matmul (gemv.cu, gemm.cu) ------------------------------------------ */
 /* out[T, N] = x[T, K] (bf16) . W[N, K]^T (+bias), W of w_dt (f32/bf16/f16),
