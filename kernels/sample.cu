@@ -38,9 +38,11 @@
 // rank key finds it instead. Masses in histograms are 2^-32 fixed-point
 // integers (engine/sample's fixedOf), so every cut sum is exact,
 // independent of thread order and equal to the CPU's: both backends cut at
-// the same token. The draw's masses are float64 like the reference's. The draw is an inverse CDF in token-id order: per-warp
-// segment sums, the cluster finds the block and warp, one warp rescans its
-// segment. Greedy rows stop after the max pass.
+// the same token. The draw is an inverse CDF in token-id order with
+// float64 masses like the reference's: per-warp segment sums, the cluster
+// finds the block and the warp segment, the segment is split over every
+// warp of that block, and one warp rescans one piece. Greedy rows stop
+// after the max pass.
 #include <cooperative_groups.h>
 #include <limits.h>
 #include <math.h>
@@ -52,8 +54,8 @@ namespace cg = cooperative_groups;
 
 namespace {
 
-// Threads a block: 512 in a cluster (two blocks an SM), 1024 when one
-// block samples a whole row. Loops stride by blockDim.x.
+// Threads a block: 512 in clusters of 4 or more (two blocks an SM), 1024
+// with one or two blocks a row. Loops stride by blockDim.x.
 constexpr int kMaxNW = 32;
 constexpr int kQBits = 10;
 constexpr int kQSize = 1 << kQBits;  // == TK_SAMPLE_EXP_TABLE
