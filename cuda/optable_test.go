@@ -22,7 +22,10 @@ type opCase struct {
 	bytes, flops float64
 	// benchOnly cases are too large for the CPU oracle: benchmarks only.
 	benchOnly bool
-	prep      func(be backend.Backend, r *rand.Rand) (*prepared, error)
+	// variant is the CUDA attention variant the case runs under (0: the
+	// default); the CPU has one attention, so its twins add nothing there.
+	variant int
+	prep    func(be backend.Backend, r *rand.Rand) (*prepared, error)
 }
 
 // prepared holds a case's inputs on one backend: run enqueues the op; outs
@@ -246,6 +249,7 @@ func withAttentionVariant(be backend.Backend, v int, fn func() error) error {
 func onVariant(c opCase, v int, name string) opCase {
 	prep := c.prep
 	c.name = name
+	c.variant = v
 	c.prep = func(be backend.Backend, r *rand.Rand) (*prepared, error) {
 		p, err := prep(be, r)
 		if err != nil {
