@@ -472,3 +472,89 @@ func TestSampleRowsRejectsBadShapes(t *testing.T) {
 		t.Error("bad params accepted")
 	}
 }
+
+// TestCutTokenIsExactFixedPointPrefix pins the cut both backends compute:
+// the first token, in rank order over the tokens ranking at or before
+// limit, at which the running count, or the running fixedOf mass, reaches
+// the target (goal, or goal times the set's fixedOf total), compared as
+// float64 of an exact integer. A brute-force sort must agree token for
+// token, whatever buckets cutToken uses.
+func TestCutTokenIsExactFixedPointPrefix(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	gens := []struct {
+		name string
+		gen  func(i int) float32
+	}{
+		{"normal", func(int) float32 { return float32(r.NormFloat64() * 2) }},
+		{"ties", func(int) float32 { return float32(r.IntN(9)) / 4 }},
+		{"peaked", func(i int) float32 {
+			if i%97 == 0 {
+				return 9
+			}
+			return float32(r.NormFloat64())
+		}},
+	}
+	for _, g := range gens {
+		for _, temp := range []float32{0.5, 1, 1.7} {
+			l := make([]float32, 3000)
+			maxL := float32(math.Inf(-1))
+			for i := range l {
+				l[i] = g.gen(i)
+				maxL = max(maxL, l[i])
+			}
+			s := new(scratch)
+			s.size(len(l))
+			copy(s.l, l)
+			ws := WeightScale(temp)
+			for i, x := range l {
+				s.w[i] = weight(x, maxL, ws)
+			}
+			order := make([]int32, len(l))
+			for i := range order {
+				order[i] = int32(i)
+			}
+			slices.SortFunc(order, func(a, b int32) int { return rankCmp(l, a, b) })
+			brute := func(byMass bool, goal float64, limit int32) int32 {
+				set := order
+				if limit >= 0 {
+					set = order[:slices.Index(order, limit)+1]
+				}
+				var total, acc uint64
+				val := func(id int32) uint64 {
+					if byMass {
+						return fixedOf(s.w[id])
+					}
+					return 1
+				}
+				for _, id := range set {
+					total += val(id)
+				}
+				target := goal
+				if byMass {
+					target = goal * float64(total)
+				}
+				for _, id := range set {
+					acc += val(id)
+					if float64(acc) >= target && (!byMass || val(id) > 0) {
+						return id
+					}
+				}
+				return -1
+			}
+			for _, c := range []struct {
+				byMass bool
+				goal   float64
+				limit  int32
+			}{
+				{false, 1, -1}, {false, 50, -1}, {false, 2999, -1},
+				{true, 0.5, -1}, {true, 0.9, -1}, {true, 0.999, -1},
+				{true, 0.8, order[40]}, {true, 0.95, order[700]},
+			} {
+				got, want := cutToken(s, c.byMass, c.goal, c.limit), brute(c.byMass, c.goal, c.limit)
+				if got != want {
+					t.Errorf("%s T=%v byMass=%v goal=%v limit=%d: cut %d, brute force %d", g.name, temp, c.byMass, c.goal, c.limit, got, want)
+				}
+			}
+		}
+	}
+}
