@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Decode-attention kernels with and without CUDA graphs: 176 prompts of 1000
-# tokens, 500 out (one wave), under TOKAMAK_ATTN_VARIANT 0 (split) and 4
-# (balanced), graphs on and --enforce-eager.
+# Decode-attention kernels under TOKAMAK_ATTN_VARIANT 0 (split) and 4
+# (balanced), with CUDA graphs or --enforce-eager, on prompts of 1000 tokens
+# (CASES: mode/prompts/output-len).
 #   bash .gpu/remote.sh bash bench/cuda/run-ab-graphs.sh
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p $OUT
 make build-cuda > $OUT/build.log 2>&1 || { tail -20 $OUT/build.log; exit 1; }
 CK=/tmp/llama-3.1-8b-random
 [ -f $CK/config.json ] || ./tokamak model random --config llama-3.1-8b --dtype bf16 --out $CK > $OUT/random.log 2>&1
-for mode in graph eager; do
+# CASES: mode/prompts/output-len (mode graph or eager)
+for c in ${CASES:-graph/176/500 eager/176/500}; do
+  IFS=/ read mode n osl <<<"$c"
   flag=""; [ $mode = eager ] && flag="--enforce-eager"
   for v in 0 4; do
-    TOKAMAK_ATTN_VARIANT=$v timeout 120 ./tokamak bench throughput --model $CK --device cuda --input-len 1000 --output-len 500 --num-prompts 176 $flag --out $OUT/ab-$mode-v$v.json > $OUT/ab-$mode-v$v.log 2>&1
-    echo "$mode variant $v rc=$?: $(grep -E '^steps' $OUT/ab-$mode-v$v.log | cut -c1-80)"
+    tag=$mode-$n-$osl-v$v
+    TOKAMAK_ATTN_VARIANT=$v timeout 120 ./tokamak bench throughput --model $CK --device cuda --input-len 1000 --output-len $osl --num-prompts $n $flag --out $OUT/ab-$tag.json > $OUT/ab-$tag.log 2>&1
+    echo "$tag rc=$?: $(grep -E '^steps' $OUT/ab-$tag.log | cut -c1-80)"
   done
 done
