@@ -12,7 +12,7 @@ CK=/tmp/llama-3.1-8b-random
 for c in ${CASES:-graph/176/500 eager/176/500}; do
   IFS=/ read mode n osl <<<"$c"
   flag=""; [ $mode = eager ] && flag="--enforce-eager"
-  for v in 0 4; do
+  for v in ${VARIANTS:-0 4}; do  # TOKAMAK_ATTN_VARIANT values
     tag=$mode-$n-$osl-v$v
     TOKAMAK_ATTN_VARIANT=$v timeout 120 ./tokamak bench throughput --model $CK --device cuda --input-len 1000 --output-len $osl --num-prompts $n $flag --out $OUT/ab-$tag.json > $OUT/ab-$tag.log 2>&1
     echo "$tag rc=$?: $(grep -E '^steps' $OUT/ab-$tag.log | cut -c1-80)"
