@@ -571,6 +571,13 @@ func benchMatmul(label string, t, rows, cols int, outDT backend.DType) opCase {
 // rows each and ctx cached tokens (cache and q filled on the device), on
 // the generic kernel when legacy is set.
 func benchAttention(label string, newTok, ctx []int, hq, hkv, hd int, legacy bool) opCase {
+	return benchAttentionSpread(label, newTok, ctx, hq, hkv, hd, legacy, 1)
+}
+
+// benchAttentionSpread is benchAttention on a cache spread times larger
+// than the sequences need, their blocks scattered over all of it (as in a
+// serving engine's cache).
+func benchAttentionSpread(label string, newTok, ctx []int, hq, hkv, hd int, legacy bool, spread int) opCase {
 	const bs = 16
 	bytes, flops := attnWork(newTok, ctx, hq, hkv, hd)
 	if legacy {
@@ -587,11 +594,11 @@ func benchAttention(label string, newTok, ctx []int, hq, hkv, hd int, legacy boo
 				nb += (ctx[i] + bs - 1) / bs
 				rows += newTok[i]
 			}
-			cache, err := be.NewKVCache(backend.KVCacheSpec{Layers: 1, NumBlocks: nb, BlockSize: bs, KVHeads: hkv, HeadDim: hd, DType: backend.BF16})
+			cache, err := be.NewKVCache(backend.KVCacheSpec{Layers: 1, NumBlocks: nb * spread, BlockSize: bs, KVHeads: hkv, HeadDim: hd, DType: backend.BF16})
 			if err != nil {
 				return nil, err
 			}
-			st, err := be.Stage(paged(r, newTok, ctx, bs, nb))
+			st, err := be.Stage(paged(r, newTok, ctx, bs, nb*spread))
 			if err != nil {
 				return nil, err
 			}
@@ -684,6 +691,21 @@ func benchTable() []opCase {
 			newTok[i], ctxs[i] = 1, 1000+i*1000/b
 		}
 		cases = append(cases, withBalanced(benchAttention(fmt.Sprintf("decode/b%d/ctx1000-2000", b), newTok, ctxs, 32, 8, 128, false))...)
+	}
+	// the same serving steps as the engine sees them: every row of a wave
+	// at nearly one context (rows grow together), blocks scattered over a
+	// cache 8x larger. Inside the engine the balanced kernel wins at 1,250
+	// and loses at 2,000 (bench/cuda/results/2026-11-26-h100-s4/README.md);
+	// these cases are meant to reproduce that off the engine.
+	for _, bc := range [][2]int{{208, 1250}, {208, 2000}, {96, 2000}} {
+		newTok, ctxs := make([]int, bc[0]), make([]int, bc[0])
+		for i := range ctxs {
+			newTok[i], ctxs[i] = 1, bc[1]
+		}
+		for _, spread := range []int{1, 8} {
+			label := fmt.Sprintf("decode/b%d/ctx%d-uniform/spread%d", bc[0], bc[1], spread)
+			cases = append(cases, withBalanced(benchAttentionSpread(label, newTok, ctxs, 32, 8, 128, false, spread))...)
+		}
 	}
 	for _, bc := range [][2]int{{1, 512}, {1, 32768}, {16, 8192}, {64, 8192}} {
 		cases = append(cases, benchDecodeAttention(bc[0], bc[1], 32, 8, 128, true))
