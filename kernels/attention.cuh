@@ -308,6 +308,41 @@ __device__ __forceinline__ void attn_decode_span(const AttnArgs &a, int t, int k
 bool attn_fast_supported(int D);
 // attn_decode_blocks_per_sm is the occupancy the split count is planned for.
 constexpr int kAttnDecodeBlocksPerSM = 3;
+// attn_merge_warps: one warp merges the kWarps partial states that
+// attn_decode_span left for head g. With out set it writes the normalized
+// result (D bf16); else the merged unnormalized accumulators to ws_acc (D
+// floats) and (max, sum) in log2 units to ws_ml, a partial for a later
+// merge across blocks.
+template <int D, int GC, int kWarps>
+__device__ __forceinline__ void attn_merge_warps(const float (*sm_acc)[GC][D],
+                                                 const float (*sm_ml)[GC][2], int g,
+                                                 __nv_bfloat16 *out, float *ws_acc, float *ws_ml) {
+  const int lane = threadIdx.x & 31;
+  float M = kAttnNegBig;
+#pragma unroll
+  for (int w = 0; w < kWarps; w++) M = fmaxf(M, sm_ml[w][g][0]);
+  float L = 0.f, wt[kWarps];
+#pragma unroll
+  for (int w = 0; w < kWarps; w++) {
+    wt[w] = exp2f(sm_ml[w][g][0] - M);
+    L += sm_ml[w][g][1] * wt[w];
+  }
+  const float inv = L > 0.f ? 1.f / L : 0.f;
+  for (int d = lane; d < D; d += 32) {
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; w++) v += sm_acc[w][g][d] * wt[w];
+    if (out)
+      out[d] = __float2bfloat16(v * inv);
+    else
+      ws_acc[d] = v;
+  }
+  if (!out && lane == 0) {
+    ws_ml[0] = M;
+    ws_ml[1] = L;
+  }
+}
+
 // attn_launch_decode: the rows listed in a.decode_rows (one query token
 // each), split-KV.
 cudaError_t attn_launch_decode(const AttnArgs &a, cudaStream_t s);

@@ -33,7 +33,7 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
   const int kvh = blockIdx.y / ngc, gc = blockIdx.y % ngc;
   const int h0 = kvh * G + gc * GC;
   const int nh = min(GC, G - gc * GC);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warp = threadIdx.x >> 5;
   const int n = a.positions[t] + 1;
   const int chunk = attn_split_chunk(n, a.splits);
   const int k0 = blockIdx.z * chunk;
@@ -44,31 +44,14 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
   __syncthreads();
   // merge the warps; one warp per head
   for (int g = warp; g < nh; g += kWarps) {
-    float M = kAttnNegBig;
-#pragma unroll
-    for (int w = 0; w < kWarps; w++) M = fmaxf(M, sm_ml[w][g][0]);
-    float L = 0.f, wt[kWarps];
-#pragma unroll
-    for (int w = 0; w < kWarps; w++) {
-      wt[w] = exp2f(sm_ml[w][g][0] - M);
-      L += sm_ml[w][g][1] * wt[w];
-    }
     const int h = h0 + g;
-    const float inv = L > 0.f ? 1.f / L : 0.f;
-    for (int d = lane; d < D; d += 32) {
-      float v = 0.f;
-#pragma unroll
-      for (int w = 0; w < kWarps; w++) v += sm_acc[w][g][d] * wt[w];
-      if (a.splits == 1) {
-        a.out[((size_t)t * a.Hq + h) * D + d] = __float2bfloat16(v * inv);
-      } else {
-        a.ws_acc[(((size_t)blockIdx.z * a.T + t) * a.Hq + h) * D + d] = v;
-      }
-    }
-    if (a.splits > 1 && lane == 0) {
-      size_t i = ((size_t)blockIdx.z * a.T + t) * a.Hq + h;
-      a.ws_ml[2 * i] = M;
-      a.ws_ml[2 * i + 1] = L;
+    if (a.splits == 1) {
+      attn_merge_warps<D, GC, kWarps>(sm_acc, sm_ml, g, a.out + ((size_t)t * a.Hq + h) * D,
+                                      nullptr, nullptr);
+    } else {
+      const size_t i = ((size_t)blockIdx.z * a.T + t) * a.Hq + h;
+      attn_merge_warps<D, GC, kWarps>(sm_acc, sm_ml, g, nullptr, a.ws_acc + i * D,
+                                      a.ws_ml + 2 * i);
     }
   }
   if (a.splits == 1 || a.counters == nullptr) return;  // the combine kernel merges

@@ -213,30 +213,13 @@ __global__ void __launch_bounds__(kThreads, kAttnDecodeBlocksPerSM)
       const int slot = 2 * (int)s_w.task + (s_w.first ? 0 : 1);
       // merge the warps; one warp per head
       for (int g = warp; g < nh; g += kWarps) {
-        float M = kAttnNegBig;
-#pragma unroll
-        for (int w = 0; w < kWarps; w++) M = fmaxf(M, sm_ml[w][g][0]);
-        float L = 0.f, wt[kWarps];
-#pragma unroll
-        for (int w = 0; w < kWarps; w++) {
-          wt[w] = exp2f(sm_ml[w][g][0] - M);
-          L += sm_ml[w][g][1] * wt[w];
-        }
-        const float inv = L > 0.f ? 1.f / L : 0.f;
         const size_t pi = (size_t)slot * kAttnBalancedHeads + g;
-        for (int d = lane; d < D; d += 32) {
-          float v = 0.f;
-#pragma unroll
-          for (int w = 0; w < kWarps; w++) v += sm_acc[w][g][d] * wt[w];
-          if (whole)
-            a.out[((size_t)t * a.Hq + h0 + g) * D + d] = __float2bfloat16(v * inv);
-          else
-            a.ws_acc[pi * D + d] = v;
-        }
-        if (!whole && lane == 0) {
-          a.ws_ml[2 * pi] = M;
-          a.ws_ml[2 * pi + 1] = L;
-        }
+        if (whole)
+          attn_merge_warps<D, GC, kWarps>(sm_acc, sm_ml, g, a.out + ((size_t)t * a.Hq + h0 + g) * D,
+                                          nullptr, nullptr);
+        else
+          attn_merge_warps<D, GC, kWarps>(sm_acc, sm_ml, g, nullptr, a.ws_acc + pi * D,
+                                          a.ws_ml + 2 * pi);
       }
       if (!whole) {
         // tasks tf..tl share the segment; the last to finish merges
