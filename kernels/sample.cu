@@ -839,10 +839,11 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       }
     };
     // range_sum: the kept mass of slice indexes [a, b) (128-aligned a) and
-    // the last kept id, over the warp (two 128-id chunks in flight a lane)
-    auto range_sum = [&](int a, int b, double &part, int &last) {
-      part = 0;
-      last = -1;
+    // the last kept id, over the warp (two 128-id chunks in flight a lane),
+    // into sh.seg[wid] and sh.seg_last[wid]
+    auto range_sum = [&](int a, int b) {
+      double part = 0;
+      int last = -1;
 #pragma unroll 2
       for (int j0 = a; j0 < b; j0 += 128) {
         const int j = j0 + 4 * lane;
@@ -857,16 +858,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       part = warp_sum_d(part);
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
-    };
-    {
-      double part;
-      int last;
-      range_sum(wlo, whi, part, last);
       if (lane == 0) {
         sh.seg[wid] = part;
         sh.seg_last[wid] = last;
       }
-    }
+    };
+    range_sum(wlo, whi);
     __syncthreads();
     prof(6);
     if (tid == 0) {
@@ -936,13 +933,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       const int sub = (((phi - plo + nwarps() - 1) / nwarps()) + 127) & ~127;
       const int slo = min(phi, plo + wid * sub), shi = min(phi, slo + sub);
       if (pick >= 0) {
-        double part;
-        int last;
-        range_sum(slo, shi, part, last);
-        if (lane == 0) {
-          sh.seg[wid] = part;
-          sh.seg_last[wid] = last;
-        }
+        range_sum(slo, shi);
         __syncthreads();
         if (tid == 0) {
           double base = sh.d0;
