@@ -120,29 +120,27 @@ func TestGraphReplayMatchesEager(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := gpu.RunGraph("test", p.run); err != nil { // warm-up + capture
-				t.Fatal(err)
+			// run runs the graph key (first: warm-up and capture, then
+			// replays) and downloads the output
+			run := func() []float32 {
+				t.Helper()
+				if err := gpu.RunGraph("test", p.run); err != nil {
+					t.Fatal(err)
+				}
+				if err := gpu.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				v, err := gpu.Download(p.outs[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
 			}
-			if err := gpu.Sync(); err != nil {
-				t.Fatal(err)
-			}
-			eager, err := gpu.Download(p.outs[1])
-			if err != nil {
-				t.Fatal(err)
-			}
+			eager := run()
 			if err := gpu.poison(p.outs[1]); err != nil {
 				t.Fatal(err)
 			}
-			if err := gpu.RunGraph("test", p.run); err != nil { // replay
-				t.Fatal(err)
-			}
-			if err := gpu.Sync(); err != nil {
-				t.Fatal(err)
-			}
-			replay, err := gpu.Download(p.outs[1])
-			if err != nil {
-				t.Fatal(err)
-			}
+			replay := run()
 			if e, bad := relErr(replay, eager); bad >= 0 || e > 1e-6 {
 				t.Fatalf("replay differs from eager: rel err %g, first bad element %d", e, bad)
 			}
