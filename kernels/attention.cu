@@ -45,7 +45,7 @@ constexpr float kNegBig = kAttnNegBig;
 // the kernel benchmark at batch 64-256 (H100, b256 contexts 1,000-2,000:
 // 2,778 GB/s against 2,616) but made the engine's decode step slower
 // (1000/1000 throughput: 20.81 ms a step with the split kernel, 22.46 with
-// 4, 21.75 with 5; bench/cuda/run-ab-attention.sh, 2026-11-26), so the
+// 4, 21.75 with 5; bench/cuda/run-ab-graphs.sh, 2026-11-26), so the
 // split kernel stays the default.
 // Benchmarks compare them.
 // -1: not yet read from TOKAMAK_ATTN_VARIANT.
