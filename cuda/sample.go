@@ -25,7 +25,7 @@ type sampler struct {
 	results []C.tk_sample_result
 	ids     []int32
 	counts  []int32
-	table   bool // the weight exponential's table is on the device
+	table   bool // the weight exponential's and the race's tables are on the device
 }
 
 func (s *sampler) free() {
@@ -62,6 +62,10 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 		if rc := C.tk_sample_set_exp_table((*C.uint32_t)(unsafe.Pointer(&tab[0])), C.int(len(tab))); rc != 0 {
 			return nil, callError("cudaMemcpyToSymbol(sample exp table)", rc)
 		}
+		lt := sample.LogTable()
+		if rc := C.tk_sample_set_log_table((*C.float)(unsafe.Pointer(&lt[0])), C.int(len(lt))); rc != 0 {
+			return nil, callError("cudaMemcpyToSymbol(sample log table)", rc)
+		}
 		s.table = true
 	}
 	for i, r := range rows {
@@ -75,7 +79,7 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 			cp.greedy = 1
 		} else {
 			cp.w_scale = C.float(sample.WeightScale(p.Temperature))
-			cp.u = C.float(sample.Uniform(p.Seed, r.Draw))
+			cp.noise_key = C.ulonglong(sample.NoiseKey(p.Seed, r.Draw))
 			if p.TopK > 0 && p.TopK < vocab {
 				cp.top_k = C.int(p.TopK)
 			}

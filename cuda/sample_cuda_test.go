@@ -238,6 +238,7 @@ func BenchmarkSampleFused(b *testing.B) {
 	}{
 		{"greedy", sample.Params{}},
 		{"temp", sample.Params{Temperature: 0.8}},
+		{"minp0.05", sample.Params{Temperature: 0.8, MinP: 0.05}},
 		{"topp0.9", sample.Params{Temperature: 1, TopP: 0.9}},
 		{"topk50-topp0.9", sample.Params{Temperature: 1, TopK: 50, TopP: 0.9}},
 		{"greedy-logprobs5", sample.Params{Logprobs: true, TopLogprobs: 5}},

@@ -38,11 +38,15 @@
 // rank key finds it instead. Masses in histograms are 2^-32 fixed-point
 // integers (engine/sample's fixedOf), so every cut sum is exact,
 // independent of thread order and equal to the CPU's: both backends cut at
-// the same token. The draw is an inverse CDF in token-id order with
-// float64 masses like the reference's: per-warp segment sums, the cluster
-// finds the block and the warp segment, the segment is split over every
-// warp of that block, and one warp rescans one piece. Greedy rows stop
-// after the max pass.
+// the same token. The draw is engine/sample's exponential race
+// (race.go), op for op: the survivor with the largest
+// l*w_scale + G(hash(noise_key, id)) wins, ties to the lowest id; each
+// thread keeps its own winner over its ids (ascending), skipping the two
+// logarithms of G whenever G's cheap upper bound (from the hash's leading
+// zeros) cannot lift the token past that winner, and the block and the
+// cluster reduce the winners. A row without top-k, top-p or min-p runs the
+// race in the max pass itself, so it reads its logits once; greedy rows
+// stop after the max pass.
 #include <cooperative_groups.h>
 #include <limits.h>
 #include <math.h>
@@ -67,6 +71,7 @@ constexpr int kLocalCap = 256;                  // exact-q members one block lis
 constexpr int kGatherCap = 1024;                // members gathered and sorted (power of two)
 constexpr int kMaxCluster = 16;
 constexpr float kFix = 4294967296.0f;  // 2^32: fixed-point masses (w <= 1), engine/sample's fixedOf
+constexpr int kLogSize = TK_SAMPLE_LOG_TABLE / 2;  // logarithm intervals of a mantissa
 
 // Status codes written into tk_sample_result.status.
 constexpr int kOK = 0;
@@ -80,9 +85,11 @@ __device__ __forceinline__ void prof(int i) {
   if (blockIdx.x == 0 && threadIdx.x == 0) g_prof[i] = clock64();
 }
 
-// The exponential's mantissa table (engine/sample's, uploaded once).
+// The exponential's mantissa table and the race's logarithm table
+// (engine/sample's, uploaded once).
 __device__ unsigned g_exp_mant[kQSize];
-bool g_exp_table_set = false;
+__device__ float2 g_log_tab[kLogSize];
+bool g_exp_table_set = false, g_log_table_set = false;
 
 // fix maps NaN to -Inf (the reference does) and -0 to +0 (they compare
 // equal, so they must rank by id alone).
@@ -121,6 +128,79 @@ __device__ __forceinline__ unsigned long long rank_key(float x, int i) {
 
 __device__ __forceinline__ int key_id(unsigned long long k) {
   return (int)(0xFFFFFFFFu - (unsigned)(k & 0xFFFFFFFFull));
+}
+
+// The race (engine/sample/race.go), op for op: every float op rounded on
+// its own (the _rn intrinsics are never contracted into FMAs).
+// log2t is log2f: log2(x) for a normal positive x.
+__device__ __forceinline__ float log2t(float x, const float2 *lt) {
+  const unsigned b = __float_as_uint(x);
+  const float e = (float)((int)(b >> 23) - 127);
+  const float2 t = lt[(b >> (23 - 7)) & (kLogSize - 1)];
+  const float m = __uint_as_float((b & 0x7fffffu) | 0x3f800000u);
+  const float r = __fsub_rn(__fmul_rn(m, t.x), 1.f);
+  const float p = __fmul_rn(
+      r, __fadd_rn(0x1.715476p+0f, __fmul_rn(r, __fadd_rn(-0x1.715476p-1f, __fmul_rn(r, 0x1.ec709ep-2f)))));
+  return __fadd_rn(__fadd_rn(e, t.y), p);
+}
+
+__device__ __forceinline__ unsigned fmix32(unsigned x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+// noise_hash is noiseHash: token i's 32 random bits under the row's key.
+__device__ __forceinline__ unsigned noise_hash(unsigned long long key, int i) {
+  return fmix32(fmix32((unsigned)key ^ ((unsigned)i * 0x9e3779b9u)) ^ (unsigned)(key >> 32));
+}
+
+// noise_bound is noiseBound: G <= 1024 * clz(h) + 512.
+__device__ __forceinline__ float noise_bound(unsigned h) { return (float)(1024 * __clz((int)h) + 512); }
+
+// noise_of is noiseOf: G = -1024*log2(-log2(1 - V)), V = (h + 1/2) 2^-32.
+__device__ __forceinline__ float noise_of(unsigned h, const float2 *lt) {
+  float v = __fmul_rn(__fadd_rn(__uint2float_rn(h), 0.5f), 0x1p-32f);
+  v = fminf(v, 0x1.fffffep-1f);
+  float a;
+  if (v < 0.125f) {  // the series of -log2(1 - v): 1 - v would drop v's low bits
+    float t = 0x1.ec709ep-3f;
+    t = __fadd_rn(0x1.2776c6p-2f, __fmul_rn(v, t));
+    t = __fadd_rn(0x1.715476p-2f, __fmul_rn(v, t));
+    t = __fadd_rn(0x1.ec709ep-2f, __fmul_rn(v, t));
+    t = __fadd_rn(0x1.715476p-1f, __fmul_rn(v, t));
+    t = __fadd_rn(0x1.715476p+0f, __fmul_rn(v, t));
+    a = __fmul_rn(v, t);
+  } else {
+    a = -log2t(__fsub_rn(1.f, v), lt);
+  }
+  return __fmul_rn(-1024.f, log2t(a, lt));
+}
+
+// race_offer enters token i (logit x, ids offered in ascending order) into
+// this thread's race (bk, bi; bi == INT_MAX: none yet) when keep(), which
+// is asked only of tokens that could still win, holds.
+template <typename Keep>
+__device__ __forceinline__ void race_offer(int i, float x, float ws, unsigned long long nk,
+                                           const float2 *lt, float &bk, int &bi, Keep keep) {
+  const float y = __fmul_rn(x, ws);
+  const unsigned h = noise_hash(nk, i);
+  if (bi != INT_MAX && __fadd_rn(y, noise_bound(h)) < bk) return;  // cannot win
+  if (!keep()) return;
+  const float k = __fadd_rn(y, noise_of(h, lt));
+  if (bi == INT_MAX || k > bk) {
+    bk = k;
+    bi = i;
+  }
+}
+
+// race_better reports whether (k2, i2) beats (k, i): a larger key, ties to
+// the lower id (none is (-Inf, INT_MAX)).
+__device__ __forceinline__ bool race_better(float k2, int i2, float k, int i) {
+  return k2 > k || (k2 == k && i2 < i);
 }
 
 // Cluster primitives: C blocks exchange through distributed shared memory;
@@ -165,9 +245,6 @@ struct Xchg {
   int cnt;                      // exact-q members in this slice
   unsigned long long bis[2];    // bisection counts (alternating)
   unsigned long long kmin, kmax;
-  double dtot;  // the draw: kept mass of the slice
-  int dlast;    // last kept id of the slice
-  int token;    // the drawn token (the block holding it)
 };
 
 struct Shared {
@@ -179,23 +256,18 @@ struct Shared {
   unsigned long long h2m[kB2];
   float f_max, f_logz;
   int i_best;
-  double d_target, d_cum;
-  int i_rstar, i_lastk;
-  // written by peers: the drawn token and each block's top-n keys (block 0)
-  int token_in;
+  // written by peers into block 0: each block's race winner and top-n keys
+  float race_k[kMaxCluster];
+  int race_i[kMaxCluster];
   int top_cnt[kMaxCluster];
   unsigned long long top_in[kMaxCluster * TK_SAMPLE_MAX_TOP];
   unsigned long long red_u[kMaxNW];
   float red_m[kMaxNW];
   float red_s[kMaxNW];
   int red_i[kMaxNW];
-  double seg[kMaxNW];
-  int seg_last[kMaxNW];
-  int count;
-  int pick;
+  float2 logt[kLogSize];  // engine/sample's logarithm table (r_j, t_j)
   int i0;
   unsigned long long u0;
-  double d0, d1;
 };
 
 // hist_add adds v to a 64-bit histogram entry with 32-bit atomics (a
@@ -211,12 +283,6 @@ __device__ __forceinline__ void hist_add(unsigned long long *e, unsigned long lo
 }
 
 __device__ __forceinline__ int nwarps() { return (int)(blockDim.x >> 5); }
-
-__device__ __forceinline__ double warp_sum_d(double v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 __device__ __forceinline__ unsigned long long warp_sum_u(unsigned long long v) {
 #pragma unroll
@@ -265,21 +331,6 @@ __device__ unsigned long long block_min_u(unsigned long long v, Shared &sh) {
   unsigned long long m = sh.red_u[0];
   for (int i = 1; i < nwarps(); i++) m = sh.red_u[i] < m ? sh.red_u[i] : m;
   return m;
-}
-
-// warp_scan_d returns the inclusive prefix sum of v over the lanes of a
-// full warp and sets *ex to the exclusive one.
-__device__ __forceinline__ double warp_scan_d(double v, double *ex) {
-  const int lane = threadIdx.x & 31;
-  double inc = v;
-#pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    double t = __shfl_up_sync(0xffffffffu, inc, o);
-    if (lane >= o) inc += t;
-  }
-  double e = __shfl_up_sync(0xffffffffu, inc, 1);
-  *ex = lane == 0 ? 0.0 : e;
-  return inc;
 }
 
 // bitonic_desc sorts n keys (padded with 0 to a power of two) descending.
@@ -672,6 +723,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     for (int i = 1; i < 32; i++) g_prof[i] = 0;
   prof(0);
   for (int j = tid; j < kQSize; j += (int)blockDim.x) tab[j] = g_exp_mant[j];
+  for (int j = tid; j < kLogSize; j += (int)blockDim.x) sh.logt[j] = g_log_tab[j];
   // 1. penalties on this slice's ids, in place (history ids are distinct:
   // no two threads write one logit)
   for (int j = tid; j < p.hist_len; j += (int)blockDim.x) {
@@ -710,10 +762,19 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   prof(2);
   // 2. max (ties to the lowest id) and, for logprobs, sum exp(l - max)
   const bool want_lp = p.want_logprobs != 0 || p.n_top > 0;
+  const float ws = p.w_scale;
+  const bool topk = p.top_k > 0 && p.top_k < V;
+  const bool topp = p.top_p > 0.f && p.top_p < 1.f;
+  // plain: no truncation, so the race runs over the finite logits in this
+  // very pass
+  const bool plain = p.greedy == 0 && !topk && !topp && p.min_p == 0.f;
+  float rk = -INFINITY;  // this thread's race winner
+  int ri = INT_MAX;
   {
     float m = -INFINITY, s = 0.f;
     int bi = INT_MAX;
     for_each(sl, [&](int i, float x) {
+      if (plain && x > -INFINITY) race_offer(i, x, ws, p.noise_key, sh.logt, rk, ri, [] { return true; });
       if (x > m) {  // a thread sees its ids in increasing order
         if (want_lp) s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
         m = x;
@@ -802,11 +863,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   }
   const float logz = sh.f_logz;
 
-  int token = best;
-  if (p.greedy == 0) {
-    const float ws = p.w_scale;
-    const bool topk = p.top_k > 0 && p.top_k < V;
-    const bool topp = p.top_p > 0.f && p.top_p < 1.f;
+  if (!plain && p.greedy == 0) {
     // 3. top-k, then top-p within it: the survivors rank at or before limit
     unsigned long long limit = 0;
     prof(4);
@@ -816,174 +873,42 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       if (c) limit = c;
     }
     prof(5);
-    // 4. inverse CDF in id order over the survivors (min-p included): warp
-    // wid owns slice ids [wlo, whi), 128-aligned, 4 consecutive ids a lane
-    const int seg = (((n + nwarps() - 1) / nwarps()) + 127) & ~127;
-    const int wlo = min(n, wid * seg), whi = min(n, wlo + seg);
-    auto keep_w = [&](int j, float x) -> float {  // j: index in the slice
-      int q;
-      const float w = weight(x, maxl, ws, sl.tab, q);
-      if (w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, lo + j) >= limit)) return w;
-      return 0.f;
-    };
-    auto quad = [&](int j, int hi, float *v) {  // weights of slice indexes j..j+3 (0 from hi)
-      if (sl.vec && j + 3 < hi) {
-        const float4 q4 = *reinterpret_cast<const float4 *>(sl.xs + j);
-        v[0] = keep_w(j, fix(q4.x));
-        v[1] = keep_w(j + 1, fix(q4.y));
-        v[2] = keep_w(j + 2, fix(q4.z));
-        v[3] = keep_w(j + 3, fix(q4.w));
-      } else {
-#pragma unroll
-        for (int e = 0; e < 4; e++) v[e] = j + e < hi ? keep_w(j + e, fix(sl.xs[j + e])) : 0.f;
-      }
-    };
-    // range_sum: the kept mass of slice indexes [a, b) (128-aligned a) and
-    // the last kept id, over the warp (two 128-id chunks in flight a lane),
-    // into sh.seg[wid] and sh.seg_last[wid]
-    auto range_sum = [&](int a, int b) {
-      double part = 0;
-      int last = -1;
-#pragma unroll 2
-      for (int j0 = a; j0 < b; j0 += 128) {
-        const int j = j0 + 4 * lane;
-        float v[4];
-        quad(j, b, v);
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          part += (double)v[e];
-          if (v[e] > 0.f) last = lo + j + e;
-        }
-      }
-      part = warp_sum_d(part);
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
-      if (lane == 0) {
-        sh.seg[wid] = part;
-        sh.seg_last[wid] = last;
-      }
-    };
-    range_sum(wlo, whi);
-    __syncthreads();
+    // 4. the race over the survivors (min-p included)
+    for_each(sl, [&](int i, float x) {
+      race_offer(i, x, ws, p.noise_key, sh.logt, rk, ri, [&] {
+        int q;
+        const float w = weight(x, maxl, ws, sl.tab, q);
+        return w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, i) >= limit);
+      });
+    });
     prof(6);
-    if (tid == 0) {
-      double t = 0;
-      int lk = -1;
-      for (int i = 0; i < nwarps(); i++) {
-        t += sh.seg[i];
-        if (sh.seg_last[i] >= 0) lk = sh.seg_last[i];
+  }
+  if (p.greedy == 0) {
+    // this block's winner, into block 0
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float k2 = __shfl_xor_sync(0xffffffffu, rk, o);
+      const int i2 = __shfl_xor_sync(0xffffffffu, ri, o);
+      if (race_better(k2, i2, rk, ri)) {
+        rk = k2;
+        ri = i2;
       }
-      sh.x.dtot = t;
-      sh.x.dlast = lk;
     }
-    Cluster<C>::sync();
-    if (tid == 0) {
-      double pd[kMaxCluster];
-      int pl[kMaxCluster];
-      for (int r = 0; r < C; r++) {
-        const Xchg *x = Cluster<C>::peer(&sh.x, r);
-        pd[r] = x->dtot;
-        pl[r] = x->dlast;
-      }
-      double kept = 0;
-      int lastk = -1;
-      for (int r = 0; r < C; r++) {
-        kept += pd[r];
-        if (pl[r] >= 0) lastk = pl[r];
-      }
-      const double target = (double)p.u * kept;
-      double cum = 0;
-      int rstar = -1;
-      for (int r = 0; r < C; r++) {
-        if (pd[r] > 0 && cum + pd[r] > target) {
-          rstar = r;
-          break;
-        }
-        cum += pd[r];
-      }
-      sh.d_target = target;
-      sh.d_cum = cum;
-      sh.i_rstar = rstar;
-      sh.i_lastk = lastk;
+    if (lane == 0) {
+      sh.red_m[wid] = rk;
+      sh.red_i[wid] = ri;
     }
     __syncthreads();
-    prof(7);
-    const double target = sh.d_target, cum = sh.d_cum;
-    const int rstar = sh.i_rstar;
-    if (rank == rstar) {
-      if (tid == 0) {
-        double base = cum;
-        int pick = -1;
-        for (int i = 0; i < nwarps(); i++) {
-          if (sh.seg[i] > 0 && base + sh.seg[i] > target) {
-            pick = i;
-            break;
-          }
-          base += sh.seg[i];
+    if (tid == 0) {
+      float bk = -INFINITY;
+      int bi = INT_MAX;
+      for (int w = 0; w < nwarps(); w++)
+        if (race_better(sh.red_m[w], sh.red_i[w], bk, bi)) {
+          bk = sh.red_m[w];
+          bi = sh.red_i[w];
         }
-        sh.pick = pick;
-        sh.d0 = base;
-        sh.x.token = sh.x.dlast;
-      }
-      __syncthreads();
-      const int pick = sh.pick;
-      // the picked warp segment again, split over every warp: the sums of
-      // its pieces find the piece, then one warp rescans that piece
-      const int plo = min(n, pick * seg), phi = min(n, plo + seg);
-      const int sub = (((phi - plo + nwarps() - 1) / nwarps()) + 127) & ~127;
-      const int slo = min(phi, plo + wid * sub), shi = min(phi, slo + sub);
-      if (pick >= 0) {
-        range_sum(slo, shi);
-        __syncthreads();
-        if (tid == 0) {
-          double base = sh.d0;
-          int pick2 = -1, lastp = -1;
-          for (int i = 0; i < nwarps(); i++) {
-            if (sh.seg_last[i] >= 0) lastp = sh.seg_last[i];
-            if (pick2 < 0 && sh.seg[i] > 0 && base + sh.seg[i] > target) {
-              pick2 = i;
-              continue;
-            }
-            if (pick2 < 0) base += sh.seg[i];
-          }
-          sh.i0 = pick2;
-          sh.d1 = base;
-          sh.x.token = lastp >= 0 ? lastp : sh.x.dlast;  // kept if the scan misses
-        }
-        __syncthreads();
-      }
-      const int pick2 = pick >= 0 ? sh.i0 : -1;
-      if (pick2 >= 0 && wid == pick2) {
-        double base = sh.d1;
-        int found = -1;
-        for (int j0 = slo; j0 < shi && found < 0; j0 += 128) {
-          const int j = j0 + 4 * lane;
-          float v[4];
-          quad(j, shi, v);
-          double c;
-          const double inc =
-              warp_scan_d(((double)v[0] + (double)v[1]) + ((double)v[2] + (double)v[3]), &c);
-          c += base;
-          int e_hit = -1;
-#pragma unroll
-          for (int e = 0; e < 4; e++) {
-            if (e_hit < 0 && v[e] > 0.f) {
-              c += (double)v[e];
-              if (c > target) e_hit = e;
-            }
-          }
-          const unsigned hit = __ballot_sync(0xffffffffu, e_hit >= 0);
-          if (hit) {
-            const int src = __ffs(hit) - 1;
-            const int e = __shfl_sync(0xffffffffu, e_hit, src);
-            found = lo + j0 + 4 * src + e;
-          }
-          base += __shfl_sync(0xffffffffu, inc, 31);
-        }
-        if (lane == 0 && found >= 0) sh.x.token = found;
-      }
-      __syncthreads();
-      if (tid == 0) *Cluster<C>::peer(&sh.token_in, 0) = sh.x.token;
+      *Cluster<C>::peer(&sh.race_k[rank], 0) = bk;
+      *Cluster<C>::peer(&sh.race_i[rank], 0) = bi;
     }
   }
 
@@ -1013,7 +938,17 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   Cluster<C>::sync();
   prof(9);
   if (rank != 0) return;
-  if (p.greedy == 0) token = sh.i_rstar >= 0 ? sh.token_in : sh.i_lastk;
+  int token = best;
+  if (p.greedy == 0) {
+    float bk = -INFINITY;
+    int bi = INT_MAX;
+    for (int r = 0; r < C; r++)
+      if (race_better(sh.race_k[r], sh.race_i[r], bk, bi)) {
+        bk = sh.race_k[r];
+        bi = sh.race_i[r];
+      }
+    token = bi == INT_MAX ? -1 : bi;  // a survivor always exists: the top token
+  }
   if (p.n_top > 0) {
     int total = 0;
     for (int r = 0; r < C; r++) {
@@ -1101,10 +1036,17 @@ extern "C" int tk_sample_set_exp_table(const uint32_t *mantissas, int n) {
   return 0;
 }
 
+extern "C" int tk_sample_set_log_table(const float *tab, int n) {
+  if (n != TK_SAMPLE_LOG_TABLE || tab == nullptr) return 20000;
+  TK_CHECK(cudaMemcpyToSymbol(g_log_tab, tab, sizeof(float) * TK_SAMPLE_LOG_TABLE));
+  g_log_table_set = true;
+  return 0;
+}
+
 extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_params *params,
                          const int32_t *hist_ids, const int32_t *hist_counts,
                          tk_sample_result *results, tk_stream s) {
-  if (rows <= 0 || vocab <= 0 || !g_exp_table_set) return 20000;
+  if (rows <= 0 || vocab <= 0 || !g_exp_table_set || !g_log_table_set) return 20000;
   // blocks per row, on Hopper: the most that keep every block of the batch
   // on the chip at once (a cluster of 8 over shared-memory slices up to 33
   // rows, two 1024-thread blocks a row reading half rows from global

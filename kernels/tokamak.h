@@ -165,16 +165,20 @@ int tk_blas_gemm(tk_blas h, void *out, int out_dt, const void *x, const void *w,
 
 /* --- fused sampling (sample.cu) ----------------------------------------- */
 #define TK_SAMPLE_MAX_TOP 20
-/* Entries of the weight exponential's mantissa table (engine/sample). */
+/* Entries of the weight exponential's mantissa table and of the race's
+ * logarithm table (engine/sample). */
 #define TK_SAMPLE_EXP_TABLE 1024
+#define TK_SAMPLE_LOG_TABLE 256
 /* One row's sampling parameters (engine/sample.Params, prepared on the
  * host): greedy != 0 takes the argmax; w_scale = engine/sample's
  * WeightScale(temperature), the factor of the weight exponential; top_k
  * active when 0 < top_k < vocab, top_p when 0 < top_p < 1; repetition is
- * 1 when off; u is the row's uniform draw in [0, 1); n_top top logprobs
+ * 1 when off; noise_key keys the row's race noise (engine/sample's
+ * NoiseKey(seed, draw)); n_top top logprobs
  * (<= TK_SAMPLE_MAX_TOP); the penalty history is entries
  * [hist_off, hist_off + hist_len) of hist_ids/hist_counts. */
 typedef struct {
+  unsigned long long noise_key;
   int greedy;
   float w_scale;
   int top_k;
@@ -183,7 +187,6 @@ typedef struct {
   float repetition;
   float presence;
   float frequency;
-  float u;
   int n_top;
   int want_logprobs;
   int hist_off;
@@ -201,6 +204,9 @@ typedef struct {
 /* Uploads engine/sample's exponential mantissa table (n ==
  * TK_SAMPLE_EXP_TABLE entries, host memory); tk_sample needs it first. */
 int tk_sample_set_exp_table(const uint32_t *mantissas, int n);
+/* Uploads engine/sample's race logarithm table (n == TK_SAMPLE_LOG_TABLE
+ * floats, host memory); tk_sample needs it first. */
+int tk_sample_set_log_table(const float *tab, int n);
 /* Copies the SM clock of each of the first n (<= 32) phases of row 0's
  * first block in the last tk_sample (benchmarks). */
 int tk_sample_phase_clocks(long long *out, int n);

@@ -16,17 +16,6 @@ func mix64(z uint64) uint64 {
 	return z ^ (z >> 31)
 }
 
-// Uniform returns the draw-th uniform value of the random stream seeded
-// with seed: a float32 in [0, 1) with 24 random bits. It is the
-// (draw+1)-th output of SplitMix64 started at seed, top 24 bits scaled by
-// 2^-24, so it depends only on (seed, draw): a request's n-th token gets
-// the same value alone or in any batch, and a CUDA kernel computes the
-// same value with the same three multiply-xorshift steps.
-func Uniform(seed, draw uint64) float32 {
-	z := mix64(seed + (draw+1)*golden)
-	return float32(z>>40) * (1.0 / (1 << 24))
-}
-
 // NewSeed returns a fresh random seed for a request that did not set one;
 // the engine calls it once at admission so the request's stream is fixed
 // from then on.

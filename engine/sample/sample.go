@@ -48,8 +48,8 @@ func (s *scratch) size(v int) {
 
 // Sample draws one token from a row of logits; this is the reference the
 // fused CUDA kernel matches. draw is the request's token counter: the
-// uniform value used is Uniform(p.Seed, draw). logits is not modified;
-// h may be nil (no penalties). The steps, in order:
+// race noise used is keyed by NoiseKey(p.Seed, draw). logits is not
+// modified; h may be nil (no penalties). The steps, in order:
 //
 //  1. NaN logits count as -Inf.
 //  2. Repetition penalty (Hugging Face): for every token in h (prompt or
@@ -58,15 +58,20 @@ func (s *scratch) size(v int) {
 //     FrequencyPenalty*count + PresencePenalty*(count>0), count being its
 //     occurrences in the output.
 //  4. Greedy (Temperature <= 0): the largest logit, ties to the lowest id.
-//  5. Otherwise weights w = exp((l - max l) / T), as the table exponential
-//     of weight (within 3.6e-4). Tokens are ranked by
+//  5. With top-k, top-p or min-p: weights w = exp((l - max l) / T), as the
+//     table exponential of weight (within 3.6e-4). Tokens are ranked by
 //     penalised logit, descending, ties by lower id. Top-k keeps the first
 //     K ranks; top-p keeps the shortest rank prefix of those whose weight
 //     reaches TopP of their total (masses summed as exact 2^-32
-//     fixed-point integers, fixedOf, so both backends cut alike); min-p drops tokens with w < MinP (w of
-//     the top token is 1, so this is p < MinP*p_max).
-//  6. Inverse CDF over the survivors in ascending token id: the token is
-//     the first whose running weight sum exceeds u * (total weight).
+//     fixed-point integers, fixedOf, so both backends cut alike); min-p
+//     drops tokens with w < MinP (w of the top token is 1, so this is
+//     p < MinP*p_max). The survivors are the kept tokens of weight > 0.
+//     Without any of the three, the survivors are the finite logits (a
+//     token of weight 0 could not win the race anyway: the noise spans
+//     less than a 2^-36 weight ratio).
+//  6. An exponential race over the survivors (race.go): the largest
+//     l*WeightScale(T) + noise wins, ties to the lowest id, so a token is
+//     drawn with probability proportional to exp(l/T).
 func Sample(logits []float32, p Params, h *History, draw uint64) (Result, error) {
 	if len(logits) == 0 {
 		return Result{}, errors.New("sample: empty logits")
@@ -107,7 +112,7 @@ func Sample(logits []float32, p Params, h *History, draw uint64) (Result, error)
 	if p.Greedy() {
 		res.Token = best
 	} else {
-		res.Token = drawToken(s, p, maxL, Uniform(p.Seed, draw))
+		res.Token = drawToken(s, p, maxL, NoiseKey(p.Seed, draw))
 	}
 	if p.WantLogprobs() {
 		logprobs(&res, s, l, maxL, p.TopLogprobs)
@@ -147,45 +152,42 @@ func ranksBefore(l []float32, a, b int32) bool {
 	return l[a] > l[b] || (l[a] == l[b] && a < b)
 }
 
-// drawToken applies temperature, top-k, top-p and min-p and draws with u.
-func drawToken(s *scratch, p Params, maxL float32, u float32) int32 {
+// drawToken applies temperature, top-k, top-p and min-p and runs the race
+// keyed by key.
+func drawToken(s *scratch, p Params, maxL float32, key uint64) int32 {
 	l, w := s.l, s.w
 	ws := WeightScale(p.Temperature)
+	race := newRacer(ws, key)
+	topK := p.TopK > 0 && p.TopK < len(l)
+	topP := p.TopP > 0 && p.TopP < 1
+	if !topK && !topP && p.MinP == 0 {
+		for i, x := range l {
+			if x > negInf {
+				race.offer(int32(i), x)
+			}
+		}
+		return race.best
+	}
 	for i, x := range l {
 		w[i] = weight(x, maxL, ws)
 	}
 	// The survivors of top-k and top-p are the tokens ranking at or
 	// before one cut token (limit); -1 means no cut.
 	limit := int32(-1)
-	if p.TopK > 0 && p.TopK < len(l) {
+	if topK {
 		limit = cutToken(s, false, float64(p.TopK), -1)
 	}
-	if p.TopP > 0 && p.TopP < 1 {
+	if topP {
 		if c := cutToken(s, true, float64(p.TopP), limit); c >= 0 {
 			limit = c
 		}
 	}
-	// Inverse CDF in id order over the survivors (min-p included).
-	keep := func(i int, e float32) bool {
-		return e > 0 && e >= p.MinP && (limit < 0 || atOrBefore(l, int32(i), limit))
-	}
-	var kept float64
 	for i, e := range w {
-		if keep(i, e) {
-			kept += float64(e)
+		if e > 0 && e >= p.MinP && (limit < 0 || atOrBefore(l, int32(i), limit)) {
+			race.offer(int32(i), l[i])
 		}
 	}
-	target := float64(u) * kept
-	var cum float64
-	last := int32(-1)
-	for i, e := range w {
-		if keep(i, e) {
-			cum += float64(e)
-			last = int32(i)
-			if cum > target {
-				return int32(i)
-			}
-		}
-	}
-	return last
+	return race.best
 }
+
+var negInf = float32(math.Inf(-1))

@@ -1,0 +1,112 @@
+package sample
+
+import (
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestLog2fAccuracy(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	xs := []float32{1, 2, 0.5, 1.0078125, 1.9999999, 0x1p-126, 3.4e38, 24, 1e-10}
+	for range 200000 {
+		xs = append(xs, math.Float32frombits(r.Uint32N(0x7f000000)+0x00800000))
+	}
+	for _, x := range xs {
+		got, want := float64(log2f(x)), math.Log2(float64(x))
+		if err := math.Abs(got - want); err > 4e-7+math.Abs(want)*2e-7 {
+			t.Fatalf("log2f(%g) = %.9g, want %.9g (error %.3g)", x, got, want, err)
+		}
+	}
+}
+
+// TestNoiseIsGumbel checks the noise against its definition and its
+// bound: G = -1024*log2(-log2(1-V)) (a Gumbel variable up to scale and
+// shift) within 0.01 key units, and G <= noiseBound, over random and edge
+// hashes.
+func TestNoiseIsGumbel(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	hs := []uint32{0, 1, 2, 3, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff, 0x1fffffff, 0x20000000}
+	for k := range 32 {
+		hs = append(hs, 1<<k, 1<<k-1, 1<<k+1)
+	}
+	for range 1000000 {
+		hs = append(hs, r.Uint32()>>r.UintN(32))
+	}
+	for _, h := range hs {
+		v := (float64(h) + 0.5) / (1 << 32)
+		v = math.Min(float64(float32(v)), float64(vMax))
+		want := -1024 * math.Log2(-math.Log1p(-v)/math.Ln2)
+		got := noiseOf(h)
+		if math.Abs(float64(got)-want) > 0.01 {
+			t.Fatalf("noiseOf(%#x) = %.5f, want %.5f", h, got, want)
+		}
+		if got > noiseBound(h) {
+			t.Fatalf("noiseOf(%#x) = %.3f above its bound %.3f (leading zeros %d)", h, got, noiseBound(h), bits.LeadingZeros32(h))
+		}
+	}
+	// Largest noise: 2^-33 gives -1024*log2(2^-33/ln2) = 33,250; smallest
+	// (v = 1 - 2^-24): -1024*log2(24) = -4,695.
+	if g := noiseOf(0); math.Abs(float64(g)-33250.5) > 1 {
+		t.Errorf("noiseOf(0) = %v", g)
+	}
+	if g := noiseOf(math.MaxUint32); math.Abs(float64(g)+4695) > 1 {
+		t.Errorf("noiseOf(max) = %v", g)
+	}
+}
+
+// TestRaceSkipMatchesFullRace: the racer's skip never changes the winner:
+// a plain argmax of every key picks the same token.
+func TestRaceSkipMatchesFullRace(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	l := make([]float32, 3000)
+	for trial := range 300 {
+		scale := []float64{0.01, 1, 3, 30}[trial%4]
+		for i := range l {
+			l[i] = float32(r.NormFloat64() * scale)
+			if trial%7 == 0 {
+				l[i] = float32(math.Round(float64(l[i]))) // ties
+			}
+		}
+		ws := WeightScale(float32(0.3 + r.Float64()*2))
+		key := r.Uint64()
+		rc := newRacer(ws, key)
+		best, bestK := int32(-1), float32(math.Inf(-1))
+		for i, x := range l {
+			rc.offer(int32(i), x)
+			if k := raceKey(x, ws, key, int32(i)); best < 0 || k > bestK {
+				best, bestK = int32(i), k
+			}
+		}
+		if rc.best != best {
+			t.Fatalf("trial %d: racer picked %d, full race %d", trial, rc.best, best)
+		}
+	}
+}
+
+// TestRaceFollowsTheSoftmaxInTheTail: the race draws rare tokens at their
+// softmax rate (a token at 2^-12 of the top weight, among many).
+func TestRaceFollowsTheSoftmaxInTheTail(t *testing.T) {
+	const vocab, n = 64, 400000
+	l := make([]float32, vocab)
+	l[0] = 0
+	for i := 1; i < vocab; i++ {
+		l[i] = float32(-12 * math.Ln2) // weight 2^-12 each
+	}
+	p := Params{Temperature: 1, Seed: 11}
+	rare := 0
+	for d := range uint64(n) {
+		res, err := Sample(l, p, nil, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Token != 0 {
+			rare++
+		}
+	}
+	want := float64(n) * (63.0 / 4096) / (1 + 63.0/4096)
+	if sd := math.Sqrt(want); math.Abs(float64(rare)-want) > 5*sd {
+		t.Errorf("rare tokens drawn %d times, want %.0f ± %.0f", rare, want, 5*sd)
+	}
+}
