@@ -180,28 +180,112 @@ __device__ __forceinline__ float noise_of(unsigned h, const float2 *lt) {
   return __fmul_rn(-1024.f, log2t(a, lt));
 }
 
-// race_offer enters token i (logit x, ids offered in ascending order) into
-// this thread's race (bk, bi; bi == INT_MAX: none yet) when keep(), which
-// is asked only of tokens that could still win, holds.
-template <typename Keep>
-__device__ __forceinline__ void race_offer(int i, float x, float ws, unsigned long long nk,
-                                           const float2 *lt, float &bk, int &bi, Keep keep) {
-  const float y = __fmul_rn(x, ws);
-  const unsigned h = noise_hash(nk, i);
-  if (bi != INT_MAX && __fadd_rn(y, noise_bound(h)) < bk) return;  // cannot win
-  if (!keep()) return;
-  const float k = __fadd_rn(y, noise_of(h, lt));
-  if (bi == INT_MAX || k > bk) {
-    bk = k;
-    bi = i;
-  }
-}
-
 // race_better reports whether (k2, i2) beats (k, i): a larger key, ties to
 // the lower id (none is (-Inf, INT_MAX)).
 __device__ __forceinline__ bool race_better(float k2, int i2, float k, int i) {
   return k2 > k || (k2 == k && i2 < i);
 }
+
+// f2ord maps a float to an unsigned in the same order (ord2f inverts it),
+// for a shared atomicMax over keys.
+__device__ __forceinline__ unsigned f2ord(float f) {
+  const unsigned u = __float_as_uint(f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float ord2f(unsigned u) {
+  return __uint_as_float((u & 0x80000000u) ? (u & 0x7fffffffu) : ~u);
+}
+
+// Race is one thread's share of a block's race. Every token offered gets
+// its hash and the cheap bound of its noise; only a token whose bound
+// reaches thr (the best key any warp of the block has found so far:
+// below it a token cannot win) is a candidate, queued in its warp's
+// buffer; 32 candidates at a time are then keyed, one a lane, so the two
+// logarithms cost nothing for the vast majority of tokens and never
+// diverge a warp. Warp-uniform: every lane calls add for every step.
+constexpr int kRaceBuf = 64;                   // candidates a warp buffers
+constexpr int kRaceWarpBytes = kRaceBuf * 12;  // id, logit, hash
+struct Race {
+  float ws;
+  unsigned long long nk;
+  const float2 *lt;
+  float bk = -INFINITY;  // this lane's winner so far
+  int bi = INT_MAX;
+  float thr = -INFINITY;  // warp-uniform
+  int cnt = 0;            // warp-uniform: buffered candidates
+  int *bid;
+  float *bx;
+  unsigned *bh;
+  unsigned *block_thr;  // f2ord of the block's best key so far (shared)
+  __device__ Race(float ws_, unsigned long long nk_, const float2 *lt_, unsigned char *warp_buf,
+                  unsigned *bt)
+      : ws(ws_), nk(nk_), lt(lt_), block_thr(bt) {
+    bid = reinterpret_cast<int *>(warp_buf);
+    bx = reinterpret_cast<float *>(warp_buf + 4 * kRaceBuf);
+    bh = reinterpret_cast<unsigned *>(warp_buf + 8 * kRaceBuf);
+  }
+
+  // flush keys the first take buffered candidates that keep(id, logit)
+  // accepts, then raises thr.
+  template <typename Keep>
+  __device__ __forceinline__ void flush(int take, Keep keep) {
+    const int lane = threadIdx.x & 31;
+    __syncwarp();
+    if (lane < take) {
+      const int i = bid[lane];
+      const float x = bx[lane];
+      const unsigned h = bh[lane];
+      const float y = __fmul_rn(x, ws);
+      if (!(__fadd_rn(y, noise_bound(h)) < thr) && keep(i, x)) {
+        const float k = __fadd_rn(y, noise_of(h, lt));
+        if (race_better(k, i, bk, bi)) {
+          bk = k;
+          bi = i;
+        }
+      }
+    }
+    const int rest = cnt - take;
+    int ri = 0;
+    float rx = 0.f;
+    unsigned rh = 0;
+    if (lane < rest) {
+      ri = bid[take + lane];
+      rx = bx[take + lane];
+      rh = bh[take + lane];
+    }
+    __syncwarp();
+    if (lane < rest) {
+      bid[lane] = ri;
+      bx[lane] = rx;
+      bh[lane] = rh;
+    }
+    cnt = rest;
+    float m = bk;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    if (lane == 0 && m > -INFINITY) atomicMax(block_thr, f2ord(m));
+    __syncwarp();
+    thr = fmaxf(thr, fmaxf(m, ord2f(*(volatile unsigned *)block_thr)));
+  }
+
+  // add offers token i with logit x (-Inf: never a candidate).
+  template <typename Keep>
+  __device__ __forceinline__ void add(int i, float x, Keep keep) {
+    const float y = __fmul_rn(x, ws);
+    const unsigned h = noise_hash(nk, i);
+    const bool need = x > -INFINITY && !(__fadd_rn(y, noise_bound(h)) < thr);
+    const unsigned m = __ballot_sync(0xffffffffu, need);
+    if (m == 0) return;
+    if (need) {
+      const int pos = cnt + __popc(m & ((1u << (threadIdx.x & 31)) - 1));
+      bid[pos] = i;
+      bx[pos] = x;
+      bh[pos] = h;
+    }
+    cnt += __popc(m);
+    if (cnt >= 32) flush(32, keep);
+  }
+};
 
 // Cluster primitives: C blocks exchange through distributed shared memory;
 // with C == 1 they reduce to the block itself.
@@ -266,6 +350,7 @@ struct Shared {
   float red_s[kMaxNW];
   int red_i[kMaxNW];
   float2 logt[kLogSize];  // engine/sample's logarithm table (r_j, t_j)
+  unsigned race_thr;      // Race::block_thr
   int i0;
   unsigned long long u0;
 };
@@ -388,6 +473,34 @@ __device__ __forceinline__ void for_each(const Slice &sl, F f) {
     j0 = 4 * n4;
   }
   for (int j = j0 + threadIdx.x; j < sl.n; j += (int)blockDim.x) f(sl.lo + j, fix(sl.xs[j]));
+}
+
+// for_each_w is for_each with warp-uniform trip counts (ids past the
+// slice come as -Inf), for loops that vote across the warp.
+template <typename F>
+__device__ __forceinline__ void for_each_w(const Slice &sl, F f) {
+  const int lane = threadIdx.x & 31, wbase = (int)threadIdx.x - lane;
+  int j0 = 0;
+  if (sl.vec) {
+    const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
+    const int n4 = sl.n >> 2;
+#pragma unroll 2
+    for (int jb = wbase; jb < n4; jb += (int)blockDim.x) {
+      const int j = jb + lane;
+      float4 v = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+      if (j < n4) v = x4[j];
+      const int i = sl.lo + 4 * j;
+      f(i, fix(v.x));
+      f(i + 1, fix(v.y));
+      f(i + 2, fix(v.z));
+      f(i + 3, fix(v.w));
+    }
+    j0 = 4 * n4;
+  }
+  for (int jb = j0 + wbase; jb < sl.n; jb += (int)blockDim.x) {
+    const int j = jb + lane;
+    f(sl.lo + j, j < sl.n ? fix(sl.xs[j]) : -INFINITY);
+  }
 }
 
 // kth_key returns the k-th largest rank key (1-based) among the slice
@@ -724,6 +837,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   prof(0);
   for (int j = tid; j < kQSize; j += (int)blockDim.x) tab[j] = g_exp_mant[j];
   for (int j = tid; j < kLogSize; j += (int)blockDim.x) sh.logt[j] = g_log_tab[j];
+  if (tid == 0) sh.race_thr = f2ord(-INFINITY);
   // 1. penalties on this slice's ids, in place (history ids are distinct:
   // no two threads write one logit)
   for (int j = tid; j < p.hist_len; j += (int)blockDim.x) {
@@ -768,13 +882,17 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // plain: no truncation, so the race runs over the finite logits in this
   // very pass
   const bool plain = p.greedy == 0 && !topk && !topp && p.min_p == 0.f;
-  float rk = -INFINITY;  // this thread's race winner
-  int ri = INT_MAX;
+  // the race's candidate buffers take the histogram space (free in the
+  // race passes): nwarps * kRaceWarpBytes <= 24 KB (1024 threads) fits
+  // hist1 + own + local (>= 26 KB for C <= 2, >= 19 KB for 512 threads)
+  Race race(ws, p.noise_key, sh.logt, reinterpret_cast<unsigned char *>(sl.hist1) + wid * kRaceWarpBytes,
+            &sh.race_thr);
+  auto keep_all = [](int, float) { return true; };
   {
     float m = -INFINITY, s = 0.f;
     int bi = INT_MAX;
-    for_each(sl, [&](int i, float x) {
-      if (plain && x > -INFINITY) race_offer(i, x, ws, p.noise_key, sh.logt, rk, ri, [] { return true; });
+    for_each_w(sl, [&](int i, float x) {
+      if (plain) race.add(i, x, keep_all);
       if (x > m) {  // a thread sees its ids in increasing order
         if (want_lp) s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
         m = x;
@@ -783,6 +901,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         s += __expf(x - m);
       }
     });
+    if (plain) race.flush(race.cnt, keep_all);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
       const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
@@ -873,18 +992,24 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       if (c) limit = c;
     }
     prof(5);
-    // 4. the race over the survivors (min-p included)
-    for_each(sl, [&](int i, float x) {
-      race_offer(i, x, ws, p.noise_key, sh.logt, rk, ri, [&] {
-        int q;
-        const float w = weight(x, maxl, ws, sl.tab, q);
-        return w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, i) >= limit);
-      });
-    });
+    // the cut's exchanges read the histogram space the race's buffers take
+    Cluster<C>::sync();
+    // 4. the race over the survivors (min-p included), its threshold
+    // started at the key of the top token (always a survivor)
+    race.thr = __fadd_rn(__fmul_rn(maxl, ws), noise_of(noise_hash(p.noise_key, best), sh.logt));
+    auto keep = [&](int i, float x) {
+      int q;
+      const float w = weight(x, maxl, ws, sl.tab, q);
+      return w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, i) >= limit);
+    };
+    for_each_w(sl, [&](int i, float x) { race.add(i, x, keep); });
+    race.flush(race.cnt, keep);
     prof(6);
   }
   if (p.greedy == 0) {
     // this block's winner, into block 0
+    float rk = race.bk;
+    int ri = race.bi;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
       const float k2 = __shfl_xor_sync(0xffffffffu, rk, o);
@@ -987,6 +1112,9 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
            const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
            int max_smem, cudaStream_t s) {
   constexpr int T = C <= 2 ? 1024 : 512;  // C <= 2: one block an SM (a slice rarely fits)
+  static_assert((T / 32) * kRaceWarpBytes <= ((kB1 * 8 + 15) & ~15) +
+                                                 ((((kB1 + C - 1) / C) * 8 + 15) & ~15) + kLocalCap * 8,
+                "the race's buffers must fit the histogram space");
   static bool configured = false;
   if (!configured) {
     TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
