@@ -155,11 +155,23 @@ __device__ __forceinline__ unsigned fmix32(unsigned x) {
 
 // noise_hash is noiseHash: token i's 32 random bits under the row's key.
 __device__ __forceinline__ unsigned noise_hash(unsigned long long key, int i) {
-  return fmix32(fmix32((unsigned)key ^ ((unsigned)i * 0x9e3779b9u)) ^ (unsigned)(key >> 32));
+  return fmix32((unsigned)i * 0x9e3779b9u + (unsigned)key) ^ (unsigned)(key >> 32);
 }
 
 // noise_bound is noiseBound: G <= 1024 * clz(h) + 512.
 __device__ __forceinline__ float noise_bound(unsigned h) { return (float)(1024 * __clz((int)h) + 512); }
+
+// may_win is a cheaper, looser form of y + noise_bound(h) >= thr for the
+// scan (clz and int-to-float conversions are quarter-rate): with
+// thr512 = thr - 512, it holds when clz(h) >= rn((thr512 - y) / 1024),
+// which the exact test implies (rounding to nearest never exceeds the
+// exact test's ceiling, and 512 - 482.5 covers the rounding of the
+// floats). So it may keep a token the exact test drops, never the reverse.
+__device__ __forceinline__ bool may_win(float y, unsigned h, float thr512) {
+  const float x = fminf(fmaxf(__fmul_rn(__fsub_rn(thr512, y), 1.f / 1024.f), 0.f), 40.f);
+  const int k = __float_as_int(__fadd_rn(x, 12582912.f)) - 0x4B400000;  // rn(x), 0..40
+  return h <= __funnelshift_rc(0xffffffffu, 0u, (unsigned)k);           // clz(h) >= k
+}
 
 // noise_of is noiseOf: G = -1024*log2(-log2(1 - V)), V = (h + 1/2) 2^-32.
 __device__ __forceinline__ float noise_of(unsigned h, const float2 *lt) {
@@ -212,6 +224,7 @@ struct Race {
   float bk = -INFINITY;  // this lane's winner so far
   int bi = INT_MAX;
   float thr = -INFINITY;  // warp-uniform
+  float thr512 = -INFINITY;  // thr - 512
   int cnt = 0;            // warp-uniform: buffered candidates
   int *bid;
   float *bx;
@@ -265,7 +278,12 @@ struct Race {
     for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     if (lane == 0 && m > -INFINITY) atomicMax(block_thr, f2ord(m));
     __syncwarp();
-    thr = fmaxf(thr, fmaxf(m, ord2f(*(volatile unsigned *)block_thr)));
+    set_thr(fmaxf(thr, fmaxf(m, ord2f(*(volatile unsigned *)block_thr))));
+  }
+
+  __device__ __forceinline__ void set_thr(float t) {
+    thr = t;
+    thr512 = __fsub_rn(t, 512.f);
   }
 
   // add offers token i with logit x (-Inf: never a candidate).
@@ -273,7 +291,7 @@ struct Race {
   __device__ __forceinline__ void add(int i, float x, Keep keep) {
     const float y = __fmul_rn(x, ws);
     const unsigned h = noise_hash(nk, i);
-    const bool need = x > -INFINITY && !(__fadd_rn(y, noise_bound(h)) < thr);
+    const bool need = x > -INFINITY && may_win(y, h, thr512);
     const unsigned m = __ballot_sync(0xffffffffu, need);
     if (m == 0) return;
     if (need) {
@@ -479,25 +497,33 @@ __device__ __forceinline__ void for_each(const Slice &sl, F f) {
 // slice come as -Inf), for loops that vote across the warp.
 template <typename F>
 __device__ __forceinline__ void for_each_w(const Slice &sl, F f) {
-  const int lane = threadIdx.x & 31, wbase = (int)threadIdx.x - lane;
+  const int lane = threadIdx.x & 31, wbase = (int)threadIdx.x - lane, T = (int)blockDim.x;
   int j0 = 0;
   if (sl.vec) {
+    // four float4 loads in flight a thread before any is used
+    constexpr int U = 4;
     const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
     const int n4 = sl.n >> 2;
-#pragma unroll 2
-    for (int jb = wbase; jb < n4; jb += (int)blockDim.x) {
-      const int j = jb + lane;
-      float4 v = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-      if (j < n4) v = x4[j];
-      const int i = sl.lo + 4 * j;
-      f(i, fix(v.x));
-      f(i + 1, fix(v.y));
-      f(i + 2, fix(v.z));
-      f(i + 3, fix(v.w));
+    for (int jb = wbase; jb < n4; jb += U * T) {
+      float4 v[U];
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        const int j = jb + u * T + lane;
+        v[u] = j < n4 ? x4[j] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+      }
+#pragma unroll
+      for (int u = 0; u < U; u++) {
+        if (jb + u * T >= n4) break;  // warp-uniform
+        const int i = sl.lo + 4 * (jb + u * T + lane);
+        f(i, fix(v[u].x));
+        f(i + 1, fix(v[u].y));
+        f(i + 2, fix(v[u].z));
+        f(i + 3, fix(v[u].w));
+      }
     }
     j0 = 4 * n4;
   }
-  for (int jb = j0 + wbase; jb < sl.n; jb += (int)blockDim.x) {
+  for (int jb = j0 + wbase; jb < sl.n; jb += T) {
     const int j = jb + lane;
     f(sl.lo + j, j < sl.n ? fix(sl.xs[j]) : -INFINITY);
   }
@@ -996,7 +1022,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     Cluster<C>::sync();
     // 4. the race over the survivors (min-p included), its threshold
     // started at the key of the top token (always a survivor)
-    race.thr = __fadd_rn(__fmul_rn(maxl, ws), noise_of(noise_hash(p.noise_key, best), sh.logt));
+    race.set_thr(__fadd_rn(__fmul_rn(maxl, ws), noise_of(noise_hash(p.noise_key, best), sh.logt)));
     auto keep = [&](int i, float x) {
       int q;
       const float w = weight(x, maxl, ws, sl.tab, q);

@@ -92,10 +92,12 @@ func fmix32(x uint32) uint32 {
 	return x
 }
 
-// noiseHash is token i's 32 random bits under key.
+// noiseHash is token i's 32 random bits under key: one finaliser round
+// over a Weyl sequence started at the key's low half, xored with its high
+// half. (One round, not two: integer ops run at half the float rate on the
+// GPU, and the hash of every token is most of the sampler's arithmetic.)
 func noiseHash(key uint64, i int32) uint32 {
-	x := fmix32(uint32(key) ^ uint32(i)*0x9e3779b9)
-	return fmix32(x ^ uint32(key>>32))
+	return fmix32(uint32(i)*0x9e3779b9+uint32(key)) ^ uint32(key>>32)
 }
 
 // noiseOf maps 32 random bits to the race noise G = -1024*log2(A),
