@@ -1133,11 +1133,10 @@ size_t fixed_smem(int C) {
   return b;
 }
 
-template <int C>
+template <int C, int T = (C == 2 ? 1024 : 512)>
 int launch(float *logits, int rows, int V, const tk_sample_params *params,
            const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
            int max_smem, cudaStream_t s) {
-  constexpr int T = C <= 2 ? 1024 : 512;  // C <= 2: one block an SM (a slice rarely fits)
   static_assert((T / 32) * kRaceWarpBytes <= ((kB1 * 8 + 15) & ~15) +
                                                  ((((kB1 + C - 1) / C) * 8 + 15) & ~15) + kLocalCap * 8,
                 "the race's buffers must fit the histogram space");
@@ -1210,7 +1209,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   // C=1; at 256 rows C=1 is fastest (bench/cuda/results/2026-11-26-h100-s4).
   // TOKAMAK_SAMPLE_CLUSTER (1, 2, 4, 8 or 16) forces one for comparisons.
   // Elsewhere one block a row.
-  static int cluster = 0, max_smem = 0, forced = 0, sms = 0;
+  static int cluster = 0, max_smem = 0, forced = 0, sms = 0, c1_wide = 0;
   if (cluster == 0) {
     int dev = 0, major = 0;
     TK_CHECK(cudaGetDevice(&dev));
@@ -1223,6 +1222,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
       if (v == 1 || v == 2 || v == 4 || v == 8 || v == 16) forced = c = v;
     }
     TK_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    if (const char *e = getenv("TOKAMAK_SAMPLE_C1_THREADS"); e && atoi(e) == 1024) c1_wide = 1;
     cluster = c;
   }
   cudaStream_t st = TK_STREAM(s);
@@ -1242,6 +1242,9 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
     case 4: return launch<4>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
     case 8: return launch<8>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
     case 16: return launch<16>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
-    default: return launch<1>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+    default:
+      if (c1_wide)
+        return launch<1, 1024>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+      return launch<1>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
   }
 }
