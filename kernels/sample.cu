@@ -469,7 +469,18 @@ struct Slice {
   bool vec;  // xs is 16-byte aligned: float4 loads
   const unsigned *tab;
   unsigned long long *hist1, *own, *local, *gbuf;
+  float4 *ring;  // for_each_w's copy ring when the slice is read in place (else null)
 };
+
+// The ring that streams an unstaged slice through shared memory: kRingDepth
+// stages in flight a thread, kRingU float4 a thread a stage, each thread
+// copying and reading back only its own float4s (no block barriers).
+constexpr int kRingU = 2;
+constexpr int kRingDepth = 2;
+constexpr int kRingSlots = kRingDepth + 1;
+__host__ __device__ constexpr size_t ring_bytes(int threads) {
+  return (size_t)kRingSlots * kRingU * threads * 16;
+}
 
 // for_each calls f(id, logit) for every logit of the slice, each thread a
 // strided share.
@@ -498,8 +509,53 @@ __device__ __forceinline__ void for_each(const Slice &sl, F f) {
 template <typename F>
 __device__ __forceinline__ void for_each_w(const Slice &sl, F f) {
   const int lane = threadIdx.x & 31, wbase = (int)threadIdx.x - lane, T = (int)blockDim.x;
+  const int tid = (int)threadIdx.x;
   int j0 = 0;
-  if (sl.vec) {
+  const float4 ninf = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+  if (sl.vec && sl.ring) {
+    // global slice: asynchronous copies kRingDepth stages ahead, so the
+    // loads stay in flight while the thread computes
+    const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
+    const int n4 = sl.n >> 2, per = kRingU * T, nst = (n4 + per - 1) / per;
+    const unsigned r0 = (unsigned)__cvta_generic_to_shared(sl.ring);
+    auto issue = [&](int st) {
+      if (st < nst) {
+#pragma unroll
+        for (int u = 0; u < kRingU; u++) {
+          const int j = st * per + u * T + tid;
+          if (j < n4)
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
+                             r0 + 16u * (unsigned)(((st % kRingSlots) * kRingU + u) * T + tid)),
+                         "l"(x4 + j));
+        }
+      }
+      asm volatile("cp.async.commit_group;\n" ::: "memory");
+    };
+#pragma unroll
+    for (int st = 0; st < kRingDepth; st++) issue(st);
+    for (int st = 0; st < nst; st++) {
+      asm volatile("cp.async.wait_group %0;\n" ::"n"(kRingDepth - 1) : "memory");
+      float4 v[kRingU];
+#pragma unroll
+      for (int u = 0; u < kRingU; u++) {
+        const int j = st * per + u * T + tid;
+        v[u] = j < n4 ? sl.ring[((st % kRingSlots) * kRingU + u) * T + tid] : ninf;
+      }
+      issue(st + kRingDepth);
+#pragma unroll
+      for (int u = 0; u < kRingU; u++) {
+        const int jb = st * per + u * T + wbase;
+        if (jb >= n4) break;  // warp-uniform
+        const int i = sl.lo + 4 * (jb + lane);
+        f(i, fix(v[u].x));
+        f(i + 1, fix(v[u].y));
+        f(i + 2, fix(v[u].z));
+        f(i + 3, fix(v[u].w));
+      }
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    j0 = 4 * n4;
+  } else if (sl.vec) {
     // four float4 loads in flight a thread before any is used
     constexpr int U = 4;
     const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
@@ -509,7 +565,7 @@ __device__ __forceinline__ void for_each_w(const Slice &sl, F f) {
 #pragma unroll
       for (int u = 0; u < U; u++) {
         const int j = jb + u * T + lane;
-        v[u] = j < n4 ? x4[j] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+        v[u] = j < n4 ? x4[j] : ninf;
       }
 #pragma unroll
       for (int u = 0; u < U; u++) {
@@ -841,6 +897,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   const int lo = min(V, rank * S), n = min(V, lo + S) - lo;
 
   // shared memory: [slice S floats if staged] [table] [hist1] [own] [local] [gbuf]
+  // [ring if not staged]
   unsigned char *ptr = dyn;
   float *stage = reinterpret_cast<float *>(ptr);
   if (staged) ptr += (size_t)S * 4;
@@ -854,6 +911,8 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   sl.local = reinterpret_cast<unsigned long long *>(ptr);
   ptr += (size_t)kLocalCap * 8;
   sl.gbuf = reinterpret_cast<unsigned long long *>(ptr);
+  ptr += (size_t)kGatherCap * 8;
+  sl.ring = staged ? nullptr : reinterpret_cast<float4 *>(ptr);  // ring_bytes(T) more
   sl.tab = tab;
   sl.lo = lo;
   sl.n = n;
@@ -1155,7 +1214,7 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3((unsigned)rows * C);
   cfg.blockDim = dim3(T);
-  cfg.dynamicSmemBytes = fixed + (staged ? (size_t)S * 4 : 0);
+  cfg.dynamicSmemBytes = fixed + (staged ? (size_t)S * 4 : ring_bytes(T));
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
