@@ -209,45 +209,44 @@ __device__ __forceinline__ float ord2f(unsigned u) {
 }
 
 // Race is one thread's share of a block's race. Every token offered gets
-// its hash and the cheap bound of its noise; only a token whose bound
-// reaches thr (the best key any warp of the block has found so far:
-// below it a token cannot win) is a candidate, queued in its warp's
-// buffer; 32 candidates at a time are then keyed, one a lane, so the two
-// logarithms cost nothing for the vast majority of tokens and never
-// diverge a warp. Warp-uniform: every lane calls add for every step.
-constexpr int kRaceBuf = 64;                   // candidates a warp buffers
-constexpr int kRaceWarpBytes = kRaceBuf * 12;  // id, logit, hash
+// its hash and a cheap bound of its noise; only a token whose bound
+// reaches thr (the best key any warp of the block has found so far: below
+// it a token cannot win) is a candidate, its id queued in its warp's
+// buffer; the scan's caller flushes 32 candidates at a time, keyed one a
+// lane, so the two logarithms cost nothing for the vast majority of tokens
+// and never diverge a warp. Warp-uniform: every lane calls add for every
+// step, and drain after every group of four.
+constexpr int kRaceBuf = 160;  // 31 left + 4 * 32 added between drains
+constexpr int kRaceWarpBytes = kRaceBuf * 4;
 struct Race {
   float ws;
   unsigned long long nk;
   const float2 *lt;
+  const float *xs;  // the slice's logits (re-read for a candidate)
+  int lo;
   float bk = -INFINITY;  // this lane's winner so far
   int bi = INT_MAX;
-  float thr = -INFINITY;  // warp-uniform
+  float thr = -INFINITY;     // warp-uniform
   float thr512 = -INFINITY;  // thr - 512
-  int cnt = 0;            // warp-uniform: buffered candidates
+  int cnt = 0;               // warp-uniform: buffered candidates
   int *bid;
-  float *bx;
-  unsigned *bh;
   unsigned *block_thr;  // f2ord of the block's best key so far (shared)
-  __device__ Race(float ws_, unsigned long long nk_, const float2 *lt_, unsigned char *warp_buf,
-                  unsigned *bt)
-      : ws(ws_), nk(nk_), lt(lt_), block_thr(bt) {
-    bid = reinterpret_cast<int *>(warp_buf);
-    bx = reinterpret_cast<float *>(warp_buf + 4 * kRaceBuf);
-    bh = reinterpret_cast<unsigned *>(warp_buf + 8 * kRaceBuf);
+
+  __device__ void set_thr(float t) {
+    thr = t;
+    thr512 = __fsub_rn(t, 512.f);
   }
 
-  // flush keys the first take buffered candidates that keep(id, logit)
+  // flush keys the last take buffered candidates that keep(id, logit)
   // accepts, then raises thr.
   template <typename Keep>
-  __device__ __forceinline__ void flush(int take, Keep keep) {
+  __device__ void flush(int take, Keep &keep) {
     const int lane = threadIdx.x & 31;
     __syncwarp();
     if (lane < take) {
-      const int i = bid[lane];
-      const float x = bx[lane];
-      const unsigned h = bh[lane];
+      const int i = bid[cnt - take + lane];
+      const float x = fix(xs[i - lo]);
+      const unsigned h = noise_hash(nk, i);
       const float y = __fmul_rn(x, ws);
       if (!(__fadd_rn(y, noise_bound(h)) < thr) && keep(i, x)) {
         const float k = __fadd_rn(y, noise_of(h, lt));
@@ -257,22 +256,7 @@ struct Race {
         }
       }
     }
-    const int rest = cnt - take;
-    int ri = 0;
-    float rx = 0.f;
-    unsigned rh = 0;
-    if (lane < rest) {
-      ri = bid[take + lane];
-      rx = bx[take + lane];
-      rh = bh[take + lane];
-    }
-    __syncwarp();
-    if (lane < rest) {
-      bid[lane] = ri;
-      bx[lane] = rx;
-      bh[lane] = rh;
-    }
-    cnt = rest;
+    cnt -= take;
     float m = bk;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
@@ -281,27 +265,22 @@ struct Race {
     set_thr(fmaxf(thr, fmaxf(m, ord2f(*(volatile unsigned *)block_thr))));
   }
 
-  __device__ __forceinline__ void set_thr(float t) {
-    thr = t;
-    thr512 = __fsub_rn(t, 512.f);
-  }
-
   // add offers token i with logit x (-Inf: never a candidate).
-  template <typename Keep>
-  __device__ __forceinline__ void add(int i, float x, Keep keep) {
+  __device__ __forceinline__ void add(int i, float x) {
     const float y = __fmul_rn(x, ws);
     const unsigned h = noise_hash(nk, i);
     const bool need = x > -INFINITY && may_win(y, h, thr512);
     const unsigned m = __ballot_sync(0xffffffffu, need);
     if (m == 0) return;
-    if (need) {
-      const int pos = cnt + __popc(m & ((1u << (threadIdx.x & 31)) - 1));
-      bid[pos] = i;
-      bx[pos] = x;
-      bh[pos] = h;
-    }
+    if (need) bid[cnt + __popc(m & ((1u << (threadIdx.x & 31)) - 1))] = i;
     cnt += __popc(m);
-    if (cnt >= 32) flush(32, keep);
+  }
+
+  // drain keys full batches of candidates; last: every candidate left.
+  template <typename Keep>
+  __device__ __forceinline__ void drain(Keep &keep, bool last = false) {
+    while (cnt >= 32) flush(32, keep);
+    if (last && cnt > 0) flush(cnt, keep);
   }
 };
 
@@ -506,17 +485,26 @@ __device__ __forceinline__ void for_each(const Slice &sl, F f) {
 
 // for_each_w is for_each with warp-uniform trip counts (ids past the
 // slice come as -Inf), for loops that vote across the warp.
-template <typename F>
-__device__ __forceinline__ void for_each_w(const Slice &sl, F f) {
+template <typename F, typename G>
+__device__ __forceinline__ void for_each_w(const Slice &sl, F f, G after) {
   const int lane = threadIdx.x & 31, wbase = (int)threadIdx.x - lane, T = (int)blockDim.x;
   const int tid = (int)threadIdx.x;
   int j0 = 0;
+  auto quad = [&](int jb, float4 v) {  // ids 4*(jb + lane) .. +3 of the slice
+    const int i = sl.lo + 4 * (jb + lane);
+    f(i, fix(v.x));
+    f(i + 1, fix(v.y));
+    f(i + 2, fix(v.z));
+    f(i + 3, fix(v.w));
+    after();
+  };
   const float4 ninf = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-  if (sl.vec && sl.ring) {
+  const int n4 = sl.vec ? sl.n >> 2 : 0;
+  if (n4 && sl.ring) {
     // global slice: asynchronous copies kRingDepth stages ahead, so the
     // loads stay in flight while the thread computes
     const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
-    const int n4 = sl.n >> 2, per = kRingU * T, nst = (n4 + per - 1) / per;
+    const int per = kRingU * T, nst = (n4 + per - 1) / per;
     const unsigned r0 = (unsigned)__cvta_generic_to_shared(sl.ring);
     auto issue = [&](int st) {
       if (st < nst) {
@@ -535,53 +523,26 @@ __device__ __forceinline__ void for_each_w(const Slice &sl, F f) {
     for (int st = 0; st < kRingDepth; st++) issue(st);
     for (int st = 0; st < nst; st++) {
       asm volatile("cp.async.wait_group %0;\n" ::"n"(kRingDepth - 1) : "memory");
-      float4 v[kRingU];
-#pragma unroll
-      for (int u = 0; u < kRingU; u++) {
-        const int j = st * per + u * T + tid;
-        v[u] = j < n4 ? sl.ring[((st % kRingSlots) * kRingU + u) * T + tid] : ninf;
-      }
-      issue(st + kRingDepth);
-#pragma unroll
+      issue(st + kRingDepth);  // into the slot read last step
+#pragma unroll 1
       for (int u = 0; u < kRingU; u++) {
         const int jb = st * per + u * T + wbase;
         if (jb >= n4) break;  // warp-uniform
-        const int i = sl.lo + 4 * (jb + lane);
-        f(i, fix(v[u].x));
-        f(i + 1, fix(v[u].y));
-        f(i + 2, fix(v[u].z));
-        f(i + 3, fix(v[u].w));
+        quad(jb, jb + lane < n4 ? sl.ring[((st % kRingSlots) * kRingU + u) * T + tid] : ninf);
       }
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     j0 = 4 * n4;
-  } else if (sl.vec) {
-    // four float4 loads in flight a thread before any is used
-    constexpr int U = 4;
+  } else if (n4) {
     const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
-    const int n4 = sl.n >> 2;
-    for (int jb = wbase; jb < n4; jb += U * T) {
-      float4 v[U];
-#pragma unroll
-      for (int u = 0; u < U; u++) {
-        const int j = jb + u * T + lane;
-        v[u] = j < n4 ? x4[j] : ninf;
-      }
-#pragma unroll
-      for (int u = 0; u < U; u++) {
-        if (jb + u * T >= n4) break;  // warp-uniform
-        const int i = sl.lo + 4 * (jb + u * T + lane);
-        f(i, fix(v[u].x));
-        f(i + 1, fix(v[u].y));
-        f(i + 2, fix(v[u].z));
-        f(i + 3, fix(v[u].w));
-      }
-    }
+#pragma unroll 2
+    for (int jb = wbase; jb < n4; jb += T) quad(jb, jb + lane < n4 ? x4[jb + lane] : ninf);
     j0 = 4 * n4;
   }
   for (int jb = j0 + wbase; jb < sl.n; jb += T) {
     const int j = jb + lane;
     f(sl.lo + j, j < sl.n ? fix(sl.xs[j]) : -INFINITY);
+    after();
   }
 }
 
@@ -968,16 +929,22 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // very pass
   const bool plain = p.greedy == 0 && !topk && !topp && p.min_p == 0.f;
   // the race's candidate buffers take the histogram space (free in the
-  // race passes): nwarps * kRaceWarpBytes <= 24 KB (1024 threads) fits
+  // race passes): nwarps * kRaceWarpBytes <= 20 KB (1024 threads) fits
   // hist1 + own + local (>= 26 KB for C <= 2, >= 19 KB for 512 threads)
-  Race race(ws, p.noise_key, sh.logt, reinterpret_cast<unsigned char *>(sl.hist1) + wid * kRaceWarpBytes,
-            &sh.race_thr);
+  Race race;
+  race.ws = ws;
+  race.nk = p.noise_key;
+  race.lt = sh.logt;
+  race.xs = sl.xs;
+  race.lo = lo;
+  race.bid = reinterpret_cast<int *>(reinterpret_cast<unsigned char *>(sl.hist1) + wid * kRaceWarpBytes);
+  race.block_thr = &sh.race_thr;
   auto keep_all = [](int, float) { return true; };
   {
     float m = -INFINITY, s = 0.f;
     int bi = INT_MAX;
     for_each_w(sl, [&](int i, float x) {
-      if (plain) race.add(i, x, keep_all);
+      if (plain) race.add(i, x);
       if (x > m) {  // a thread sees its ids in increasing order
         if (want_lp) s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
         m = x;
@@ -985,8 +952,10 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       } else if (want_lp && x > -INFINITY) {
         s += __expf(x - m);
       }
+    }, [&] {
+      if (plain) race.drain(keep_all);
     });
-    if (plain) race.flush(race.cnt, keep_all);
+    if (plain) race.drain(keep_all, true);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
       const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
@@ -1087,8 +1056,8 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       const float w = weight(x, maxl, ws, sl.tab, q);
       return w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, i) >= limit);
     };
-    for_each_w(sl, [&](int i, float x) { race.add(i, x, keep); });
-    race.flush(race.cnt, keep);
+    for_each_w(sl, [&](int i, float x) { race.add(i, x); }, [&] { race.drain(keep); });
+    race.drain(keep, true);
     prof(6);
   }
   if (p.greedy == 0) {
