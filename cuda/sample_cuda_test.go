@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -244,7 +247,18 @@ func BenchmarkSampleFused(b *testing.B) {
 		{"greedy-logprobs5", sample.Params{Logprobs: true, TopLogprobs: 5}},
 	}
 	r := rand.New(rand.NewSource(1))
-	for _, batch := range []int{1, 64, 256} {
+	batches := []int{1, 64, 256}
+	if e := os.Getenv("TOKAMAK_SAMPLE_BATCHES"); e != "" { // e.g. "128,132,133,256"
+		batches = batches[:0]
+		for _, f := range strings.Split(e, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				b.Fatalf("TOKAMAK_SAMPLE_BATCHES: bad batch %q", f)
+			}
+			batches = append(batches, n)
+		}
+	}
+	for _, batch := range batches {
 		host := make([]float32, batch*vocab)
 		for i := range host {
 			host[i] = float32(r.NormFloat64() * 2)

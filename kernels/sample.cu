@@ -168,9 +168,11 @@ __device__ __forceinline__ float noise_bound(unsigned h) { return (float)(1024 *
 // exact test's ceiling, and 512 - 482.5 covers the rounding of the
 // floats). So it may keep a token the exact test drops, never the reverse.
 __device__ __forceinline__ bool may_win(float y, unsigned h, float thr512) {
-  const float x = fminf(fmaxf(__fmul_rn(__fsub_rn(thr512, y), 1.f / 1024.f), 0.f), 40.f);
-  const int k = __float_as_int(__fadd_rn(x, 12582912.f)) - 0x4B400000;  // rn(x), 0..40
-  return h <= __funnelshift_rc(0xffffffffu, 0u, (unsigned)k);           // clz(h) >= k
+  // x >= 0 (NaN -> 0); rn(x) by the 1.5*2^23 trick, huge (or +Inf) x
+  // giving a huge k that the clamped shift turns into "h == 0"
+  const float x = fmaxf(__fmul_rn(__fsub_rn(thr512, y), 1.f / 1024.f), 0.f);
+  const int k = __float_as_int(__fadd_rn(x, 12582912.f)) - 0x4B400000;
+  return h <= __funnelshift_rc(0xffffffffu, 0u, (unsigned)k);  // clz(h) >= k
 }
 
 // noise_of is noiseOf: G = -1024*log2(-log2(1 - V)), V = (h + 1/2) 2^-32.
