@@ -217,7 +217,7 @@ __device__ __forceinline__ float ord2f(unsigned u) {
 // buffer; the scan's caller flushes 32 candidates at a time, keyed one a
 // lane, so the two logarithms cost nothing for the vast majority of tokens
 // and never diverge a warp. Warp-uniform: every lane calls add for every
-// step, and drain after every group of four.
+// step, and drain after every group of four ids (i & ~3 alike) or sooner.
 constexpr int kRaceBuf = 160;  // 31 left + 4 * 32 added between drains
 constexpr int kRaceWarpBytes = kRaceBuf * 4;
 struct Race {
@@ -267,21 +267,36 @@ struct Race {
     set_thr(fmaxf(thr, fmaxf(m, ord2f(*(volatile unsigned *)block_thr))));
   }
 
-  // add offers token i with logit x (-Inf: never a candidate).
+  // add offers token i with logit x (-Inf: never a candidate). It only
+  // notes whether i may win (bit i & 3 of pend; the ids of one group of
+  // four share i & ~3): no vote, no branch, so the hashes of a group
+  // overlap; drain queues the group.
+  unsigned pend = 0;
+  int pbase = 0;
   __device__ __forceinline__ void add(int i, float x) {
     const float y = __fmul_rn(x, ws);
     const unsigned h = noise_hash(nk, i);
     const bool need = x > -INFINITY && may_win(y, h, thr512);
-    const unsigned m = __ballot_sync(0xffffffffu, need);
-    if (m == 0) return;
-    if (need) bid[cnt + __popc(m & ((1u << (threadIdx.x & 31)) - 1))] = i;
-    cnt += __popc(m);
+    pend |= (unsigned)need << (i & 3);
+    pbase = i & ~3;
   }
 
-  // drain keys full batches of candidates; last: every candidate left.
+  // drain queues the noted candidates, then keys full batches of them;
+  // last: every candidate left.
   template <typename Keep>
   __device__ __forceinline__ void drain(Keep &keep, bool last = false) {
-    while (cnt >= 32) flush(32, keep);
+    if (__ballot_sync(0xffffffffu, pend != 0)) {
+      const unsigned below = (1u << (threadIdx.x & 31)) - 1;
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const bool need = (pend >> e) & 1u;
+        const unsigned m = __ballot_sync(0xffffffffu, need);
+        if (need) bid[cnt + __popc(m & below)] = pbase + e;
+        cnt += __popc(m);
+      }
+      pend = 0;
+      while (cnt >= 32) flush(32, keep);
+    }
     if (last && cnt > 0) flush(cnt, keep);
   }
 };
