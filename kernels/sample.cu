@@ -960,18 +960,34 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   {
     float m = -INFINITY, s = 0.f;
     int bi = INT_MAX;
-    for_each_w(sl, [&](int i, float x) {
-      if (plain) race.add(i, x);
-      if (x > m) {  // a thread sees its ids in increasing order
-        if (want_lp) s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
-        m = x;
-        bi = i;
-      } else if (want_lp && x > -INFINITY) {
-        s += __expf(x - m);
-      }
-    }, [&] {
-      if (plain) race.drain(keep_all);
-    });
+    // a thread sees its ids in increasing order: ties keep the first
+    if (want_lp) {
+      for_each_w(sl, [&](int i, float x) {
+        if (plain) race.add(i, x);
+        if (x > m) {
+          s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
+          m = x;
+          bi = i;
+        } else if (x > -INFINITY) {
+          s += __expf(x - m);
+        }
+      }, [&] {
+        if (plain) race.drain(keep_all);
+      });
+    } else if (plain) {  // straight-line code a group of four: the hashes overlap
+      for_each_w(sl, [&](int i, float x) {
+        race.add(i, x);
+        const bool gt = x > m;
+        m = gt ? x : m;
+        bi = gt ? i : bi;
+      }, [&] { race.drain(keep_all); });
+    } else {
+      for_each_w(sl, [&](int i, float x) {
+        const bool gt = x > m;
+        m = gt ? x : m;
+        bi = gt ? i : bi;
+      }, [] {});
+    }
     if (plain) race.drain(keep_all, true);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
