@@ -72,15 +72,6 @@ constexpr int kGatherCap = 1024;                // members gathered and sorted (
 constexpr int kMaxCluster = 16;
 constexpr float kFix = 4294967296.0f;  // 2^32: fixed-point masses (w <= 1), engine/sample's fixedOf
 constexpr int kLogSize = TK_SAMPLE_LOG_TABLE / 2;  // logarithm intervals of a mantissa
-// The ring that streams an unstaged slice through shared memory: kRingDepth
-// stages in flight a thread, kRingU float4 a thread a stage, each thread
-// copying and reading back only its own float4s (no block barriers).
-constexpr int kRingU = 2;
-constexpr int kRingDepth = 2;
-constexpr int kRingSlots = kRingDepth + 1;
-__host__ __device__ constexpr size_t ring_bytes(int threads) {
-  return (size_t)kRingSlots * kRingU * threads * 16;
-}
 
 // Status codes written into tk_sample_result.status.
 constexpr int kOK = 0;
@@ -226,7 +217,7 @@ __device__ __forceinline__ float ord2f(unsigned u) {
 // buffer; the scan's caller flushes 32 candidates at a time, keyed one a
 // lane, so the two logarithms cost nothing for the vast majority of tokens
 // and never diverge a warp. Warp-uniform: every lane calls add for every
-// step, and drain after at most kRingU groups q of four ids (i & ~3 alike).
+// step, and drain after every group of four ids (i & ~3 alike) or sooner.
 constexpr int kRaceBuf = 160;  // 31 left + 4 * 32 added between drains
 constexpr int kRaceWarpBytes = kRaceBuf * 4;
 struct Race {
@@ -280,14 +271,14 @@ struct Race {
   // notes whether i may win (bit i & 3 of pend; the ids of one group of
   // four share i & ~3): no vote, no branch, so the hashes of a group
   // overlap; drain queues the group.
-  unsigned pend = 0;  // bit 4q + e: id pbase[q] + e may win
-  int pbase[kRingU] = {};
-  __device__ __forceinline__ void add(int i, float x, int q) {
+  unsigned pend = 0;
+  int pbase = 0;
+  __device__ __forceinline__ void add(int i, float x) {
     const float y = __fmul_rn(x, ws);
     const unsigned h = noise_hash(nk, i);
     const bool need = x > -INFINITY && may_win(y, h, thr512);
-    pend |= (unsigned)need << (4 * q + (i & 3));
-    pbase[q] = i & ~3;
+    pend |= (unsigned)need << (i & 3);
+    pbase = i & ~3;
   }
 
   // drain queues the noted candidates, then keys full batches of them;
@@ -297,17 +288,14 @@ struct Race {
     if (__ballot_sync(0xffffffffu, pend != 0)) {
       const unsigned below = (1u << (threadIdx.x & 31)) - 1;
 #pragma unroll
-      for (int q = 0; q < kRingU; q++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-          const bool need = (pend >> (4 * q + e)) & 1u;
-          const unsigned m = __ballot_sync(0xffffffffu, need);
-          if (need) bid[cnt + __popc(m & below)] = pbase[q] + e;
-          cnt += __popc(m);
-        }
-        while (cnt >= 32) flush(32, keep);  // < 32 + 4 * 32 queued at a time
+      for (int e = 0; e < 4; e++) {
+        const bool need = (pend >> e) & 1u;
+        const unsigned m = __ballot_sync(0xffffffffu, need);
+        if (need) bid[cnt + __popc(m & below)] = pbase + e;
+        cnt += __popc(m);
       }
       pend = 0;
+      while (cnt >= 32) flush(32, keep);
     }
     if (last && cnt > 0) flush(cnt, keep);
   }
@@ -480,6 +468,15 @@ struct Slice {
   float4 *ring;  // for_each_w's copy ring when the slice is read in place (else null)
 };
 
+// The ring that streams an unstaged slice through shared memory: kRingDepth
+// stages in flight a thread, kRingU float4 a thread a stage, each thread
+// copying and reading back only its own float4s (no block barriers).
+constexpr int kRingU = 2;
+constexpr int kRingDepth = 2;
+constexpr int kRingSlots = kRingDepth + 1;
+__host__ __device__ constexpr size_t ring_bytes(int threads) {
+  return (size_t)kRingSlots * kRingU * threads * 16;
+}
 
 // for_each calls f(id, logit) for every logit of the slice, each thread a
 // strided share.
@@ -510,12 +507,13 @@ __device__ __forceinline__ void for_each_w(const Slice &sl, F f, G after) {
   const int lane = threadIdx.x & 31, wbase = (int)threadIdx.x - lane, T = (int)blockDim.x;
   const int tid = (int)threadIdx.x;
   int j0 = 0;
-  auto quad = [&](int jb, float4 v, int q) {  // ids 4*(jb + lane) .. +3 of the slice
+  auto quad = [&](int jb, float4 v) {  // ids 4*(jb + lane) .. +3 of the slice
     const int i = sl.lo + 4 * (jb + lane);
-    f(i, fix(v.x), q);
-    f(i + 1, fix(v.y), q);
-    f(i + 2, fix(v.z), q);
-    f(i + 3, fix(v.w), q);
+    f(i, fix(v.x));
+    f(i + 1, fix(v.y));
+    f(i + 2, fix(v.z));
+    f(i + 3, fix(v.w));
+    after();
   };
   const float4 ninf = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
   const int n4 = sl.vec ? sl.n >> 2 : 0;
@@ -543,28 +541,24 @@ __device__ __forceinline__ void for_each_w(const Slice &sl, F f, G after) {
     for (int st = 0; st < nst; st++) {
       asm volatile("cp.async.wait_group %0;\n" ::"n"(kRingDepth - 1) : "memory");
       issue(st + kRingDepth);  // into the slot read last step
-#pragma unroll
+#pragma unroll 1
       for (int u = 0; u < kRingU; u++) {
         const int jb = st * per + u * T + wbase;
         if (jb >= n4) break;  // warp-uniform
-        quad(jb, jb + lane < n4 ? sl.ring[((st % kRingSlots) * kRingU + u) * T + tid] : ninf, u);
+        quad(jb, jb + lane < n4 ? sl.ring[((st % kRingSlots) * kRingU + u) * T + tid] : ninf);
       }
-      after();
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     j0 = 4 * n4;
   } else if (n4) {
     const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
 #pragma unroll 2
-    for (int jb = wbase; jb < n4; jb += T) {
-      quad(jb, jb + lane < n4 ? x4[jb + lane] : ninf, 0);
-      after();
-    }
+    for (int jb = wbase; jb < n4; jb += T) quad(jb, jb + lane < n4 ? x4[jb + lane] : ninf);
     j0 = 4 * n4;
   }
   for (int jb = j0 + wbase; jb < sl.n; jb += T) {
     const int j = jb + lane;
-    f(sl.lo + j, j < sl.n ? fix(sl.xs[j]) : -INFINITY, 0);
+    f(sl.lo + j, j < sl.n ? fix(sl.xs[j]) : -INFINITY);
     after();
   }
 }
@@ -968,8 +962,8 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     int bi = INT_MAX;
     // a thread sees its ids in increasing order: ties keep the first
     if (want_lp) {
-      for_each_w(sl, [&](int i, float x, int q) {
-        if (plain) race.add(i, x, q);
+      for_each_w(sl, [&](int i, float x) {
+        if (plain) race.add(i, x);
         if (x > m) {
           s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
           m = x;
@@ -981,14 +975,14 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         if (plain) race.drain(keep_all);
       });
     } else if (plain) {  // straight-line code a group of four: the hashes overlap
-      for_each_w(sl, [&](int i, float x, int q) {
-        race.add(i, x, q);
+      for_each_w(sl, [&](int i, float x) {
+        race.add(i, x);
         const bool gt = x > m;
         m = gt ? x : m;
         bi = gt ? i : bi;
       }, [&] { race.drain(keep_all); });
     } else {
-      for_each_w(sl, [&](int i, float x, int) {
+      for_each_w(sl, [&](int i, float x) {
         const bool gt = x > m;
         m = gt ? x : m;
         bi = gt ? i : bi;
@@ -1095,7 +1089,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       const float w = weight(x, maxl, ws, sl.tab, q);
       return w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, i) >= limit);
     };
-    for_each_w(sl, [&](int i, float x, int q) { race.add(i, x, q); }, [&] { race.drain(keep); });
+    for_each_w(sl, [&](int i, float x) { race.add(i, x); }, [&] { race.drain(keep); });
     race.drain(keep, true);
     prof(6);
   }
