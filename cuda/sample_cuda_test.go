@@ -140,44 +140,54 @@ func TestSampleMatchesCPU(t *testing.T) {
 			if err != nil {
 				t.Fatalf("cpu: %v", err)
 			}
-			lt, err := gpu.Upload(backend.F32, []int{len(rows), vocab}, f32Bytes(host))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer gpu.Free(lt)
-			got, err := gpu.SampleBatch(lt, rows)
-			if err != nil {
-				t.Fatalf("gpu: %v", err)
-			}
+			// chunks of 1, 33 and 60 rows and the whole batch: the kernel's
+			// cluster shapes (8 blocks a row with staged slices, 2 blocks a
+			// row, one block a row)
 			const tol = 2e-3
 			bad := 0
-			for i := range rows {
-				g, w := got[i], want[i]
-				lp := host[i*vocab : (i+1)*vocab]
-				msg := ""
-				switch {
-				case g.Token != w.Token:
-					msg = fmt.Sprintf("token %d (logit %g), cpu %d (logit %g)", g.Token, lp[g.Token], w.Token, lp[w.Token])
-				case math.Abs(float64(g.Logprob-w.Logprob)) > tol:
-					msg = fmt.Sprintf("logprob %g, cpu %g", g.Logprob, w.Logprob)
-				case len(g.Top) != len(w.Top):
-					msg = fmt.Sprintf("%d top logprobs, cpu %d", len(g.Top), len(w.Top))
-				default:
-					for j := range w.Top {
-						if g.Top[j].ID != w.Top[j].ID || math.Abs(float64(g.Top[j].Logprob-w.Top[j].Logprob)) > tol {
-							msg = fmt.Sprintf("top %d: %v, cpu %v", j, g.Top[j], w.Top[j])
-							break
+			for _, bs := range []int{1, 33, 60, len(rows)} {
+				got := make([]sample.Result, 0, len(rows))
+				for lo := 0; lo < len(rows); lo += bs {
+					hi := min(lo+bs, len(rows))
+					lt, err := gpu.Upload(backend.F32, []int{hi - lo, vocab}, f32Bytes(host[lo*vocab:hi*vocab]))
+					if err != nil {
+						t.Fatal(err)
+					}
+					res, err := gpu.SampleBatch(lt, rows[lo:hi])
+					gpu.Free(lt)
+					if err != nil {
+						t.Fatalf("gpu, chunks of %d: %v", bs, err)
+					}
+					got = append(got, res...)
+				}
+				for i := range rows {
+					g, w := got[i], want[i]
+					lp := host[i*vocab : (i+1)*vocab]
+					msg := ""
+					switch {
+					case g.Token != w.Token:
+						msg = fmt.Sprintf("token %d (logit %g), cpu %d (logit %g)", g.Token, lp[g.Token], w.Token, lp[w.Token])
+					case math.Abs(float64(g.Logprob-w.Logprob)) > tol:
+						msg = fmt.Sprintf("logprob %g, cpu %g", g.Logprob, w.Logprob)
+					case len(g.Top) != len(w.Top):
+						msg = fmt.Sprintf("%d top logprobs, cpu %d", len(g.Top), len(w.Top))
+					default:
+						for j := range w.Top {
+							if g.Top[j].ID != w.Top[j].ID || math.Abs(float64(g.Top[j].Logprob-w.Top[j].Logprob)) > tol {
+								msg = fmt.Sprintf("top %d: %v, cpu %v", j, g.Top[j], w.Top[j])
+								break
+							}
+						}
+					}
+					if msg != "" {
+						bad++
+						if bad <= 10 {
+							t.Errorf("chunks of %d: %s: %s", bs, names[i], msg)
 						}
 					}
 				}
-				if msg != "" {
-					bad++
-					if bad <= 10 {
-						t.Errorf("%s: %s", names[i], msg)
-					}
-				}
 			}
-			t.Logf("%d rows, %d differ", len(rows), bad)
+			t.Logf("%d rows in chunks of 1, 33, 60 and %d: %d differ", len(rows), len(rows), bad)
 		})
 	}
 }
