@@ -74,6 +74,7 @@ func sampleParams() []sample.Params {
 		{},
 		{Logprobs: true, TopLogprobs: 5},
 		{Temperature: 0.7},
+		{Temperature: 0.9, Logprobs: true, TopLogprobs: 2},
 		{Temperature: 1, TopP: 0.9},
 		{Temperature: 0.8, TopK: 50},
 		{Temperature: 1, TopK: 40, TopP: 0.8, MinP: 0.05},

@@ -471,6 +471,7 @@ struct Slice {
 // The ring that streams an unstaged slice through shared memory: kRingDepth
 // stages in flight a thread, kRingU float4 a thread a stage, each thread
 // copying and reading back only its own float4s (no block barriers).
+constexpr int kTopReg = 5;  // top logprobs a thread keeps in registers in the max pass
 constexpr int kRingU = 2;
 constexpr int kRingDepth = 2;
 constexpr int kRingSlots = kRingDepth + 1;
@@ -962,8 +963,26 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     int bi = INT_MAX;
     // a thread sees its ids in increasing order: ties keep the first
     if (want_lp) {
+      // up to kTopReg top logprobs: this thread's best rank keys, sorted,
+      // kept in registers during the pass (instead of a pass a rank)
+      unsigned long long tk[kTopReg];
+#pragma unroll
+      for (int j = 0; j < kTopReg; j++) tk[j] = 0;
+      const bool top_reg = p.n_top > 0 && p.n_top <= kTopReg;
       for_each_w(sl, [&](int i, float x) {
         if (plain) race.add(i, x);
+        if (top_reg) {
+          const unsigned long long k = rank_key(x, i);
+          if (k > tk[kTopReg - 1]) {
+            tk[kTopReg - 1] = k;
+#pragma unroll
+            for (int j = kTopReg - 1; j > 0; j--) {
+              const unsigned long long a = tk[j - 1], b = tk[j];
+              tk[j - 1] = b > a ? b : a;
+              tk[j] = b > a ? a : b;
+            }
+          }
+        }
         if (x > m) {
           s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
           m = x;
@@ -974,6 +993,22 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       }, [&] {
         if (plain) race.drain(keep_all);
       });
+      if (top_reg) {
+        // the block's n best: n rounds of a block max over the lists' heads
+        // (keys are distinct: one thread owns the winner and pops it)
+        int got = 0;
+        for (; got < p.n_top; got++) {
+          const unsigned long long b = block_max_u(tk[0], sh);
+          if (b == 0) break;
+          if (tk[0] == b) {
+#pragma unroll
+            for (int j = 0; j < kTopReg - 1; j++) tk[j] = tk[j + 1];
+            tk[kTopReg - 1] = 0;
+          }
+          if (tid == 0) *Cluster<C>::peer(&sh.top_in[rank * TK_SAMPLE_MAX_TOP + got], 0) = b;
+        }
+        if (tid == 0) *Cluster<C>::peer(&sh.top_cnt[rank], 0) = got;
+      }
     } else if (plain) {  // straight-line code a group of four: the hashes overlap
       for_each_w(sl, [&](int i, float x) {
         race.add(i, x);
@@ -1125,9 +1160,10 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   }
 
   // 5. top-n logprobs of the penalised logits: each block takes its
-  // slice's n best keys (n rounds of a block max), block 0 merges them
+  // slice's n best keys (n rounds of a block max, each a pass over the
+  // slice unless the max pass kept them), block 0 merges them
   int ntop = 0;
-  if (p.n_top > 0) {
+  if (p.n_top > kTopReg) {  // (up to kTopReg: gathered in the max pass)
     const int want = min(p.n_top, TK_SAMPLE_MAX_TOP);
     unsigned long long prev = ~0ull;
     int got = 0;
