@@ -1,6 +1,6 @@
 // sample.cu: fused sampling of a whole batch of logit rows, with the
 // semantics of engine/sample.Sample (the CPU reference): penalties,
-// greedy, temperature, top-k, top-p, min-p, a per-row uniform value (the
+// greedy, temperature, top-k, top-p, min-p, a per-row noise key (the
 // request's seeded stream, computed on the host), the chosen token's
 // logprob and the top-n logprobs. It never sorts the vocabulary.
 //
@@ -10,8 +10,10 @@
 // history (distinct token ids and their output counts) at
 // [hist_off, hist_off + hist_len).
 //
-// Bound: reading the logits from memory (4 B a logit a pass) and, past
-// greedy, about 25 ops a logit a pass. A row is sampled by a cluster of C
+// Bound: reading the logits from memory (4 B a logit a pass; greedy and
+// temperature-only rows read them once), and the race's hash, about 20
+// ops a logit, whose latency the scan hides with straight-line groups of
+// four. A row is sampled by a cluster of C
 // thread blocks, block r owning ids [r*S, (r+1)*S), S = V/C rounded up to
 // 4; the blocks exchange per-slice results (max, masses, histograms, the
 // draw's slice sums) through distributed shared memory, one cluster
@@ -20,8 +22,10 @@
 // rows, each block copying its slice into shared memory once so that only
 // the first pass touches DRAM; C = 2 (1024 threads, one block an SM) up to
 // 66 rows, reading half rows from global memory, where the second and later
-// passes hit L2; above that, and before Hopper, C = 1 (1024 threads). Any C
-// stages its slice in shared memory when it fits (small vocabularies).
+// passes hit L2; above that, and before Hopper, C = 1 (512 threads, two
+// blocks an SM). Any C stages its slice in shared memory when it fits
+// (small vocabularies); an unstaged slice streams through a per-thread
+// cp.async ring in the scans that vote (for_each_w).
 //
 // Weights are engine/sample's table exponential, bit for bit:
 // y = (l - max) * w_scale (w_scale = 1024*log2(e)/T from the host),
