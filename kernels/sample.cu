@@ -472,10 +472,10 @@ struct Slice {
   float4 *ring;  // for_each_w's copy ring when the slice is read in place (else null)
 };
 
+constexpr int kTopReg = 5;  // top logprobs a thread keeps in registers in the max pass
 // The ring that streams an unstaged slice through shared memory: kRingDepth
 // stages in flight a thread, kRingU float4 a thread a stage, each thread
 // copying and reading back only its own float4s (no block barriers).
-constexpr int kTopReg = 5;  // top logprobs a thread keeps in registers in the max pass
 constexpr int kRingU = 2;
 constexpr int kRingDepth = 2;
 constexpr int kRingSlots = kRingDepth + 1;
