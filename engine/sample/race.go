@@ -152,7 +152,28 @@ func (r *racer) offer(i int32, x float32) {
 	if r.best >= 0 && y+noiseBound(h) < r.bestK {
 		return // cannot win: skip the logarithms
 	}
+	r.enter(i, y, h)
+}
+
+func (r *racer) enter(i int32, y float32, h uint32) {
 	if k := y + noiseOf(h); r.best < 0 || k > r.bestK {
 		r.best, r.bestK = i, k
+	}
+}
+
+// offerFinite enters every finite logit of l (ids from 0): offer's loop,
+// written out because it is the CPU sampler's hot loop.
+func (r *racer) offerFinite(l []float32) {
+	lo, hi, ws := uint32(r.key), uint32(r.key>>32), r.ws
+	for i, x := range l {
+		if !(x > negInf) {
+			continue
+		}
+		y := float32(x * ws)
+		h := fmix32(uint32(i)*0x9e3779b9+lo) ^ hi
+		if r.best >= 0 && y+noiseBound(h) < r.bestK {
+			continue
+		}
+		r.enter(int32(i), y, h)
 	}
 }

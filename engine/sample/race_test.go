@@ -82,6 +82,11 @@ func TestRaceSkipMatchesFullRace(t *testing.T) {
 		if rc.best != best {
 			t.Fatalf("trial %d: racer picked %d, full race %d", trial, rc.best, best)
 		}
+		all := newRacer(ws, key)
+		all.offerFinite(l)
+		if all.best != best {
+			t.Fatalf("trial %d: offerFinite picked %d, full race %d", trial, all.best, best)
+		}
 	}
 }
 

@@ -161,11 +161,7 @@ func drawToken(s *scratch, p Params, maxL float32, key uint64) int32 {
 	topK := p.TopK > 0 && p.TopK < len(l)
 	topP := p.TopP > 0 && p.TopP < 1
 	if !topK && !topP && p.MinP == 0 {
-		for i, x := range l {
-			if x > negInf {
-				race.offer(int32(i), x)
-			}
-		}
+		race.offerFinite(l)
 		return race.best
 	}
 	for i, x := range l {
