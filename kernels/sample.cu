@@ -987,13 +987,13 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
             }
           }
         }
-        // online sum of exp(l - m), one exponential and no branch: a new
-        // maximum rescales the sum, any other finite logit adds to it
-        const bool gt = x > m;
-        const float e = x == -INFINITY ? 0.f : __expf(gt ? m - x : x - m);
-        s = gt ? s * e + 1.f : s + e;
-        m = gt ? x : m;
-        bi = gt ? i : bi;
+        if (x > m) {
+          s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
+          m = x;
+          bi = i;
+        } else if (x > -INFINITY) {
+          s += __expf(x - m);
+        }
       }, [&] {
         if (plain) race.drain(keep_all);
       });
