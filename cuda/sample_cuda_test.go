@@ -66,6 +66,13 @@ func sampleDists() []logitDist {
 			}
 			v[r.Intn(len(v))] = 3
 		}},
+		{"huge", func(r *rand.Rand, v []float32) { // l*WeightScale overflows: infinite race keys, ties by id
+			for i := range v {
+				v[i] = float32(r.NormFloat64() * 1e37)
+			}
+			v[r.Intn(len(v))] = 3e38
+			v[r.Intn(len(v))] = 3e38
+		}},
 	}
 }
 

@@ -115,3 +115,42 @@ func TestRaceFollowsTheSoftmaxInTheTail(t *testing.T) {
 		t.Errorf("rare tokens drawn %d times, want %.0f ± %.0f", rare, want, 5*sd)
 	}
 }
+
+// TestZeroWeightTokensNeverWin: without truncation the race runs over
+// every finite logit, which matches the weights' support because the
+// noise spans less than the gap at which a weight rounds to 0.
+func TestZeroWeightTokensNeverWin(t *testing.T) {
+	l := make([]float32, 4096)
+	for i := range l {
+		l[i] = -90 // e^-90: weight 0 at T = 1 (below 2^-126)
+	}
+	l[17] = 0
+	p := Params{Temperature: 1, Seed: 3}
+	for d := range uint64(20000) {
+		res, err := Sample(l, p, nil, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Token != 17 {
+			t.Fatalf("draw %d: token %d of weight 0 won", d, res.Token)
+		}
+	}
+	if w := weight(-90, 0, WeightScale(1)); w != 0 {
+		t.Fatalf("weight(-90) = %g, want 0", w)
+	}
+}
+
+// TestHugeLogitsTieByID: keys overflow to +Inf for logits near the float
+// maximum; the lowest id among them wins, as on the GPU.
+func TestHugeLogitsTieByID(t *testing.T) {
+	l := []float32{1, 3e38, 2, 3e38, -3e38}
+	for d := range uint64(50) {
+		res, err := Sample(l, Params{Temperature: 0.5, Seed: 9}, nil, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Token != 1 {
+			t.Fatalf("draw %d: token %d, want 1", d, res.Token)
+		}
+	}
+}
