@@ -483,10 +483,30 @@ __host__ __device__ constexpr size_t ring_bytes(int threads) {
   return (size_t)kRingSlots * kRingU * threads * 16;
 }
 
-// for_each_w calls f(id, logit) for the logits of the slice, each thread
-// a strided share in increasing id order, with warp-uniform trip counts:
-// ids past the slice come as -Inf (for loops that vote across the warp),
-// and after() follows every group of four ids.
+// for_each calls f(id, logit) for every logit of the slice, each thread a
+// strided share.
+template <typename F>
+__device__ __forceinline__ void for_each(const Slice &sl, F f) {
+  int j0 = 0;
+  if (sl.vec) {
+    const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
+    const int n4 = sl.n >> 2;
+#pragma unroll 2
+    for (int j = threadIdx.x; j < n4; j += (int)blockDim.x) {
+      const float4 v = x4[j];
+      const int i = sl.lo + 4 * j;
+      f(i, fix(v.x));
+      f(i + 1, fix(v.y));
+      f(i + 2, fix(v.z));
+      f(i + 3, fix(v.w));
+    }
+    j0 = 4 * n4;
+  }
+  for (int j = j0 + threadIdx.x; j < sl.n; j += (int)blockDim.x) f(sl.lo + j, fix(sl.xs[j]));
+}
+
+// for_each_w is for_each with warp-uniform trip counts (ids past the
+// slice come as -Inf), for loops that vote across the warp.
 template <typename F, typename G>
 __device__ __forceinline__ void for_each_w(const Slice &sl, F f, G after) {
   const int lane = threadIdx.x & 31, wbase = (int)threadIdx.x - lane, T = (int)blockDim.x;
@@ -546,20 +566,6 @@ __device__ __forceinline__ void for_each_w(const Slice &sl, F f, G after) {
     f(sl.lo + j, j < sl.n ? fix(sl.xs[j]) : -INFINITY);
     after();
   }
-}
-
-// for_each calls f(id, logit) for every logit of the slice (and no
-// other), each thread a strided share in increasing id order; an unstaged
-// slice streams through the copy ring as in for_each_w.
-template <typename F>
-__device__ __forceinline__ void for_each(const Slice &sl, F f) {
-  const int end = sl.lo + sl.n;
-  for_each_w(
-      sl,
-      [&](int i, float x) {
-        if (i < end) f(i, x);
-      },
-      [] {});
 }
 
 // kth_key returns the k-th largest rank key (1-based) among the slice
