@@ -118,6 +118,17 @@ __device__ __forceinline__ float weight(float x, float maxl, float ws, const uns
   return __uint_as_float(((unsigned)((q >> kQBits) + 127) << 23) | tab[q & (kQSize - 1)]);
 }
 
+// q_window returns a logit interval holding every x whose quantized
+// exponent (weight's q) lies in [qa, qb] (qb <= 0), widened well past the
+// rounding of y and of the bounds: a two-compare pre-filter before the
+// exact test, which the cut's narrow passes would otherwise run on every
+// logit (they are instruction-bound).
+__device__ __forceinline__ float2 q_window(float maxl, float ws, int qa, int qb) {
+  const float ca = ((float)qa - 0.5f) / ws, cb = ((float)qb + 0.5f) / ws;
+  const float m = (fabsf(maxl) + fabsf(ca) + 1.f / ws) * 0x1p-18f;
+  return make_float2(maxl + ca - m, maxl + cb + m);
+}
+
 __device__ __forceinline__ float weight_of_q(int q, const unsigned *tab) {
   return __uint_as_float(((unsigned)((q >> kQBits) + 127) << 23) | tab[q & (kQSize - 1)]);
 }
@@ -575,7 +586,9 @@ template <int C>
 __device__ unsigned long long kth_key(const Slice &sl, float maxl, float ws, int qs,
                                       unsigned long long limit, long long k, Shared &sh) {
   const int lane = threadIdx.x & 31;
+  const float2 win = q_window(maxl, ws, qs, qs);
   auto is_member = [&](int i, float x, unsigned long long &key) {
+    if (x < win.x || x > win.y) return false;
     int q;
     weight(x, maxl, ws, sl.tab, q);
     if (q != qs) return false;
@@ -804,7 +817,9 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   // 2. the exact q within bucket bstar
   if (tid < kB2) sh.x.h2[tid] = 0;
   __syncthreads();
+  const float2 win = q_window(maxl, ws, -(bstar * kB2 + kB2 - 1), -bstar * kB2);
   for_each(sl, [&](int i, float x) {
+    if (x < win.x || x > win.y) return;
     int q;
     const float w = weight(x, maxl, ws, sl.tab, q);
     if (w == 0.f || ((-q) >> kB2Bits) != bstar) return;
@@ -1128,7 +1143,14 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       const float w = weight(x, maxl, ws, sl.tab, q);
       return w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, i) >= limit);
     };
-    for_each_w(sl, [&](int i, float x) { race.add(i, x); }, [&] { race.drain(keep); });
+    // a logit floor under every survivor (the cut token's logit; min-p's
+    // bound, widened): below it a token needs no hash
+    float xfloor = limit ? ord2f((unsigned)(limit >> 32)) : -INFINITY;
+    if (p.min_p > 0.f)
+      xfloor = fmaxf(xfloor, q_window(maxl, ws, (int)floorf(1024.f * log2f(p.min_p)) - 4, 0).x);
+    for_each_w(sl, [&](int i, float x) {
+      if (x >= xfloor) race.add(i, x);
+    }, [&] { race.drain(keep); });
     race.drain(keep, true);
     prof(6);
   }
