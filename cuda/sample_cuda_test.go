@@ -66,6 +66,14 @@ func sampleDists() []logitDist {
 			}
 			v[r.Intn(len(v))] = 3
 		}},
+		{"sharp", func(r *rand.Rand, v []float32) { // top logits of 100-400
+			for i := range v {
+				v[i] = float32(r.NormFloat64() * 30)
+			}
+			for range 8 {
+				v[r.Intn(len(v))] = 100 + 300*r.Float32()
+			}
+		}},
 		{"huge", func(r *rand.Rand, v []float32) { // l*WeightScale overflows: infinite race keys, ties by id
 			for i := range v {
 				v[i] = float32(r.NormFloat64() * 1e36)
@@ -83,6 +91,7 @@ func sampleParams() []sample.Params {
 		{Logprobs: true, TopLogprobs: 5},
 		{Temperature: 0.7},
 		{Temperature: 0.9, Logprobs: true, TopLogprobs: 2},
+		{Temperature: 2e-5, TopK: 50}, // keys near 2^35: the scan's float margins
 		{Temperature: 1, TopP: 0.9},
 		{Temperature: 0.8, TopK: 50},
 		{Temperature: 1, TopK: 40, TopP: 0.8, MinP: 0.05},

@@ -15,8 +15,8 @@
 // ops a logit, whose latency the scan hides with straight-line groups of
 // four. A row is sampled by a cluster of C
 // thread blocks, block r owning ids [r*S, (r+1)*S), S = V/C rounded up to
-// 4; the blocks exchange per-slice results (max, masses, histograms, the
-// draw's slice sums) through distributed shared memory, one cluster
+// 4; the blocks exchange per-slice results (max, masses, histograms, race
+// winners, top-n keys) through distributed shared memory, one cluster
 // barrier an exchange. C is the most that keeps the whole batch on the
 // chip at once: on Hopper C = 8 (512 threads, two blocks an SM) up to 33
 // rows, each block copying its slice into shared memory once so that only
@@ -76,6 +76,7 @@ constexpr int kGatherCap = 1024;                // members gathered and sorted (
 constexpr int kMaxCluster = 16;
 constexpr float kFix = 4294967296.0f;  // 2^32: fixed-point masses (w <= 1), engine/sample's fixedOf
 constexpr int kLogSize = TK_SAMPLE_LOG_TABLE / 2;  // logarithm intervals of a mantissa
+constexpr int kTopReg = 5;  // top logprobs a thread keeps in registers in the max pass
 
 // Status codes written into tk_sample_result.status.
 constexpr int kOK = 0;
@@ -178,10 +179,11 @@ __device__ __forceinline__ float noise_bound(unsigned h) { return (float)(1024 *
 
 // may_win is a cheaper, looser form of y + noise_bound(h) >= thr for the
 // scan (clz and int-to-float conversions are quarter-rate): with
-// thr512 = thr - 512, it holds when clz(h) >= rn((thr512 - y) / 1024),
-// which the exact test implies (rounding to nearest never exceeds the
-// exact test's ceiling, and 512 - 482.5 covers the rounding of the
-// floats). So it may keep a token the exact test drops, never the reverse.
+// thr512 = thr - 512 - |thr| * 2^-21 (Race::set_thr), it holds when
+// clz(h) >= rn((thr512 - y) / 1024), which the exact test implies
+// (rounding to nearest never exceeds the exact test's ceiling, and the
+// margin covers the rounding of the floats, up to keys of 2^40 and
+// beyond). So it may keep a token the exact test drops, never the reverse.
 __device__ __forceinline__ bool may_win(float y, unsigned h, float thr512) {
   // x >= 0 (NaN -> 0); rn(x) by the 1.5*2^23 trick, huge (or +Inf) x
   // giving a huge k that the clamped shift turns into "h == 0"
@@ -251,7 +253,10 @@ struct Race {
 
   __device__ void set_thr(float t) {
     thr = t;
-    thr512 = __fsub_rn(t, 512.f);
+    // 512 past the bound's 482.5, and |t| * 2^-21 for the roundings of
+    // may_win's and the exact test's sums once keys reach ~2^32 (tiny
+    // temperatures: a float step of 512 or more)
+    thr512 = __fsub_rn(t, __fadd_rn(512.f, __fmul_rn(fabsf(t), 0x1p-21f)));
   }
 
   // flush keys the last take buffered candidates that keep(id, logit)
@@ -380,6 +385,8 @@ struct Shared {
   int red_i[kMaxNW];
   float2 logt[kLogSize];  // engine/sample's logarithm table (r_j, t_j)
   unsigned race_thr;      // Race::block_thr
+  unsigned long long top_mine[kTopReg];  // this block's top-n keys from the max pass
+  int top_mine_cnt;
   int i0;
   unsigned long long u0;
 };
@@ -483,7 +490,6 @@ struct Slice {
   float4 *ring;  // for_each_w's copy ring when the slice is read in place (else null)
 };
 
-constexpr int kTopReg = 5;  // top logprobs a thread keeps in registers in the max pass
 // The ring that streams an unstaged slice through shared memory: kRingDepth
 // stages in flight a thread, kRingU float4 a thread a stage, each thread
 // copying and reading back only its own float4s (no block barriers).
@@ -882,7 +888,7 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
 
 template <int C, int T>
 __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
-    float *logits, int V, int S, int staged, const tk_sample_params *params,
+    float *logits, int V, int S, int staged, int ringed, const tk_sample_params *params,
     const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results) {
   extern __shared__ __align__(16) unsigned char dyn[];
   __shared__ Shared sh;
@@ -910,7 +916,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   ptr += (size_t)kLocalCap * 8;
   sl.gbuf = reinterpret_cast<unsigned long long *>(ptr);
   ptr += (size_t)kGatherCap * 8;
-  sl.ring = staged ? nullptr : reinterpret_cast<float4 *>(ptr);  // ring_bytes(T) more
+  sl.ring = ringed ? reinterpret_cast<float4 *>(ptr) : nullptr;  // ring_bytes(T) more
   sl.tab = tab;
   sl.lo = lo;
   sl.n = n;
@@ -988,9 +994,10 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
 #pragma unroll
       for (int j = 0; j < kTopReg; j++) tk[j] = 0;
       const bool top_reg = p.n_top > 0 && p.n_top <= kTopReg;
+      const int end = lo + n;  // for_each_w pads past the slice
       for_each_w(sl, [&](int i, float x) {
         if (plain) race.add(i, x);
-        if (top_reg) {
+        if (top_reg && i < end) {
           const unsigned long long k = rank_key(x, i);
           if (k > tk[kTopReg - 1]) {
             tk[kTopReg - 1] = k;
@@ -1024,9 +1031,9 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
             for (int j = 0; j < kTopReg - 1; j++) tk[j] = tk[j + 1];
             tk[kTopReg - 1] = 0;
           }
-          if (tid == 0) *Cluster<C>::peer(&sh.top_in[rank * TK_SAMPLE_MAX_TOP + got], 0) = b;
+          if (tid == 0) sh.top_mine[got] = b;  // sent to block 0 in step 5, after a cluster barrier
         }
-        if (tid == 0) *Cluster<C>::peer(&sh.top_cnt[rank], 0) = got;
+        if (tid == 0) sh.top_mine_cnt = got;
       }
     } else if (plain) {  // straight-line code a group of four: the hashes overlap
       for_each_w(sl, [&](int i, float x) {
@@ -1137,7 +1144,14 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     Cluster<C>::sync();
     // 4. the race over the survivors (min-p included), its threshold
     // started at the key of the top token (always a survivor)
-    race.set_thr(__fadd_rn(__fmul_rn(maxl, ws), noise_of(noise_hash(p.noise_key, best), sh.logt)));
+    {
+      const float kb = __fadd_rn(__fmul_rn(maxl, ws), noise_of(noise_hash(p.noise_key, best), sh.logt));
+      race.set_thr(kb);
+      if (tid == 0 && best >= lo && best < lo + n) {  // the block holding it starts with it
+        race.bk = kb;
+        race.bi = best;
+      }
+    }
     auto keep = [&](int i, float x) {
       int q;
       const float w = weight(x, maxl, ws, sl.tab, q);
@@ -1189,7 +1203,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // slice's n best keys (n rounds of a block max, each a pass over the
   // slice unless the max pass kept them), block 0 merges them
   int ntop = 0;
-  if (p.n_top > kTopReg) {  // (up to kTopReg: gathered in the max pass)
+  if (p.n_top > 0 && p.n_top <= kTopReg && tid == 0) {  // gathered in the max pass
+    const int got = sh.top_mine_cnt;
+    for (int j = 0; j < got; j++) *Cluster<C>::peer(&sh.top_in[rank * TK_SAMPLE_MAX_TOP + j], 0) = sh.top_mine[j];
+    *Cluster<C>::peer(&sh.top_cnt[rank], 0) = got;
+  }
+  if (p.n_top > kTopReg) {
     const int want = min(p.n_top, TK_SAMPLE_MAX_TOP);
     unsigned long long prev = ~0ull;
     int got = 0;
@@ -1221,7 +1240,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         bk = sh.race_k[r];
         bi = sh.race_i[r];
       }
-    token = bi == INT_MAX ? -1 : bi;  // a survivor always exists: the top token
+    token = bi == INT_MAX ? -1 : bi;  // never -1: the top token is a survivor (cut rows start with it)
   }
   if (p.n_top > 0) {
     int total = 0;
@@ -1282,10 +1301,12 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   const int S = ((V + C - 1) / C + 3) & ~3;
   const size_t fixed = fixed_smem(C);
   const int staged = fixed + (size_t)S * 4 <= (size_t)max_smem;  // else read the row in place
+  // the copy ring where it fits (not on GPUs with ~100 KB a block)
+  const int ringed = !staged && fixed + ring_bytes(T) <= (size_t)max_smem;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3((unsigned)rows * C);
   cfg.blockDim = dim3(T);
-  cfg.dynamicSmemBytes = fixed + (staged ? (size_t)S * 4 : ring_bytes(T));
+  cfg.dynamicSmemBytes = fixed + (staged ? (size_t)S * 4 : ringed ? ring_bytes(T) : 0);
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -1294,7 +1315,7 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = C > 1 ? 1 : 0;
-  cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C, T>, logits, V, S, staged, params,
+  cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C, T>, logits, V, S, staged, ringed, params,
                                      hist_ids, hist_counts, results);
   if (e != cudaSuccess) {
     cudaGetLastError();

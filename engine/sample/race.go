@@ -115,7 +115,7 @@ func noiseOf(h uint32) float32 {
 	} else {
 		a = -log2f(1 - v)
 	}
-	return -1024 * log2f(a)
+	return float32(-1024 * log2f(a))
 }
 
 // noiseBound is an upper bound of noiseOf(h) from h's leading zeros c:

@@ -154,3 +154,38 @@ func TestHugeLogitsTieByID(t *testing.T) {
 		}
 	}
 }
+
+// mayWinGPU is kernels/sample.cu's may_win with Race::set_thr's margin,
+// op for op in float32: the CUDA scan's cheap stand-in for the exact test
+// y + noiseBound(h) >= thr.
+func mayWinGPU(y float32, h uint32, thr float32) bool {
+	thr512 := thr - (512 + float32(float32(math.Abs(float64(thr)))*0x1p-21))
+	x := float32(float32(thr512-y) * (1.0 / 1024))
+	if !(x >= 0) { // also NaN
+		x = 0
+	}
+	k := int64(math.Float32bits(x+12582912)) - 0x4B400000
+	if k > 32 {
+		k = 32
+	}
+	return uint64(h) <= uint64(0xffffffff)>>k
+}
+
+// TestGPUScanTestIsConservative: whenever the exact test keeps a token
+// (its key may reach thr), the GPU's cheaper test keeps it too, for keys
+// from 2^10 to 2^40 (tiny temperatures make them large). Without the
+// margin's |thr| * 2^-21 term it fails.
+func TestGPUScanTestIsConservative(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	for range 2000000 {
+		e := 10 + r.IntN(31)
+		y := float32(math.Ldexp(r.Float64()*2-1, e))
+		h := r.Uint32() >> r.UintN(33)
+		// thr near y + the bound, where the two tests can disagree
+		thr := y + noiseBound(h) + float32((r.Float64()*2-1)*math.Ldexp(1, max(e-20, 6)))
+		exact := !(y+noiseBound(h) < thr)
+		if exact && !mayWinGPU(y, h, thr) {
+			t.Fatalf("y %g h %#x thr %g: the exact test keeps the token, the GPU test drops it", y, h, thr)
+		}
+	}
+}
