@@ -28,7 +28,7 @@ import (
 const (
 	logBits = 7
 	logSize = 1 << logBits
-	// log2Poly are 1/ln2, -1/(2 ln2), 1/(3 ln2): log2(1+r) to r^3.
+	// log2C1..3 are 1/ln2, -1/(2 ln2), 1/(3 ln2): log2(1+r) to r^3.
 	log2C1 = float32(0x1.715476p+0)
 	log2C2 = float32(-0x1.715476p-1)
 	log2C3 = float32(0x1.ec709ep-2)

@@ -67,8 +67,8 @@ func (s *scratch) size(v int) {
 //     drops tokens with w < MinP (w of the top token is 1, so this is
 //     p < MinP*p_max). The survivors are the kept tokens of weight > 0.
 //     Without any of the three, the survivors are the finite logits (a
-//     token of weight 0 could not win the race anyway: the noise spans
-//     less than a 2^-36 weight ratio).
+//     token of weight 0, under 2^-126 of the top one, could not win the
+//     race anyway: the noise spans about 2^37).
 //  6. An exponential race over the survivors (race.go): the largest
 //     l*WeightScale(T) + noise wins, ties to the lowest id, so a token is
 //     drawn with probability proportional to exp(l/T).
