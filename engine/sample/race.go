@@ -164,13 +164,13 @@ func (r *racer) enter(i int32, y float32, h uint32) {
 // offerFinite enters every finite logit of l (ids from 0): offer's loop,
 // written out because it is the CPU sampler's hot loop.
 func (r *racer) offerFinite(l []float32) {
-	lo, hi, ws := uint32(r.key), uint32(r.key>>32), r.ws
+	key, ws := r.key, r.ws
 	for i, x := range l {
 		if !(x > negInf) {
 			continue
 		}
 		y := float32(x * ws)
-		h := fmix32(uint32(i)*0x9e3779b9+lo) ^ hi
+		h := noiseHash(key, int32(i))
 		if r.best >= 0 && y+noiseBound(h) < r.bestK {
 			continue
 		}
