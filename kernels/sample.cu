@@ -375,8 +375,7 @@ struct Shared {
   float f_max, f_logz;
   int i_best;
   // written by peers into block 0: each block's race winner and top-n keys
-  float race_k[kMaxCluster];
-  int race_i[kMaxCluster];
+  unsigned long long race_in[kMaxCluster];
   int top_cnt[kMaxCluster];
   unsigned long long top_in[kMaxCluster * TK_SAMPLE_MAX_TOP];
   unsigned long long red_u[kMaxNW];
@@ -1169,34 +1168,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     prof(6);
   }
   if (p.greedy == 0) {
-    // this block's winner, into block 0
-    float rk = race.bk;
-    int ri = race.bi;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float k2 = __shfl_xor_sync(0xffffffffu, rk, o);
-      const int i2 = __shfl_xor_sync(0xffffffffu, ri, o);
-      if (race_better(k2, i2, rk, ri)) {
-        rk = k2;
-        ri = i2;
-      }
-    }
-    if (lane == 0) {
-      sh.red_m[wid] = rk;
-      sh.red_i[wid] = ri;
-    }
-    __syncthreads();
-    if (tid == 0) {
-      float bk = -INFINITY;
-      int bi = INT_MAX;
-      for (int w = 0; w < nwarps(); w++)
-        if (race_better(sh.red_m[w], sh.red_i[w], bk, bi)) {
-          bk = sh.red_m[w];
-          bi = sh.red_i[w];
-        }
-      *Cluster<C>::peer(&sh.race_k[rank], 0) = bk;
-      *Cluster<C>::peer(&sh.race_i[rank], 0) = bi;
-    }
+    // this block's winner, into block 0: as a rank key of (race key, id)
+    // the largest is the winner (ties to the lower id; -0 made +0 so
+    // that equal keys compare equal); 0 is "none"
+    const unsigned long long w =
+        block_max_u(race.bi == INT_MAX ? 0ull : rank_key(__fadd_rn(race.bk, 0.f), race.bi), sh);
+    if (tid == 0) *Cluster<C>::peer(&sh.race_in[rank], 0) = w;
   }
 
   // 5. top-n logprobs of the penalised logits: each block takes its
@@ -1233,14 +1210,9 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   if (rank != 0) return;
   int token = best;
   if (p.greedy == 0) {
-    float bk = -INFINITY;
-    int bi = INT_MAX;
-    for (int r = 0; r < C; r++)
-      if (race_better(sh.race_k[r], sh.race_i[r], bk, bi)) {
-        bk = sh.race_k[r];
-        bi = sh.race_i[r];
-      }
-    token = bi == INT_MAX ? -1 : bi;  // never -1: the top token is a survivor (cut rows start with it)
+    unsigned long long w = 0;
+    for (int r = 0; r < C; r++) w = sh.race_in[r] > w ? sh.race_in[r] : w;
+    token = w ? key_id(w) : -1;  // never -1: the top token is a survivor (cut rows start with it)
   }
   if (p.n_top > 0) {
     int total = 0;
