@@ -99,6 +99,12 @@ func sampleParams() []sample.Params {
 		{Temperature: 1, TopK: 1000, Logprobs: true, TopLogprobs: 20},
 		{Temperature: 2, MinP: 0.1, Logprobs: true},
 		{RepetitionPenalty: 0.8, PresencePenalty: -1, FrequencyPenalty: 2, Logprobs: true, TopLogprobs: 3},
+		// min-p alone: the max pass lists the candidates (MinpList); with
+		// T = 3 and min-p 0.01 most of a 128k row survives, the lists
+		// overflow and the race reads the row again
+		{Temperature: 0.8, MinP: 0.05},
+		{Temperature: 3, MinP: 0.01},
+		{Temperature: 1.1, MinP: 0.2, RepetitionPenalty: 1.3, FrequencyPenalty: 0.5},
 	}
 }
 
@@ -273,6 +279,7 @@ func BenchmarkSampleFused(b *testing.B) {
 		{"topp0.9", sample.Params{Temperature: 1, TopP: 0.9}},
 		{"topk50-topp0.9", sample.Params{Temperature: 1, TopK: 50, TopP: 0.9}},
 		{"greedy-logprobs5", sample.Params{Logprobs: true, TopLogprobs: 5}},
+		{"temp-logprobs5", sample.Params{Temperature: 0.8, Logprobs: true, TopLogprobs: 5}},
 	}
 	r := rand.New(rand.NewSource(1))
 	batches := []int{1, 64, 256}

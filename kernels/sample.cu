@@ -52,9 +52,12 @@
 // race in the max pass itself, so it reads its logits once; greedy rows
 // stop after the max pass.
 #include <cooperative_groups.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+
+#include <type_traits>
 
 #include "common.cuh"
 
@@ -98,9 +101,17 @@ bool g_exp_table_set = false, g_log_table_set = false;
 
 // fix maps NaN to -Inf (the reference does) and -0 to +0 (they compare
 // equal, so they must rank by id alone).
-__device__ __forceinline__ float fix(float x) {
-  if (x != x) return -INFINITY;
-  return x == 0.f ? 0.f : x;
+// Two instructions: fmaxf returns its other operand for a NaN, and
+// -0 + +0 is +0 when rounding to nearest.
+__device__ __forceinline__ float fix(float x) { return __fadd_rn(fmaxf(x, -INFINITY), 0.f); }
+
+// ex2 is 2^x by the special-function unit, subnormal results flushed to 0
+// (for sums of exp(l - max), where they cannot matter): one instruction,
+// where exp2f adds a range fix-up around it. ex2(-Inf) = 0.
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 }
 
 // weight is engine/sample's weight, op for op; q gets the quantized
@@ -321,6 +332,144 @@ struct Race {
   }
 };
 
+// WarpList is one warp's list of ids whose logit reaches a floor xfl,
+// made during a scan: the scan notes a group of four ids pbase .. +3 as
+// bits of pend (no branch), append queues them with one vote, and prune
+// drops ids, re-reading their logits (when xfl rose). Warp-uniform:
+// append after every group.
+struct WarpList {
+  int *ids;  // this warp's share of the list space
+  int cap;   // its capacity (a multiple of 32, >= 256)
+  int cnt = 0;
+  float xfl = -INFINITY;
+  unsigned pend = 0;
+  int pbase = 0;
+
+  __device__ __forceinline__ void append() {
+    if (__ballot_sync(0xffffffffu, pend != 0)) {
+      const unsigned below = (1u << (threadIdx.x & 31)) - 1;
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const bool need = (pend >> e) & 1u;
+        const unsigned mk = __ballot_sync(0xffffffffu, need);
+        if (need) ids[cnt + __popc(mk & below)] = pbase + e;
+        cnt += __popc(mk);
+      }
+      pend = 0;
+    }
+  }
+
+  // full: no room for another group of four ids a lane
+  __device__ __forceinline__ bool full() const { return cnt > cap - 128; }
+
+  // prune keeps the ids for which keep(id, logit) holds, in order.
+  template <typename K>
+  __device__ void prune(const float *xs, int lo, K keep) {
+    const int lane = threadIdx.x & 31;
+    const unsigned below = (1u << lane) - 1;
+    int out = 0;
+    for (int b = 0; b < cnt; b += 32) {
+      const int j = b + lane;
+      int id = 0;
+      bool k = false;
+      if (j < cnt) {
+        id = ids[j];
+        k = keep(id, fix(xs[id - lo]));
+      }
+      const unsigned mk = __ballot_sync(0xffffffffu, k);
+      __syncwarp();  // every lane has read its entry before any is overwritten
+      if (k) ids[out + __popc(mk & below)] = id;
+      out += __popc(mk);
+      __syncwarp();
+    }
+    cnt = out;
+  }
+};
+
+// MinpList is the WarpList of the ids that may survive a min-p cut, made
+// during the max pass so that the race keys only them instead of reading
+// the row a second time. A token survives when its weight
+// exp((l - max) / T) is at least min_p; every survivor's logit is at
+// least xfl(max), q_window's widened bound, and xfl grows with max, so
+// xfl of the block's max so far (a lower bound of the row's) never drops
+// a survivor. The list is pruned by the latest xfl when it fills; a warp
+// whose list stays full after pruning (flat rows, tiny min_p) sets over,
+// and its block then reads the row again (the race pass of cut rows).
+// -Inf and NaN are never listed (xfl starts at -FLT_MAX).
+struct MinpList {
+  WarpList w;
+  bool over = false;
+  float seen = -INFINITY;  // the block max w.xfl was made from
+  float pub = -INFINITY;   // this thread's max as last published
+  int qmin;
+  float ws;
+  unsigned *block_max;  // f2ord of the block's max so far (shared)
+
+  // group lists the noted ids, publishes this thread's max m, raises xfl
+  // to the block's max and prunes the list when it is near full.
+  __device__ __forceinline__ void group(float m, const float *xs, int lo) {
+    if (!over) w.append();
+    w.pend = 0;
+    if (m > pub) {
+      pub = m;
+      atomicMax(block_max, f2ord(m));
+    }
+    const float bm = ord2f(*(volatile unsigned *)block_max);  // one load: the same in every lane
+    if (bm > seen) {
+      seen = bm;
+      w.xfl = fmaxf(w.xfl, q_window(bm, ws, qmin, 0).x);
+    }
+    if (w.full() && !over) {
+      const float f = w.xfl;
+      w.prune(xs, lo, [f](int, float x) { return x >= f; });
+      over = w.full();
+    }
+  }
+};
+
+// TopList is the WarpList of the ids that may be among the block's kTopReg
+// best (rank keys), made during the max pass. xfl is the logit of the
+// kTopReg-th best key of a warp's list (found when the list reaches
+// kTopPrune ids, and the list is then cut to its kTopReg best keys), or
+// of any warp's (shared through block_thr): kTopReg ids at or above it
+// exist, so a smaller logit cannot rank among the best, and an equal one
+// is listed for the key compare. Until the first such bound every id is
+// listed, -Inf and NaN too (the reference ranks them as -Inf).
+constexpr int kTopPrune = 64;  // a TopList is cut to its kTopReg best at this many ids
+struct TopList {
+  WarpList w;
+  unsigned *block_thr;  // f2ord of the best bound of any warp (shared)
+
+  __device__ __forceinline__ void group(const float *xs, int lo) {
+    w.append();
+    w.xfl = fmaxf(w.xfl, ord2f(*(volatile unsigned *)block_thr));
+    if (w.cnt >= kTopPrune) {
+      // the kTopReg-th best key of the list: kTopReg rounds of a warp max
+      unsigned long long prev = ~0ull, k = 0;
+      for (int r = 0; r < kTopReg; r++) {
+        k = 0;
+        for (int j = (int)(threadIdx.x & 31); j < w.cnt; j += 32) {
+          const int id = w.ids[j];
+          const unsigned long long kk = rank_key(fix(xs[id - lo]), id);
+          if (kk < prev && kk > k) k = kk;
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+          const unsigned long long t = __shfl_xor_sync(0xffffffffu, k, o);
+          k = t > k ? t : k;
+        }
+        prev = k;
+      }
+      // the list holds >= kTopPrune ids: k is a real key (keys are > 0); by
+      // key, exactly kTopReg ids stay (ties of logit included)
+      const float b = ord2f((unsigned)(k >> 32));
+      if ((threadIdx.x & 31) == 0) atomicMax(block_thr, f2ord(b));
+      w.xfl = fmaxf(w.xfl, b);
+      w.prune(xs, lo, [k](int id, float x) { return rank_key(x, id) >= k; });
+    }
+  }
+};
+
 // Cluster primitives: C blocks exchange through distributed shared memory;
 // with C == 1 they reduce to the block itself.
 template <int C>
@@ -384,6 +533,9 @@ struct Shared {
   int red_i[kMaxNW];
   float2 logt[kLogSize];  // engine/sample's logarithm table (r_j, t_j)
   unsigned race_thr;      // Race::block_thr
+  unsigned mp_max;        // MinpList::block_max
+  unsigned top_thr;       // f2ord of the block's best last logit of a full top list (max pass)
+  int mp_over;            // a warp's MinpList overflowed: the race reads the row
   unsigned long long top_mine[kTopReg];  // this block's top-n keys from the max pass
   int top_mine_cnt;
   int i0;
@@ -521,15 +673,20 @@ __device__ __forceinline__ void for_each(const Slice &sl, F f) {
   for (int j = j0 + threadIdx.x; j < sl.n; j += (int)blockDim.x) f(sl.lo + j, fix(sl.xs[j]));
 }
 
-// for_each_w is for_each with warp-uniform trip counts (ids past the
-// slice come as -Inf), for loops that vote across the warp.
-template <typename F, typename G>
-__device__ __forceinline__ void for_each_w(const Slice &sl, F f, G after) {
+// for_each_wq is for_each with warp-uniform trip counts (ids past the
+// slice come as -Inf), for loops that vote across the warp: before the
+// f calls of a group of four ids i0 .. i0 + 3 it calls pre(i0, v, valid)
+// with their raw logits and a mask of the ids that are the slice's (bit
+// e for id i0 + e; in the unaligned tail a group is one id, the rest of v
+// -Inf), and after them after().
+template <typename P, typename F, typename G>
+__device__ __forceinline__ void for_each_wq(const Slice &sl, P pre, F f, G after) {
   const int lane = threadIdx.x & 31, wbase = (int)threadIdx.x - lane, T = (int)blockDim.x;
   const int tid = (int)threadIdx.x;
   int j0 = 0;
-  auto quad = [&](int jb, float4 v) {  // ids 4*(jb + lane) .. +3 of the slice
+  auto quad = [&](int jb, float4 v, unsigned valid) {  // ids 4*(jb + lane) .. +3 of the slice
     const int i = sl.lo + 4 * (jb + lane);
+    pre(i, v, valid);
     f(i, fix(v.x));
     f(i + 1, fix(v.y));
     f(i + 2, fix(v.z));
@@ -566,7 +723,8 @@ __device__ __forceinline__ void for_each_w(const Slice &sl, F f, G after) {
       for (int u = 0; u < kRingU; u++) {
         const int jb = st * per + u * T + wbase;
         if (jb >= n4) break;  // warp-uniform
-        quad(jb, jb + lane < n4 ? sl.ring[((st % kRingSlots) * kRingU + u) * T + tid] : ninf);
+        const bool in = jb + lane < n4;
+        quad(jb, in ? sl.ring[((st % kRingSlots) * kRingU + u) * T + tid] : ninf, in ? 0xFu : 0u);
       }
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
@@ -574,13 +732,35 @@ __device__ __forceinline__ void for_each_w(const Slice &sl, F f, G after) {
   } else if (n4) {
     const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
 #pragma unroll 2
-    for (int jb = wbase; jb < n4; jb += T) quad(jb, jb + lane < n4 ? x4[jb + lane] : ninf);
+    for (int jb = wbase; jb < n4; jb += T) {
+      const bool in = jb + lane < n4;
+      quad(jb, in ? x4[jb + lane] : ninf, in ? 0xFu : 0u);
+    }
     j0 = 4 * n4;
   }
   for (int jb = j0 + wbase; jb < sl.n; jb += T) {
     const int j = jb + lane;
-    f(sl.lo + j, j < sl.n ? fix(sl.xs[j]) : -INFINITY);
+    const float x = j < sl.n ? sl.xs[j] : -INFINITY;
+    pre(sl.lo + j, make_float4(x, -INFINITY, -INFINITY, -INFINITY), j < sl.n ? 1u : 0u);
+    f(sl.lo + j, fix(x));
     after();
+  }
+}
+
+// for_each_w is for_each_wq with no pre.
+template <typename F, typename G>
+__device__ __forceinline__ void for_each_w(const Slice &sl, F f, G after) {
+  for_each_wq(sl, [](int, float4, unsigned) {}, f, after);
+}
+
+// quad_argmax folds a group of four ids i0 .. i0 + 3 (raw logits v) into a
+// thread's running argmax (m, bi): the first of its largest logits when
+// that is larger than m (a thread's ids rise, so ties keep the first).
+__device__ __forceinline__ void quad_argmax(int i0, float4 v, float &m, int &bi) {
+  const float g = fix(fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)));  // a NaN is ignored
+  if (g > m) {
+    m = g;
+    bi = i0 + (fix(v.x) == g ? 0 : fix(v.y) == g ? 1 : fix(v.z) == g ? 2 : 3);
   }
 }
 
@@ -925,7 +1105,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   prof(0);
   for (int j = tid; j < kQSize; j += (int)blockDim.x) tab[j] = g_exp_mant[j];
   for (int j = tid; j < kLogSize; j += (int)blockDim.x) sh.logt[j] = g_log_tab[j];
-  if (tid == 0) sh.race_thr = f2ord(-INFINITY);
+  if (tid == 0) {
+    sh.race_thr = f2ord(-INFINITY);
+    sh.mp_max = f2ord(-INFINITY);
+    sh.top_thr = f2ord(-INFINITY);
+    sh.mp_over = 0;
+  }
   // 1. penalties on this slice's ids, in place (history ids are distinct:
   // no two threads write one logit)
   for (int j = tid; j < p.hist_len; j += (int)blockDim.x) {
@@ -982,42 +1167,142 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   race.bid = reinterpret_cast<int *>(reinterpret_cast<unsigned char *>(sl.hist1) + wid * kRaceWarpBytes);
   race.block_thr = &sh.race_thr;
   auto keep_all = [](int, float) { return true; };
+  // min-p without other cuts or logprobs, on a slice read in place (a
+  // staged slice is cheap to read twice): the max pass lists the possible
+  // survivors (MinpList) in the space after the race's buffers, where a
+  // warp gets at least 256 entries (not with 1024-thread blocks)
+  // the list space after the race's buffers (hist1 to the end of gbuf,
+  // free in the max pass): a warp's share, used where it holds at least
+  // 256 ids (not with 1024-thread blocks)
+  int *lst;
+  int capw;
+  {
+    unsigned char *beg = reinterpret_cast<unsigned char *>(sl.hist1) + nwarps() * kRaceWarpBytes;
+    unsigned char *end = reinterpret_cast<unsigned char *>(sl.gbuf + kGatherCap);
+    capw = (int)(((end - beg) / 4 / nwarps()) & ~31);
+    lst = reinterpret_cast<int *>(beg) + wid * capw;
+  }
+  // min-p without other cuts or logprobs, on a slice read in place (a
+  // staged slice is cheap to read twice): the max pass lists the possible
+  // survivors (MinpList)
+  const bool mp = p.greedy == 0 && !topk && !topp && p.min_p > 0.f && !want_lp && capw >= 256 && !staged;
+  MinpList ml;
+  ml.w.ids = lst;
+  ml.w.cap = capw;
+  ml.w.xfl = -FLT_MAX;
+  ml.qmin = p.min_p > 0.f ? (int)floorf(1024.f * log2f(p.min_p)) - 4 : 0;
+  ml.ws = ws;
+  ml.block_max = &sh.mp_max;
   {
     float m = -INFINITY, s = 0.f;
     int bi = INT_MAX;
-    // a thread sees its ids in increasing order: ties keep the first
+    // a thread sees its ids in increasing order: ties keep the first.
+    // The argmax is taken a group of four at a time (quad_argmax).
     if (want_lp) {
-      // up to kTopReg top logprobs: this thread's best rank keys, sorted,
-      // kept in registers during the pass (instead of a pass a rank)
+      // up to kTopReg top logprobs: the block's candidates are listed
+      // (TopList) during the pass, then each thread keeps its best rank
+      // keys, sorted, in registers (instead of a pass a rank). With
+      // 1024-thread blocks the threads keep them during the pass: a token
+      // goes to the key compare only if its logit reaches tg, the larger
+      // of the thread's last kept logit and the block's best such logit.
       unsigned long long tk[kTopReg];
 #pragma unroll
       for (int j = 0; j < kTopReg; j++) tk[j] = 0;
       const bool top_reg = p.n_top > 0 && p.n_top <= kTopReg;
-      const int end = lo + n;  // for_each_w pads past the slice
-      for_each_w(sl, [&](int i, float x) {
-        if (plain) race.add(i, x);
-        if (top_reg && i < end) {
-          const unsigned long long k = rank_key(x, i);
+      const bool top_list = top_reg && capw >= 256;
+      const int end = lo + n;  // for_each_wq pads past the slice
+      TopList tl;
+      tl.w.ids = lst;
+      tl.w.cap = capw;
+      tl.block_thr = &sh.top_thr;
+      float t5 = -INFINITY, tg = -INFINITY;
+      // s is the sum of exp(x - rs): before a group of four, rs moves up
+      // to the group's max when that is more than 16 above it, so no term
+      // exceeds e^16 and there is one rescale a thread for most rows.
+      // rs starts at -FLT_MAX (finite: x - rs is never NaN).
+      float rs = -FLT_MAX;
+      constexpr float kL2E = 1.4426950408889634f;
+      auto term = [&](float x) { return ex2(__fmul_rn(__fsub_rn(fmaxf(x, -INFINITY), rs), kL2E)); };
+      // one loop a shape (listed or kept in registers; racing or not),
+      // so that no step tests a row's settings
+      auto scan = [&](auto listed, auto racing) {
+        constexpr bool L = decltype(listed)::value, R = decltype(racing)::value;
+        for_each_wq(sl, [&](int i0, float4 v, unsigned valid) {
+          const float g = fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w));  // NaN ignored
+          if (g > __fadd_rn(rs, 16.f)) {
+            s = __fmul_rn(s, ex2(__fmul_rn(__fsub_rn(rs, g), kL2E)));
+            rs = g;
+          }
+          s = __fadd_rn(s, __fadd_rn(__fadd_rn(term(v.x), term(v.y)), __fadd_rn(term(v.z), term(v.w))));
+          quad_argmax(i0, v, m, bi);
+          if constexpr (L) {
+            // !(x < xfl): NaN (ranked as -Inf) and, while xfl is -Inf,
+            // -Inf are listed too
+            const float f = tl.w.xfl;
+            tl.w.pend = valid & ((unsigned)!(v.x < f) | (unsigned)!(v.y < f) << 1 |
+                                 (unsigned)!(v.z < f) << 2 | (unsigned)!(v.w < f) << 3);
+            tl.w.pbase = i0;
+          }
+        }, [&](int i, float x) {
+          if constexpr (R) race.add(i, x);
+          if constexpr (!L) {
+            if (top_reg && x >= tg && i < end) {
+              const unsigned long long k = rank_key(x, i);
+              if (k > tk[kTopReg - 1]) {
+                tk[kTopReg - 1] = k;
+#pragma unroll
+                for (int j = kTopReg - 1; j > 0; j--) {
+                  const unsigned long long a = tk[j - 1], b = tk[j];
+                  tk[j - 1] = b > a ? b : a;
+                  tk[j] = b > a ? a : b;
+                }
+                if (tk[kTopReg - 1]) {
+                  t5 = ord2f((unsigned)(tk[kTopReg - 1] >> 32));
+                  if (t5 > tg) {
+                    tg = t5;
+                    atomicMax(&sh.top_thr, f2ord(t5));
+                  }
+                }
+              }
+            }
+          }
+        }, [&] {
+          if constexpr (R) race.drain(keep_all);
+          if constexpr (L) {
+            tl.group(sl.xs, lo);
+          } else {
+            if (top_reg) tg = fmaxf(tg, ord2f(*(volatile unsigned *)&sh.top_thr));
+          }
+        });
+      };
+      using T1 = std::true_type;
+      using F1 = std::false_type;
+      if (top_list) {
+        if (plain) scan(T1{}, T1{});
+        else scan(T1{}, F1{});
+      } else {
+        if (plain) scan(F1{}, T1{});
+        else scan(F1{}, F1{});
+      }
+      // the sum as s * exp(m), as the reductions below take it
+      // (m - 16 <= rs <= m)
+      if (m > -INFINITY && m < INFINITY) s = __fmul_rn(s, ex2(__fmul_rn(__fsub_rn(rs, m), kL2E)));
+      if (top_list) {  // each lane keeps its best of the warp's list
+        for (int j = lane; j < tl.w.cnt; j += 32) {
+          const int id = tl.w.ids[j];
+          const unsigned long long k = rank_key(fix(sl.xs[id - lo]), id);
           if (k > tk[kTopReg - 1]) {
             tk[kTopReg - 1] = k;
 #pragma unroll
-            for (int j = kTopReg - 1; j > 0; j--) {
-              const unsigned long long a = tk[j - 1], b = tk[j];
-              tk[j - 1] = b > a ? b : a;
-              tk[j] = b > a ? a : b;
+            for (int q = kTopReg - 1; q > 0; q--) {
+              const unsigned long long a = tk[q - 1], b = tk[q];
+              tk[q - 1] = b > a ? b : a;
+              tk[q] = b > a ? a : b;
             }
           }
         }
-        if (x > m) {
-          s = (m == -INFINITY ? 0.f : s * __expf(m - x)) + 1.f;
-          m = x;
-          bi = i;
-        } else if (x > -INFINITY) {
-          s += __expf(x - m);
-        }
-      }, [&] {
-        if (plain) race.drain(keep_all);
-      });
+      }
+      prof(20);
       if (top_reg) {
         // the block's n best: n rounds of a block max over the lists' heads
         // (keys are distinct: one thread owns the winner and pops it)
@@ -1034,19 +1319,23 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         }
         if (tid == 0) sh.top_mine_cnt = got;
       }
+      prof(21);
     } else if (plain) {  // straight-line code a group of four: the hashes overlap
-      for_each_w(sl, [&](int i, float x) {
-        race.add(i, x);
-        const bool gt = x > m;
-        m = gt ? x : m;
-        bi = gt ? i : bi;
-      }, [&] { race.drain(keep_all); });
+      for_each_wq(sl, [&](int i0, float4 v, unsigned) { quad_argmax(i0, v, m, bi); },
+                  [&](int i, float x) { race.add(i, x); }, [&] { race.drain(keep_all); });
+    } else if (mp) {
+      for_each_wq(sl, [&](int i0, float4 v, unsigned) {
+        quad_argmax(i0, v, m, bi);
+        // -Inf and NaN are never listed (xfl starts at -FLT_MAX)
+        const float f = ml.w.xfl;
+        ml.w.pend = (unsigned)(v.x >= f) | (unsigned)(v.y >= f) << 1 | (unsigned)(v.z >= f) << 2 |
+                    (unsigned)(v.w >= f) << 3;
+        ml.w.pbase = i0;
+      }, [](int, float) {}, [&] { ml.group(m, sl.xs, lo); });
+      if (ml.over && lane == 0) sh.mp_over = 1;  // read after the barrier below
     } else {
-      for_each_w(sl, [&](int i, float x) {
-        const bool gt = x > m;
-        m = gt ? x : m;
-        bi = gt ? i : bi;
-      }, [] {});
+      for_each_wq(sl, [&](int i0, float4 v, unsigned) { quad_argmax(i0, v, m, bi); },
+                  [](int, float) {}, [] {});
     }
     if (plain) race.drain(keep_all, true);
 #pragma unroll
@@ -1083,8 +1372,10 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       sh.x.s = bs;
       sh.x.best = bb;
     }
+    prof(22);
   }
   Cluster<C>::sync();
+  prof(23);
   if (tid == 0) {
     float pm[kMaxCluster], ps[kMaxCluster];
     int pb[kMaxCluster];
@@ -1161,10 +1452,17 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     float xfloor = limit ? ord2f((unsigned)(limit >> 32)) : -INFINITY;
     if (p.min_p > 0.f)
       xfloor = fmaxf(xfloor, q_window(maxl, ws, (int)floorf(1024.f * log2f(p.min_p)) - 4, 0).x);
-    for_each_w(sl, [&](int i, float x) {
-      if (x >= xfloor) race.add(i, x);
-    }, [&] { race.drain(keep); });
-    race.drain(keep, true);
+    if (mp && !sh.mp_over) {  // the listed ids only (mp_over is block-uniform)
+      race.bid = ml.w.ids;
+      race.cnt = ml.w.cnt;
+      while (race.cnt >= 32) race.flush(32, keep);
+      if (race.cnt > 0) race.flush(race.cnt, keep);
+    } else {
+      for_each_w(sl, [&](int i, float x) {
+        if (x >= xfloor) race.add(i, x);
+      }, [&] { race.drain(keep); });
+      race.drain(keep, true);
+    }
     prof(6);
   }
   if (p.greedy == 0) {
