@@ -11,7 +11,9 @@
 // [hist_off, hist_off + hist_len).
 //
 // Bound: reading the logits from memory (4 B a logit a pass; greedy and
-// temperature-only rows read them once), and the race's hash, about 20
+// temperature-only rows read them once, and so do min-p-only rows whose
+// slices 512-thread blocks read in place; logprobs add no pass), and the
+// race's hash, about 20
 // ops a logit, whose latency the scan hides with straight-line groups of
 // four. A row is sampled by a cluster of C
 // thread blocks, block r owning ids [r*S, (r+1)*S), S = V/C rounded up to
@@ -50,7 +52,8 @@
 // zeros) cannot lift the token past that winner, and the block and the
 // cluster reduce the winners. A row without top-k, top-p or min-p runs the
 // race in the max pass itself, so it reads its logits once; greedy rows
-// stop after the max pass.
+// stop after the max pass. A min-p-only row lists its possible survivors
+// in the max pass (MinpList) and races over the list.
 #include <cooperative_groups.h>
 #include <float.h>
 #include <limits.h>
