@@ -12,7 +12,8 @@
 //
 // Bound: reading the logits from memory (4 B a logit a pass; greedy and
 // temperature-only rows read them once, and so do min-p-only rows whose
-// slices 512-thread blocks read in place; logprobs add no pass), and the
+// slices 512-thread blocks read in place unless a warp's candidate list
+// overflows; logprobs add no pass), and the
 // race's hash, about 20
 // ops a logit, whose latency the scan hides with straight-line groups of
 // four. A row is sampled by a cluster of C
@@ -68,8 +69,9 @@ namespace cg = cooperative_groups;
 
 namespace {
 
-// Threads a block: 512 in clusters of 4 or more (two blocks an SM), 1024
-// with one or two blocks a row. Loops stride by blockDim.x.
+// Threads a block: 1024 with two blocks a row, else 512 (two blocks an
+// SM; TOKAMAK_SAMPLE_C1_THREADS=1024 for one block a row). Loops stride by
+// blockDim.x.
 constexpr int kMaxNW = 32;
 constexpr int kQBits = 10;
 constexpr int kQSize = 1 << kQBits;  // == TK_SAMPLE_EXP_TABLE
@@ -359,6 +361,7 @@ struct WarpList {
         cnt += __popc(mk);
       }
       pend = 0;
+      __syncwarp();  // the lanes' writes before any lane reads the list
     }
   }
 
@@ -537,7 +540,7 @@ struct Shared {
   float2 logt[kLogSize];  // engine/sample's logarithm table (r_j, t_j)
   unsigned race_thr;      // Race::block_thr
   unsigned mp_max;        // MinpList::block_max
-  unsigned top_thr;       // f2ord of the block's best last logit of a full top list (max pass)
+  unsigned top_thr;       // f2ord of the block's floor for top logprobs (TopList::block_thr; tg)
   int mp_over;            // a warp's MinpList overflowed: the race reads the row
   unsigned long long top_mine[kTopReg];  // this block's top-n keys from the max pass
   int top_mine_cnt;
@@ -1170,10 +1173,6 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   race.bid = reinterpret_cast<int *>(reinterpret_cast<unsigned char *>(sl.hist1) + wid * kRaceWarpBytes);
   race.block_thr = &sh.race_thr;
   auto keep_all = [](int, float) { return true; };
-  // min-p without other cuts or logprobs, on a slice read in place (a
-  // staged slice is cheap to read twice): the max pass lists the possible
-  // survivors (MinpList) in the space after the race's buffers, where a
-  // warp gets at least 256 entries (not with 1024-thread blocks)
   // the list space after the race's buffers (hist1 to the end of gbuf,
   // free in the max pass): a warp's share, used where it holds at least
   // 256 ids (not with 1024-thread blocks)
