@@ -243,6 +243,20 @@ __device__ __forceinline__ float ord2f(unsigned u) {
   return __uint_as_float((u & 0x80000000u) ? (u & 0x7fffffffu) : ~u);
 }
 
+// queue_group appends to a warp's buffer buf (cnt entries, warp-uniform)
+// the ids pbase + e of the set bits e of each lane's pend: one vote a bit,
+// lanes in order. Warp-uniform.
+__device__ __forceinline__ void queue_group(int *buf, int &cnt, unsigned pend, int pbase) {
+  const unsigned below = (1u << (threadIdx.x & 31)) - 1;
+#pragma unroll
+  for (int e = 0; e < 4; e++) {
+    const bool need = (pend >> e) & 1u;
+    const unsigned mk = __ballot_sync(0xffffffffu, need);
+    if (need) buf[cnt + __popc(mk & below)] = pbase + e;
+    cnt += __popc(mk);
+  }
+}
+
 // Race is one thread's share of a block's race. Every token offered gets
 // its hash and a cheap bound of its noise; only a token whose bound
 // reaches thr (the best key any warp of the block has found so far: below
@@ -322,14 +336,7 @@ struct Race {
   template <typename Keep>
   __device__ __forceinline__ void drain(Keep &keep, bool last = false) {
     if (__ballot_sync(0xffffffffu, pend != 0)) {
-      const unsigned below = (1u << (threadIdx.x & 31)) - 1;
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const bool need = (pend >> e) & 1u;
-        const unsigned m = __ballot_sync(0xffffffffu, need);
-        if (need) bid[cnt + __popc(m & below)] = pbase + e;
-        cnt += __popc(m);
-      }
+      queue_group(bid, cnt, pend, pbase);
       pend = 0;
       while (cnt >= 32) flush(32, keep);
     }
@@ -352,14 +359,7 @@ struct WarpList {
 
   __device__ __forceinline__ void append() {
     if (__ballot_sync(0xffffffffu, pend != 0)) {
-      const unsigned below = (1u << (threadIdx.x & 31)) - 1;
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const bool need = (pend >> e) & 1u;
-        const unsigned mk = __ballot_sync(0xffffffffu, need);
-        if (need) ids[cnt + __popc(mk & below)] = pbase + e;
-        cnt += __popc(mk);
-      }
+      queue_group(ids, cnt, pend, pbase);
       pend = 0;
       __syncwarp();  // the lanes' writes before any lane reads the list
     }
