@@ -344,6 +344,22 @@ struct Race {
   }
 };
 
+// top_insert puts rank key k into a thread's sorted list tk of its
+// kTopReg best keys (0: empty) if it beats the last; reports whether it did.
+__device__ __forceinline__ bool top_insert(unsigned long long (&tk)[kTopReg], unsigned long long k) {
+  if (k > tk[kTopReg - 1]) {
+    tk[kTopReg - 1] = k;
+#pragma unroll
+    for (int j = kTopReg - 1; j > 0; j--) {
+      const unsigned long long a = tk[j - 1], b = tk[j];
+      tk[j - 1] = b > a ? b : a;
+      tk[j] = b > a ? a : b;
+    }
+    return true;
+  }
+  return false;
+}
+
 // WarpList is one warp's list of ids whose logit reaches a floor xfl,
 // made during a scan: the scan notes a group of four ids pbase .. +3 as
 // bits of pend (no branch), append queues them with one vote, and prune
@@ -1249,15 +1265,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
           if constexpr (R) race.add(i, x);
           if constexpr (!L) {
             if (top_reg && x >= tg && i < end) {
-              const unsigned long long k = rank_key(x, i);
-              if (k > tk[kTopReg - 1]) {
-                tk[kTopReg - 1] = k;
-#pragma unroll
-                for (int j = kTopReg - 1; j > 0; j--) {
-                  const unsigned long long a = tk[j - 1], b = tk[j];
-                  tk[j - 1] = b > a ? b : a;
-                  tk[j] = b > a ? a : b;
-                }
+              if (top_insert(tk, rank_key(x, i))) {
                 if (tk[kTopReg - 1]) {
                   t5 = ord2f((unsigned)(tk[kTopReg - 1] >> 32));
                   if (t5 > tg) {
@@ -1292,16 +1300,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       if (top_list) {  // each lane keeps its best of the warp's list
         for (int j = lane; j < tl.w.cnt; j += 32) {
           const int id = tl.w.ids[j];
-          const unsigned long long k = rank_key(fix(sl.xs[id - lo]), id);
-          if (k > tk[kTopReg - 1]) {
-            tk[kTopReg - 1] = k;
-#pragma unroll
-            for (int q = kTopReg - 1; q > 0; q--) {
-              const unsigned long long a = tk[q - 1], b = tk[q];
-              tk[q - 1] = b > a ? b : a;
-              tk[q] = b > a ? a : b;
-            }
-          }
+          top_insert(tk, rank_key(fix(sl.xs[id - lo]), id));
         }
       }
       prof(20);
