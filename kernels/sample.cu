@@ -13,10 +13,9 @@
 // Bound: reading the logits from memory (4 B a logit a pass; greedy and
 // temperature-only rows read them once, and so do min-p-only rows whose
 // slices 512-thread blocks read in place unless a warp's candidate list
-// overflows; logprobs add no pass), and the
-// race's hash, about 20
-// ops a logit, whose latency the scan hides with straight-line groups of
-// four. A row is sampled by a cluster of C
+// overflows; logprobs add no pass), and the race's hash, about 20 ops a
+// logit, whose latency the scan hides with straight-line groups of four.
+// A row is sampled by a cluster of C
 // thread blocks, block r owning ids [r*S, (r+1)*S), S = V/C rounded up to
 // 4; the blocks exchange per-slice results (max, masses, histograms, race
 // winners, top-n keys) through distributed shared memory, one cluster
@@ -436,7 +435,9 @@ struct MinpList {
       pub = m;
       atomicMax(block_max, f2ord(m));
     }
-    const float bm = ord2f(*(volatile unsigned *)block_max);  // one load: the same in every lane
+    // any value a lane reads is a lower bound of the row's max (lanes may
+    // differ: each keeps a valid floor)
+    const float bm = ord2f(*(volatile unsigned *)block_max);
     if (bm > seen) {
       seen = bm;
       w.xfl = fmaxf(w.xfl, q_window(bm, ws, qmin, 0).x);
