@@ -145,6 +145,10 @@ __device__ __forceinline__ float2 q_window(float maxl, float ws, int qa, int qb)
   return make_float2(maxl + ca - m, maxl + cb + m);
 }
 
+// minp_q is min-p's bound as a quantized exponent (weight's q), widened
+// by 4: every token of weight >= min_p has q >= minp_q(min_p).
+__device__ __forceinline__ int minp_q(float min_p) { return (int)floorf(1024.f * log2f(min_p)) - 4; }
+
 __device__ __forceinline__ float weight_of_q(int q, const unsigned *tab) {
   return __uint_as_float(((unsigned)((q >> kQBits) + 127) << 23) | tab[q & (kQSize - 1)]);
 }
@@ -1209,7 +1213,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   ml.w.ids = lst;
   ml.w.cap = capw;
   ml.w.xfl = -FLT_MAX;
-  ml.qmin = p.min_p > 0.f ? (int)floorf(1024.f * log2f(p.min_p)) - 4 : 0;
+  ml.qmin = p.min_p > 0.f ? minp_q(p.min_p) : 0;
   ml.ws = ws;
   ml.block_max = &sh.mp_max;
   {
@@ -1234,7 +1238,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       tl.w.ids = lst;
       tl.w.cap = capw;
       tl.block_thr = &sh.top_thr;
-      float t5 = -INFINITY, tg = -INFINITY;
+      float tg = -INFINITY;
       // s is the sum of exp(x - rs): before a group of four, rs moves up
       // to the group's max when that is more than 16 above it, so no term
       // exceeds e^16 and there is one rescale a thread for most rows.
@@ -1268,7 +1272,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
             if (top_reg && x >= tg && i < end) {
               if (top_insert(tk, rank_key(x, i))) {
                 if (tk[kTopReg - 1]) {
-                  t5 = ord2f((unsigned)(tk[kTopReg - 1] >> 32));
+                  const float t5 = ord2f((unsigned)(tk[kTopReg - 1] >> 32));
                   if (t5 > tg) {
                     tg = t5;
                     atomicMax(&sh.top_thr, f2ord(t5));
@@ -1453,7 +1457,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     // bound, widened): below it a token needs no hash
     float xfloor = limit ? ord2f((unsigned)(limit >> 32)) : -INFINITY;
     if (p.min_p > 0.f)
-      xfloor = fmaxf(xfloor, q_window(maxl, ws, (int)floorf(1024.f * log2f(p.min_p)) - 4, 0).x);
+      xfloor = fmaxf(xfloor, q_window(maxl, ws, minp_q(p.min_p), 0).x);
     if (mp && !sh.mp_over) {  // the listed ids only (mp_over is block-uniform)
       race.bid = ml.w.ids;
       race.cnt = ml.w.cnt;
