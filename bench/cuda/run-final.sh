@@ -6,7 +6,9 @@
 # $OUT/final-logs.tgz; a summary is printed.
 #   bash .gpu/remote.sh bash bench/cuda/run-final.sh
 # Environment: THROUGHPUT (ISL/OSL/N list), SERVE (0 skips the serve test),
-# DECODE_BENCH (0 skips the kernel-level decode benchmarks).
+# DECODE_BENCH (0 skips the kernel-level decode benchmarks), TESTS (a -run
+# pattern; NONE skips the tests), THROUGHPUT_TIMEOUT (seconds a throughput
+# run may take, 200 by default).
 set -u
 OUT=${OUT:-/tmp/out}
 W=/tmp/final-logs
@@ -20,9 +22,11 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,nohea
 stamp "gpu: $gpu"
 make build-cuda >"$W/build.log" 2>&1 || { grep -E "error|Error" "$W/build.log" | head -40; echo BUILD FAILED; exit 1; }
 stamp built
-go test -tags cuda -count=1 -v -run "${TESTS:-TestSample|TestOpParity|TestGraph|TestModels|TestDecodeGraph}" ./cuda/ >"$W/test.log" 2>&1
-stamp "tests rc=$?"
-grep -E "^(--- |ok|FAIL)|^    --- FAIL|panic|differ|GRAPHS" "$W/test.log" | head -40
+if [ "${TESTS:-}" != NONE ]; then
+  go test -tags cuda -count=1 -v -run "${TESTS:-TestSample|TestOpParity|TestGraph|TestModels|TestDecodeGraph}" ./cuda/ >"$W/test.log" 2>&1
+  stamp "tests rc=$?"
+  grep -E "^(--- |ok|FAIL)|^    --- FAIL|panic|differ|GRAPHS" "$W/test.log" | head -40
+fi
 if [ "${DECODE_BENCH:-1}" != 0 ]; then
   go test -tags cuda -count=1 -run '^$' -bench 'DecodeGraphs' -benchtime 50x ./cuda/ >"$W/graphs-bench.log" 2>&1
   stamp "graph bench rc=$?"; grep -E "GRAPH-BENCH|FAIL|panic" "$W/graphs-bench.log" | head -12
@@ -51,7 +55,7 @@ stamp "checkpoint ready"
 for c in ${THROUGHPUT:-128/128/1000 1000/1000/256 2048/128/400}; do
   IFS=/ read isl osl n extra <<<"$c"
   tag=$isl-$osl-$n${extra:+-$(echo "$extra" | tr -c 'a-zA-Z0-9.\n' '_')}
-  timeout 200 ./tokamak bench throughput --model $CK --device cuda --input-len $isl --output-len $osl \
+  timeout "${THROUGHPUT_TIMEOUT:-200}" ./tokamak bench throughput --model $CK --device cuda --input-len $isl --output-len $osl \
     --num-prompts $n ${extra//,/ } --out "$W/throughput-$tag.json" >"$W/throughput-$tag.log" 2>&1
   stamp "throughput $c rc=$?"; grep -E "kv cache|warm-up|^throughput|^steps|^op profile|rror" "$W/throughput-$tag.log" | head -6
 done
