@@ -27,7 +27,7 @@
 // passes hit L2; above that, and before Hopper, C = 1 (512 threads, two
 // blocks an SM). Any C stages its slice in shared memory when it fits
 // (small vocabularies); an unstaged slice streams through a per-thread
-// cp.async ring in the scans that vote (for_each_w).
+// cp.async ring in the scans that vote (for_each_wq).
 //
 // Weights are engine/sample's table exponential, bit for bit:
 // y = (l - max) * w_scale (w_scale = 1024*log2(e)/T from the host),
@@ -196,18 +196,20 @@ __device__ __forceinline__ unsigned noise_hash(unsigned long long key, int i) {
 // noise_bound is noiseBound: G <= 1024 * clz(h) + 512.
 __device__ __forceinline__ float noise_bound(unsigned h) { return (float)(1024 * __clz((int)h) + 512); }
 
-// may_win is a cheaper, looser form of y + noise_bound(h) >= thr for the
-// scan (clz and int-to-float conversions are quarter-rate): with
-// thr512 = thr - 512 - |thr| * 2^-21 (Race::set_thr), it holds when
-// clz(h) >= rn((thr512 - y) / 1024), which the exact test implies
-// (rounding to nearest never exceeds the exact test's ceiling, and the
-// margin covers the rounding of the floats, up to keys of 2^40 and
-// beyond). So it may keep a token the exact test drops, never the reverse.
-__device__ __forceinline__ bool may_win(float y, unsigned h, float thr512) {
-  // x >= 0 (NaN -> 0); rn(x) by the 1.5*2^23 trick, huge (or +Inf) x
+// may_win is a cheaper, looser form of y + noise_bound(h) >= thr
+// (y = x * ws) for the scan (clz and int-to-float conversions are
+// quarter-rate): with thr512 = thr - 512 - |thr| * 2^-21 (Race::set_thr),
+// t1024 = thr512 / 1024 and nws = -ws / 1024 (both exact), it holds when
+// clz(h) >= rn((thr512 - x * ws) / 1024), one FMA, which the exact test
+// implies (rounding to nearest never exceeds the exact test's ceiling,
+// and the margin covers the rounding of the floats, up to keys of 2^40
+// and beyond). So it may keep a token the exact test drops, never the
+// reverse.
+__device__ __forceinline__ bool may_win(float x, unsigned h, float nws, float t1024) {
+  // z >= 0 (NaN -> 0); rn(z) by the 1.5*2^23 trick, huge (or +Inf) z
   // giving a huge k that the clamped shift turns into "h == 0"
-  const float x = fmaxf(__fmul_rn(__fsub_rn(thr512, y), 1.f / 1024.f), 0.f);
-  const int k = __float_as_int(__fadd_rn(x, 12582912.f)) - 0x4B400000;
+  const float z = fmaxf(__fmaf_rn(x, nws, t1024), 0.f);
+  const int k = __float_as_int(__fadd_rn(z, 12582912.f)) - 0x4B400000;
   return h <= __funnelshift_rc(0xffffffffu, 0u, (unsigned)k);  // clz(h) >= k
 }
 
@@ -280,6 +282,8 @@ struct Race {
   int bi = INT_MAX;
   float thr = -INFINITY;     // warp-uniform
   float thr512 = -INFINITY;  // thr - 512
+  float t1024 = -INFINITY;   // thr512 / 1024
+  float nws;                 // -ws / 1024
   int cnt = 0;               // warp-uniform: buffered candidates
   int *bid;
   unsigned *block_thr;  // f2ord of the block's best key so far (shared)
@@ -290,6 +294,7 @@ struct Race {
     // may_win's and the exact test's sums once keys reach ~2^32 (tiny
     // temperatures: a float step of 512 or more)
     thr512 = __fsub_rn(t, __fadd_rn(512.f, __fmul_rn(fabsf(t), 0x1p-21f)));
+    t1024 = __fmul_rn(thr512, 1.f / 1024.f);
   }
 
   // flush keys the last take buffered candidates that keep(id, logit)
@@ -320,24 +325,47 @@ struct Race {
     set_thr(fmaxf(thr, fmaxf(m, ord2f(*(volatile unsigned *)block_thr))));
   }
 
-  // add offers token i with logit x (-Inf: never a candidate). It only
-  // notes whether i may win (bit i & 3 of pend; the ids of one group of
-  // four share i & ~3): no vote, no branch, so the hashes of a group
-  // overlap; drain queues the group.
+  // add4 offers the ids i0 .. i0 + 3 with raw logits xv; a logit below
+  // fl (>= -FLT_MAX, so -Inf never is) or NaN is never a candidate, and -0
+  // acts as +0 (as fix would make them). It only notes which ids may win (bit e of pend for id
+  // i0 + e): no vote, no branch, so the four hashes overlap; drain queues
+  // the group.
   unsigned pend = 0;
   int pbase = 0;
-  __device__ __forceinline__ void add(int i, float x) {
-    const float y = __fmul_rn(x, ws);
-    const unsigned h = noise_hash(nk, i);
-    const bool need = x > -INFINITY && may_win(y, h, thr512);
-    pend |= (unsigned)need << (i & 3);
-    pbase = i & ~3;
+  __device__ __forceinline__ void add4(int i0, float4 xv, float fl) {
+    const unsigned h0 = (unsigned)i0 * 0x9e3779b9u + (unsigned)nk, hi = (unsigned)(nk >> 32);
+    auto one = [&](unsigned e, float x) {  // noise_hash(nk, i0 + e)
+      const unsigned h = fmix32(h0 + e * 0x9e3779b9u) ^ hi;
+      return (unsigned)((x >= fl) & may_win(x, h, nws, t1024)) << e;
+    };
+    pend |= one(0, xv.x) | one(1, xv.y) | one(2, xv.z) | one(3, xv.w);
+    pbase = i0;
+  }
+
+  // seed raises thr to the best key among one id a lane (id < end; the
+  // winner's key is at least any survivor's, so the first steps of a
+  // scan do not queue every token). For rows without cuts.
+  __device__ void seed(int i, int end) {
+    float k = -INFINITY;
+    if (i < end) {
+      const float x = fix(xs[i - lo]);
+      if (x > -INFINITY) k = __fadd_rn(__fmul_rn(x, ws), noise_of(noise_hash(nk, i), lt));
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) k = fmaxf(k, __shfl_xor_sync(0xffffffffu, k, o));
+    if (k > thr && k < INFINITY) {
+      set_thr(k);
+      if ((threadIdx.x & 31) == 0) atomicMax(block_thr, f2ord(k));
+    }
   }
 
   // drain queues the noted candidates, then keys full batches of them;
-  // last: every candidate left.
+  // last: every candidate left. It first raises thr to the block's best
+  // key so far (other warps' flushes), so that fewer tokens are queued.
   template <typename Keep>
   __device__ __forceinline__ void drain(Keep &keep, bool last = false) {
+    const float b = ord2f(*(volatile unsigned *)block_thr);
+    if (b > thr) set_thr(b);
     if (__ballot_sync(0xffffffffu, pend != 0)) {
       queue_group(bid, cnt, pend, pbase);
       pend = 0;
@@ -567,6 +595,7 @@ struct Shared {
   int top_mine_cnt;
   int i0;
   unsigned long long u0;
+  int blist_cnt;  // cut's list of the cut bucket's members (may exceed its room)
 };
 
 // hist_add adds v to a 64-bit histogram entry with 32-bit atomics (a
@@ -665,7 +694,7 @@ struct Slice {
   bool vec;  // xs is 16-byte aligned: float4 loads
   const unsigned *tab;
   unsigned long long *hist1, *own, *local, *gbuf;
-  float4 *ring;  // for_each_w's copy ring when the slice is read in place (else null)
+  float4 *ring;  // for_each_wq's copy ring when the slice is read in place (else null)
 };
 
 // The ring that streams an unstaged slice through shared memory: kRingDepth
@@ -725,34 +754,40 @@ __device__ __forceinline__ void for_each_wq(const Slice &sl, P pre, F f, G after
   if (n4 && sl.ring) {
     // global slice: asynchronous copies kRingDepth stages ahead, so the
     // loads stay in flight while the thread computes
+    // (slots and offsets advance by steps, no division by kRingSlots)
     const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
-    const int per = kRingU * T, nst = (n4 + per - 1) / per;
-    const unsigned r0 = (unsigned)__cvta_generic_to_shared(sl.ring);
-    auto issue = [&](int st) {
-      if (st < nst) {
+    const int per = kRingU * T;
+    const unsigned r0 = (unsigned)__cvta_generic_to_shared(sl.ring + tid), sbytes = 16u * (unsigned)per;
+    int wj = tid;      // the next stage to issue: its first float4 of this thread
+    unsigned wr = r0;  // and where it goes
+    // (ids past the slice get -Inf, so that reads need no test)
+    auto issue = [&]() {
 #pragma unroll
-        for (int u = 0; u < kRingU; u++) {
-          const int j = st * per + u * T + tid;
-          if (j < n4)
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(
-                             r0 + 16u * (unsigned)(((st % kRingSlots) * kRingU + u) * T + tid)),
-                         "l"(x4 + j));
-        }
+      for (int u = 0; u < kRingU; u++) {
+        if (wj + u * T < n4)
+          asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(wr + 16u * (unsigned)(u * T)),
+                       "l"(x4 + wj + u * T));
+        else
+          asm volatile("st.shared.v4.f32 [%0], {%1, %1, %1, %1};\n" ::"r"(wr + 16u * (unsigned)(u * T)),
+                       "f"(-INFINITY) : "memory");
       }
       asm volatile("cp.async.commit_group;\n" ::: "memory");
+      wj += per;
+      wr = wr == r0 + (kRingSlots - 1) * sbytes ? r0 : wr + sbytes;
     };
 #pragma unroll
-    for (int st = 0; st < kRingDepth; st++) issue(st);
-    for (int st = 0; st < nst; st++) {
+    for (int st = 0; st < kRingDepth; st++) issue();
+    const float4 *rd = sl.ring + tid;  // the slot read this step
+    for (int jst = wbase; jst < n4; jst += per) {
       asm volatile("cp.async.wait_group %0;\n" ::"n"(kRingDepth - 1) : "memory");
-      issue(st + kRingDepth);  // into the slot read last step
+      issue();  // into the slot read last step
 #pragma unroll 1
       for (int u = 0; u < kRingU; u++) {
-        const int jb = st * per + u * T + wbase;
+        const int jb = jst + u * T;
         if (jb >= n4) break;  // warp-uniform
-        const bool in = jb + lane < n4;
-        quad(jb, in ? sl.ring[((st % kRingSlots) * kRingU + u) * T + tid] : ninf, in ? 0xFu : 0u);
+        quad(jb, rd[u * T], jb + lane < n4 ? 0xFu : 0u);
       }
+      rd = rd == sl.ring + tid + (kRingSlots - 1) * per ? sl.ring + tid : rd + per;
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     j0 = 4 * n4;
@@ -774,17 +809,20 @@ __device__ __forceinline__ void for_each_wq(const Slice &sl, P pre, F f, G after
   }
 }
 
-// for_each_w is for_each_wq with no pre.
-template <typename F, typename G>
-__device__ __forceinline__ void for_each_w(const Slice &sl, F f, G after) {
-  for_each_wq(sl, [](int, float4, unsigned) {}, f, after);
+// quad_max is the largest of a group of four raw logits, fixed (NaN
+// ranks as -Inf).
+__device__ __forceinline__ float quad_max(float4 v) {
+  return fix(fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)));  // a NaN is ignored
 }
 
-// quad_argmax folds a group of four ids i0 .. i0 + 3 (raw logits v) into a
-// thread's running argmax (m, bi): the first of its largest logits when
-// that is larger than m (a thread's ids rise, so ties keep the first).
-__device__ __forceinline__ void quad_argmax(int i0, float4 v, float &m, int &bi) {
-  const float g = fix(fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)));  // a NaN is ignored
+// fix4 is fix on each of a group of four.
+__device__ __forceinline__ float4 fix4(float4 v) { return make_float4(fix(v.x), fix(v.y), fix(v.z), fix(v.w)); }
+
+// quad_argmax folds a group of four ids i0 .. i0 + 3 (raw logits v, g =
+// quad_max(v)) into a thread's running argmax (m, bi): the first of its
+// largest logits when that is larger than m (a thread's ids rise, so ties
+// keep the first).
+__device__ __forceinline__ void quad_argmax(int i0, float4 v, float g, float &m, int &bi) {
   if (g > m) {
     m = g;
     bi = i0 + (fix(v.x) == g ? 0 : fix(v.y) == g ? 1 : fix(v.z) == g ? 2 : 3);
@@ -794,9 +832,13 @@ __device__ __forceinline__ void quad_argmax(int i0, float4 v, float &m, int &bi)
 // kth_key returns the k-th largest rank key (1-based) among the slice
 // members with quantized exponent qs ranking at or before limit, over the
 // whole cluster: by gathering them when they are few, else by bisection.
+// A block finds its members among the bn rank keys at blist (a superset
+// its cut pass listed) when blist is not null, else by a pass over its
+// slice.
 template <int C>
 __device__ unsigned long long kth_key(const Slice &sl, float maxl, float ws, int qs,
-                                      unsigned long long limit, long long k, Shared &sh) {
+                                      unsigned long long limit, long long k, Shared &sh,
+                                      const unsigned long long *blist, int bn) {
   const int lane = threadIdx.x & 31;
   const float2 win = q_window(maxl, ws, qs, qs);
   auto is_member = [&](int i, float x, unsigned long long &key) {
@@ -809,7 +851,7 @@ __device__ unsigned long long kth_key(const Slice &sl, float maxl, float ws, int
   };
   if (threadIdx.x == 0) sh.x.cnt = 0;
   __syncthreads();
-  for_each(sl, [&](int i, float x) {
+  auto note = [&](int i, float x) {
     unsigned long long key = 0;
     const bool in = is_member(i, x, key);
     const unsigned am = __activemask();
@@ -823,7 +865,15 @@ __device__ unsigned long long kth_key(const Slice &sl, float maxl, float ws, int
       const int pos = start + __popc(hit & ((1u << lane) - 1));
       if (pos < kLocalCap) sl.local[pos] = key;
     }
-  });
+  };
+  if (blist) {
+    for (int j = threadIdx.x; j < bn; j += (int)blockDim.x) {
+      const unsigned long long kk = blist[j];
+      note(key_id(kk), ord2f((unsigned)(kk >> 32)));
+    }
+  } else {
+    for_each(sl, note);
+  }
   Cluster<C>::sync();
   if (threadIdx.x == 0) {
     int total = 0;
@@ -1026,17 +1076,25 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   const int bstar = sh.i_bstar;
   const unsigned long long acc_a = sh.u_acca;
   if (bstar < 0) return 0;  // the whole set never reaches the target
-  // 2. the exact q within bucket bstar
+  // 2. the exact q within bucket bstar; the bucket's members are listed
+  // (rank keys) in the space of hist1 and own, free now, for step 3
   if (tid < kB2) sh.x.h2[tid] = 0;
+  if (tid == 0) sh.blist_cnt = 0;
   __syncthreads();
+  unsigned long long *blist = sl.hist1;
+  const int bcap = (int)((reinterpret_cast<const unsigned char *>(sl.local) -
+                          reinterpret_cast<const unsigned char *>(sl.hist1)) / 8);
   const float2 win = q_window(maxl, ws, -(bstar * kB2 + kB2 - 1), -bstar * kB2);
   for_each(sl, [&](int i, float x) {
     if (x < win.x || x > win.y) return;
     int q;
     const float w = weight(x, maxl, ws, sl.tab, q);
     if (w == 0.f || ((-q) >> kB2Bits) != bstar) return;
-    if (limit && rank_key(x, i) < limit) return;
+    const unsigned long long key = rank_key(x, i);
+    if (limit && key < limit) return;
     hist_add(sh.x.h2 + ((-q) & (kB2 - 1)), by_mass ? __float2ull_rn(__fmul_rn(w, kFix)) : 1ull);
+    const int pos = atomicAdd(&sh.blist_cnt, 1);
+    if (pos < bcap) blist[pos] = key;
   });
   prof(16);
   Cluster<C>::sync();
@@ -1087,7 +1145,8 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   while (k > 1 && reached(acc_b + (unsigned long long)(k - 1) * fw)) k--;
   for (int it = 0; it < 64 && !reached(acc_b + (unsigned long long)k * fw); it++) k++;
   prof(18);
-  const unsigned long long key = kth_key<C>(sl, maxl, ws, qs, limit, k, sh);
+  const int bn = sh.blist_cnt;  // read after the barriers above
+  const unsigned long long key = kth_key<C>(sl, maxl, ws, qs, limit, k, sh, bn <= bcap ? blist : nullptr, bn);
   prof(19);
   return key;
 }
@@ -1187,6 +1246,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // hist1 + own + local (>= 26 KB for C <= 2, >= 19 KB for 512 threads)
   Race race;
   race.ws = ws;
+  race.nws = __fmul_rn(-ws, 1.f / 1024.f);
   race.nk = p.noise_key;
   race.lt = sh.logt;
   race.xs = sl.xs;
@@ -1194,6 +1254,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   race.bid = reinterpret_cast<int *>(reinterpret_cast<unsigned char *>(sl.hist1) + wid * kRaceWarpBytes);
   race.block_thr = &sh.race_thr;
   auto keep_all = [](int, float) { return true; };
+  if (plain) race.seed(lo + 4 * tid, lo + n);
   // the list space after the race's buffers (hist1 to the end of gbuf,
   // free in the max pass): a warp's share, used where it holds at least
   // 256 ids (not with 1024-thread blocks)
@@ -1243,7 +1304,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       // to the group's max when that is more than 16 above it, so no term
       // exceeds e^16 and there is one rescale a thread for most rows.
       // rs starts at -FLT_MAX (finite: x - rs is never NaN).
-      float rs = -FLT_MAX;
+      float rs = -FLT_MAX, rs16 = -FLT_MAX;  // rs16 = rs + 16
       constexpr float kL2E = 1.4426950408889634f;
       auto term = [&](float x) { return ex2(__fmul_rn(__fsub_rn(fmaxf(x, -INFINITY), rs), kL2E)); };
       // one loop a shape (listed or kept in registers; racing or not),
@@ -1252,22 +1313,26 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         constexpr bool L = decltype(listed)::value, R = decltype(racing)::value;
         for_each_wq(sl, [&](int i0, float4 v, unsigned valid) {
           const float g = fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w));  // NaN ignored
-          if (g > __fadd_rn(rs, 16.f)) {
+          if (g > rs16) {
             s = __fmul_rn(s, ex2(__fmul_rn(__fsub_rn(rs, g), kL2E)));
             rs = g;
+            rs16 = __fadd_rn(g, 16.f);
           }
           s = __fadd_rn(s, __fadd_rn(__fadd_rn(term(v.x), term(v.y)), __fadd_rn(term(v.z), term(v.w))));
-          quad_argmax(i0, v, m, bi);
+          const float gf = fix(g);
+          quad_argmax(i0, v, gf, m, bi);
+          const float4 xv = fix4(v);
           if constexpr (L) {
-            // !(x < xfl): NaN (ranked as -Inf) and, while xfl is -Inf,
-            // -Inf are listed too
+            // x >= xfl, x fixed: NaN ranks as -Inf, listed (as -Inf is)
+            // only while xfl is -Inf; the group's max tests it first
             const float f = tl.w.xfl;
-            tl.w.pend = valid & ((unsigned)!(v.x < f) | (unsigned)!(v.y < f) << 1 |
-                                 (unsigned)!(v.z < f) << 2 | (unsigned)!(v.w < f) << 3);
+            if (gf >= f)
+              tl.w.pend = valid & ((unsigned)(xv.x >= f) | (unsigned)(xv.y >= f) << 1 |
+                                   (unsigned)(xv.z >= f) << 2 | (unsigned)(xv.w >= f) << 3);
             tl.w.pbase = i0;
           }
+          if constexpr (R) race.add4(i0, v, -FLT_MAX);
         }, [&](int i, float x) {
-          if constexpr (R) race.add(i, x);
           if constexpr (!L) {
             if (top_reg && x >= tg && i < end) {
               if (top_insert(tk, rank_key(x, i))) {
@@ -1327,11 +1392,13 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       }
       prof(21);
     } else if (plain) {  // straight-line code a group of four: the hashes overlap
-      for_each_wq(sl, [&](int i0, float4 v, unsigned) { quad_argmax(i0, v, m, bi); },
-                  [&](int i, float x) { race.add(i, x); }, [&] { race.drain(keep_all); });
+      for_each_wq(sl, [&](int i0, float4 v, unsigned) {
+        quad_argmax(i0, v, quad_max(v), m, bi);
+        race.add4(i0, v, -FLT_MAX);
+      }, [](int, float) {}, [&] { race.drain(keep_all); });
     } else if (mp) {
       for_each_wq(sl, [&](int i0, float4 v, unsigned) {
-        quad_argmax(i0, v, m, bi);
+        quad_argmax(i0, v, quad_max(v), m, bi);
         // -Inf and NaN are never listed (xfl starts at -FLT_MAX)
         const float f = ml.w.xfl;
         ml.w.pend = (unsigned)(v.x >= f) | (unsigned)(v.y >= f) << 1 | (unsigned)(v.z >= f) << 2 |
@@ -1340,7 +1407,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       }, [](int, float) {}, [&] { ml.group(m, sl.xs, lo); });
       if (ml.over && lane == 0) sh.mp_over = 1;  // read after the barrier below
     } else {
-      for_each_wq(sl, [&](int i0, float4 v, unsigned) { quad_argmax(i0, v, m, bi); },
+      for_each_wq(sl, [&](int i0, float4 v, unsigned) { quad_argmax(i0, v, quad_max(v), m, bi); },
                   [](int, float) {}, [] {});
     }
     if (plain) race.drain(keep_all, true);
@@ -1464,9 +1531,9 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       while (race.cnt >= 32) race.flush(32, keep);
       if (race.cnt > 0) race.flush(race.cnt, keep);
     } else {
-      for_each_w(sl, [&](int i, float x) {
-        if (x >= xfloor) race.add(i, x);
-      }, [&] { race.drain(keep); });
+      const float fl = fmaxf(xfloor, -FLT_MAX);
+      for_each_wq(sl, [&](int i0, float4 v, unsigned) { race.add4(i0, v, fl); },
+                  [](int, float) {}, [&] { race.drain(keep); });
       race.drain(keep, true);
     }
     prof(6);
