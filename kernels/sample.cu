@@ -483,44 +483,76 @@ struct MinpList {
 };
 
 // TopList is the WarpList of the ids that may be among the block's kTopReg
-// best (rank keys), made during the max pass. xfl is the logit of the
-// kTopReg-th best key of a warp's list (found when the list reaches
-// kTopPrune ids, and the list is then cut to its kTopReg best keys), or
-// of any warp's (shared through block_thr): kTopReg ids at or above it
-// exist, so a smaller logit cannot rank among the best, and an equal one
-// is listed for the key compare. Until the first such bound every id is
-// listed, -Inf and NaN too (the reference ranks them as -Inf).
-constexpr int kTopPrune = 64;  // a TopList is cut to its kTopReg best at this many ids
+// best (rank keys), made during the max pass. xfl is a logit with
+// kTopReg ids at or above it, so a smaller logit cannot rank among the
+// best (an equal one is listed for the key compare): when the list
+// reaches kTopPrune ids it is cut to its kTopReg best keys, which the warp
+// publishes in its row of pub (the block's table: kTopReg keys a warp, 0
+// for none); the kTopReg-th best distinct key of the whole table is then
+// the block's floor (kTopReg distinct tokens reach it), shared through
+// block_thr. Until the first bound every id is listed, -Inf and NaN too
+// (the reference ranks them as -Inf).
+constexpr int kTopPrune = 16;  // a TopList is cut to its kTopReg best at this many ids
 struct TopList {
   WarpList w;
-  unsigned *block_thr;  // f2ord of the best bound of any warp (shared)
+  unsigned *block_thr;       // f2ord of the block's floor (shared)
+  unsigned long long *pub;   // the block's table of published keys (shared)
+
+  // kth_best returns the kTopReg-th best distinct key among n keys that
+  // get(j) reads (0 if fewer): kTopReg rounds of a warp max.
+  template <typename G>
+  __device__ static unsigned long long kth_best(int n, G get) {
+    unsigned long long prev = ~0ull, k = 0;
+    for (int r = 0; r < kTopReg; r++) {
+      k = 0;
+      for (int j = (int)(threadIdx.x & 31); j < n; j += 32) {
+        const unsigned long long kk = get(j);
+        if (kk < prev && kk > k) k = kk;
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const unsigned long long t = __shfl_xor_sync(0xffffffffu, k, o);
+        k = t > k ? t : k;
+      }
+      prev = k;
+      if (k == 0) break;  // warp-uniform
+    }
+    return k;
+  }
 
   __device__ __forceinline__ void group(const float *xs, int lo) {
     w.append();
     w.xfl = fmaxf(w.xfl, ord2f(*(volatile unsigned *)block_thr));
     if (w.cnt >= kTopPrune) {
-      // the kTopReg-th best key of the list: kTopReg rounds of a warp max
-      unsigned long long prev = ~0ull, k = 0;
-      for (int r = 0; r < kTopReg; r++) {
-        k = 0;
-        for (int j = (int)(threadIdx.x & 31); j < w.cnt; j += 32) {
-          const int id = w.ids[j];
-          const unsigned long long kk = rank_key(fix(xs[id - lo]), id);
-          if (kk < prev && kk > k) k = kk;
-        }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) {
-          const unsigned long long t = __shfl_xor_sync(0xffffffffu, k, o);
-          k = t > k ? t : k;
-        }
-        prev = k;
-      }
-      // the list holds >= kTopPrune ids: k is a real key (keys are > 0); by
-      // key, exactly kTopReg ids stay (ties of logit included)
-      const float b = ord2f((unsigned)(k >> 32));
-      if ((threadIdx.x & 31) == 0) atomicMax(block_thr, f2ord(b));
-      w.xfl = fmaxf(w.xfl, b);
+      const int lane = (int)(threadIdx.x & 31);
+      // the kTopReg-th best key of the list; the list holds >= kTopPrune
+      // distinct ids, so it is a real key (keys are > 0)
+      const unsigned long long k =
+          kth_best(w.cnt, [&](int j) { const int id = w.ids[j]; return rank_key(fix(xs[id - lo]), id); });
       w.prune(xs, lo, [k](int id, float x) { return rank_key(x, id) >= k; });
+      // by key, exactly kTopReg ids stay (ties of logit included): publish
+      // them (a warp's best keys only grow, entry by entry)
+      volatile unsigned long long *mine = pub + (threadIdx.x >> 5) * kTopReg;
+      if (lane < kTopReg) {
+        const int id = w.ids[lane];
+        const unsigned long long kk = rank_key(fix(xs[id - lo]), id);
+        // the lane-th best of the kept ids: count those above it
+        int above = 0;
+        for (int j = 0; j < kTopReg; j++) {
+          const int id2 = w.ids[j];
+          above += rank_key(fix(xs[id2 - lo]), id2) > kk;
+        }
+        mine[above] = kk;
+      }
+      __syncwarp();
+      // the block's floor from every warp's published keys (a key read
+      // while another warp rewrites its row is either row's: a real key,
+      // and the distinct-key count keeps a token from counting twice)
+      const volatile unsigned long long *all = pub;
+      const unsigned long long kb = kth_best((int)(blockDim.x >> 5) * kTopReg, [&](int j) { return all[j]; });
+      const float b = ord2f((unsigned)((kb ? kb : k) >> 32));
+      if (lane == 0) atomicMax(block_thr, f2ord(b));
+      w.xfl = fmaxf(w.xfl, b);
     }
   }
 };
@@ -592,6 +624,7 @@ struct Shared {
   unsigned top_thr;       // f2ord of the block's floor for top logprobs (TopList::block_thr; tg)
   int mp_over;            // a warp's MinpList overflowed: the race reads the row
   unsigned long long top_mine[kTopReg];  // this block's top-n keys from the max pass
+  unsigned long long top_pub[kMaxNW * kTopReg];  // TopList::pub
   int top_mine_cnt;
   int i0;
   unsigned long long u0;
@@ -1197,6 +1230,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     sh.top_thr = f2ord(-INFINITY);
     sh.mp_over = 0;
   }
+  for (int j = tid; j < kMaxNW * kTopReg; j += (int)blockDim.x) sh.top_pub[j] = 0;
   // 1. penalties on this slice's ids, in place (history ids are distinct:
   // no two threads write one logit)
   for (int j = tid; j < p.hist_len; j += (int)blockDim.x) {
@@ -1299,6 +1333,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       tl.w.ids = lst;
       tl.w.cap = capw;
       tl.block_thr = &sh.top_thr;
+      tl.pub = sh.top_pub;
       float tg = -INFINITY;
       // s is the sum of exp(x - rs): before a group of four, rs moves up
       // to the group's max when that is more than 16 above it, so no term
