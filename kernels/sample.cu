@@ -280,7 +280,7 @@ struct Race {
   int lo;
   float bk = -INFINITY;  // this lane's winner so far
   int bi = INT_MAX;
-  float thr = -INFINITY;     // warp-uniform
+  float thr = -INFINITY;     // the same in every lane in practice (each lane's is a valid bound)
   float thr512 = -INFINITY;  // thr - 512
   float t1024 = -INFINITY;   // thr512 / 1024
   float nws;                 // -ws / 1024
@@ -630,6 +630,10 @@ struct Shared {
   unsigned long long u0;
   int blist_cnt;  // cut's list of the cut bucket's members (may exceed its room)
 };
+
+// The launch reserves 8,192 bytes for static shared memory (Shared), and
+// two 512-thread blocks an SM must fit with sm_90's 1 KB a block reserved.
+static_assert(sizeof(Shared) <= 7680, "Shared outgrew the room the launch leaves for it");
 
 // hist_add adds v to a 64-bit histogram entry with 32-bit atomics (a
 // shared-memory 64-bit atomic add is a compare-and-swap loop on sm_90):

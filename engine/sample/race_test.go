@@ -190,11 +190,11 @@ func TestGPUScanTestIsConservative(t *testing.T) {
 		// w_scale = 1024 log2(e) / T for temperatures from 2^-20 to 4
 		ws := float32(1024 * math.Log2E / math.Ldexp(1+r.Float64(), -r.IntN(22)+1))
 		x := float32(math.Ldexp(r.Float64()*2-1, e) / float64(ws))
-		y := x * ws
+		y := float32(x * ws) // rounded, as race.go's (no fused multiply-add)
 		h := r.Uint32() >> r.UintN(33)
 		// thr near y + the bound, where the two tests can disagree
-		thr := y + noiseBound(h) + float32((r.Float64()*2-1)*math.Ldexp(1, max(e-20, 6)))
-		exact := !(y+noiseBound(h) < thr)
+		thr := float32(y+noiseBound(h)) + float32((r.Float64()*2-1)*math.Ldexp(1, max(e-20, 6)))
+		exact := !(float32(y+noiseBound(h)) < thr)
 		if exact && !mayWinGPU(x, ws, h, thr) {
 			t.Fatalf("x %g ws %g h %#x thr %g: the exact test keeps the token, the GPU test drops it", x, ws, h, thr)
 		}
