@@ -326,10 +326,10 @@ struct Race {
   }
 
   // add4 offers the ids i0 .. i0 + 3 with raw logits xv; a logit below
-  // fl (>= -FLT_MAX, so -Inf never is) or NaN is never a candidate, and -0
-  // acts as +0 (as fix would make them). It only notes which ids may win (bit e of pend for id
-  // i0 + e): no vote, no branch, so the four hashes overlap; drain queues
-  // the group.
+  // fl (>= -FLT_MAX, so -Inf never is) or NaN is never a candidate, and
+  // -0 acts as +0 (as fix would make them). It only notes which ids may
+  // win (bit e of pend for id i0 + e): no vote, no branch, so the four
+  // hashes overlap; drain queues the group.
   unsigned pend = 0;
   int pbase = 0;
   __device__ __forceinline__ void add4(int i0, float4 xv, float fl) {
