@@ -25,7 +25,8 @@ type sampler struct {
 	results []C.tk_sample_result
 	ids     []int32
 	counts  []int32
-	table   bool // the weight exponential's and the race's tables are on the device
+	table   bool  // the weight exponential's and the race's tables are on the device
+	flags   C.int // tk_sample's flags for the batch in params
 }
 
 func (s *sampler) free() {
@@ -56,6 +57,7 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 	vocab := t.shape[1]
 	s := &b.smp
 	s.params = s.params[:0]
+	s.flags = 0
 	s.ids, s.counts = s.ids[:0], s.counts[:0]
 	if !s.table {
 		tab := sample.ExpTable()
@@ -82,6 +84,9 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 			cp.noise_key = C.ulonglong(sample.NoiseKey(p.Seed, r.Draw))
 			if p.TopK > 0 && p.TopK < vocab {
 				cp.top_k = C.int(p.TopK)
+				if p.TopK <= C.TK_SAMPLE_TOPK_LISTS_MAX && !p.WantLogprobs() {
+					s.flags |= C.TK_SAMPLE_TOPK_LISTS
+				}
 			}
 			if p.TopP > 0 && p.TopP < 1 {
 				cp.top_p = C.float(p.TopP)
@@ -149,7 +154,7 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 		return nil, callError("cudaMemsetAsync(sample results)", rc)
 	}
 	if rc := C.tk_sample((*C.float)(t.ptr), C.int(n), C.int(vocab), (*C.tk_sample_params)(dParams),
-		i32p(dIDs), i32p(dCounts), (*C.tk_sample_result)(dRes), b.stream); rc != 0 {
+		i32p(dIDs), i32p(dCounts), (*C.tk_sample_result)(dRes), s.flags, b.stream); rc != 0 {
 		return nil, callError("sample", rc)
 	}
 	b.ProfileMark("sample")
@@ -207,7 +212,7 @@ func (b *Backend) sampleKernelMS(logits backend.Tensor, rows int, reps int) (flo
 	offR := align256(n * int64(unsafe.Sizeof(C.tk_sample_params{})))
 	return b.timeMS(func() error {
 		return callError("sample", C.tk_sample((*C.float)(t.ptr), C.int(rows), C.int(t.shape[1]),
-			(*C.tk_sample_params)(s.dev), nil, nil, (*C.tk_sample_result)(unsafe.Add(s.dev, offR)), b.stream))
+			(*C.tk_sample_params)(s.dev), nil, nil, (*C.tk_sample_result)(unsafe.Add(s.dev, offR)), s.flags, b.stream))
 	}, 3, reps)
 }
 

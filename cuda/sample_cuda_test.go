@@ -95,6 +95,12 @@ func sampleParams() []sample.Params {
 		{Temperature: 1, TopP: 0.9},
 		{Temperature: 0.8, TopK: 50},
 		{Temperature: 1, TopK: 40, TopP: 0.8, MinP: 0.05},
+		// top-k up to 64 without logprobs cuts from the max pass's lists
+		// (KList): its largest k with top-p, a tiny k with every cut, and
+		// the first k past it (the cut passes)
+		{Temperature: 1, TopK: 64, TopP: 0.9},
+		{Temperature: 0.9, TopK: 2, TopP: 0.5, MinP: 0.3, RepetitionPenalty: 1.2},
+		{Temperature: 1, TopK: 65, TopP: 0.9},
 		{Temperature: 1.3, TopP: 0.95, RepetitionPenalty: 1.2, PresencePenalty: 0.5, FrequencyPenalty: 0.3},
 		{Temperature: 1, TopK: 1000, Logprobs: true, TopLogprobs: 20},
 		{Temperature: 2, MinP: 0.1, Logprobs: true},
@@ -329,7 +335,7 @@ func BenchmarkSampleFused(b *testing.B) {
 				b.ReportMetric(e2e*1e6, "us/call")
 				b.ReportMetric(float64(batch*vocab*4)/(ms*1e-3)/1e9, "GB/s-1pass")
 				fmt.Printf("SAMPLE %-18s batch %3d  kernel %8.1f us  SampleBatch %8.1f us\n", m.name, batch, ms*1e3, e2e*1e6)
-				if batch == 1 {
+				if batch == 1 || os.Getenv("TOKAMAK_SAMPLE_PHASES") != "" {
 					fmt.Printf("SAMPLE-PHASES %-18s %s\n", m.name, samplePhases())
 				}
 			})

@@ -13,7 +13,9 @@
 // Bound: reading the logits from memory (4 B a logit a pass; greedy and
 // temperature-only rows read them once, and so do min-p-only rows whose
 // slices 512-thread blocks read in place unless a warp's candidate list
-// overflows; logprobs add no pass), and the race's hash, about 20 ops a
+// overflows, and rows with top-k <= 64 and no logprobs, whose top k the
+// max pass lists (KList; the kernel built with it when the host flags
+// such rows); logprobs add no pass), and the race's hash, about 20 ops a
 // logit, whose latency the scan hides with straight-line groups of four.
 // A row is sampled by a cluster of C
 // thread blocks, block r owning ids [r*S, (r+1)*S), S = V/C rounded up to
@@ -557,6 +559,92 @@ struct TopList {
   }
 };
 
+// KList is the WarpList of the ids that may rank among a row's top k
+// (k <= kKFast), made during the max pass, so that a top-k row (top-p,
+// min-p and the race then work within those k) reads its logits once.
+// A warp's prune keeps the ids whose logit reaches t, a value that k of
+// them reach (klist_cut): k of the block's tokens are then >= t, so a
+// smaller logit ranks below k others and cannot be in the top k (an equal
+// one is listed: ties rank by id). t goes to the block's floor
+// (block_thr, an atomicMax), which every warp's xfl follows; kf_scan
+// starts it at the k-th largest logit of a sample of the slice. Until the
+// first floor every id is listed, -Inf and NaN too (the reference ranks
+// them as -Inf). A prune that leaves the list full (more than cap - 128
+// ids reach t: ties) sets over, and the row takes the cut passes.
+constexpr int kKFast = TK_SAMPLE_TOPK_LISTS_MAX;  // the largest top-k a row cuts from its lists
+constexpr int kKSlots = 16;  // list ids a lane holds in registers to select (cap <= 512)
+constexpr int kKBits = 20;   // the floor's leading bits that klist_cut bisects
+
+// klist_cut prunes a KList's ids (cnt of them, at least k) to those whose
+// logit reaches t, the largest value with kKBits leading bits (in f2ord
+// order) and zeros below that k listed logits reach: a bisection over
+// those bits, counting with one warp reduction a bit. t is within 2^-11
+// of the k-th largest listed logit, relatively, and below or at it. It
+// returns the ids kept and t (as f2ord), and raises the block's floor to
+// t. Not inlined: the scan's loop keeps its registers. Warp-uniform.
+__device__ __noinline__ int2 klist_cut(int *ids, int cnt, const float *xs, int lo, int k,
+                                       unsigned *block_thr) {
+  const int lane = (int)(threadIdx.x & 31);
+  unsigned v[kKSlots];
+#pragma unroll
+  for (int j = 0; j < kKSlots; j++) {
+    const int e = j * 32 + lane;
+    v[j] = e < cnt ? f2ord(fix(xs[ids[e] - lo])) : 0u;  // 0: below every f2ord
+  }
+  unsigned t = 0;
+#pragma unroll 1
+  for (int b = 31; b >= 32 - kKBits; b--) {
+    const unsigned c = t | (1u << b);
+    int n = 0;
+#pragma unroll
+    for (int j = 0; j < kKSlots; j++) n += v[j] >= c;
+    if ((int)__reduce_add_sync(0xffffffffu, (unsigned)n) >= k) t = c;
+  }
+  // keep the ids reaching t, in order (their logits from v)
+  const unsigned below = (1u << lane) - 1;
+  int out = 0;
+#pragma unroll
+  for (int j = 0; j < kKSlots; j++) {
+    if (j * 32 >= cnt) break;  // warp-uniform
+    const int e = j * 32 + lane;
+    const bool keep = e < cnt && v[j] >= t;
+    const int id = keep ? ids[e] : 0;
+    const unsigned mk = __ballot_sync(0xffffffffu, keep);
+    __syncwarp();  // every lane has read its entry before any is overwritten
+    if (keep) ids[out + __popc(mk & below)] = id;
+    out += __popc(mk);
+  }
+  __syncwarp();
+  if (lane == 0) atomicMax(block_thr, t);
+  return make_int2(out, (int)t);
+}
+
+struct KList {
+  WarpList w;
+  int k;
+  bool over = false;
+  unsigned *block_thr;  // f2ord of the block's floor (shared)
+
+  __device__ __forceinline__ void cut(const float *xs, int lo) {
+    const int2 r = klist_cut(w.ids, w.cnt, xs, lo, k, block_thr);
+    w.cnt = r.x;
+    w.xfl = fmaxf(w.xfl, ord2f((unsigned)r.y));
+  }
+
+  __device__ __forceinline__ void group(const float *xs, int lo) {
+    if (over) {
+      w.pend = 0;
+      return;
+    }
+    w.append();
+    w.xfl = fmaxf(w.xfl, ord2f(*(volatile unsigned *)block_thr));
+    if (w.full()) {
+      cut(xs, lo);
+      over = w.full();
+    }
+  }
+};
+
 // Cluster primitives: C blocks exchange through distributed shared memory;
 // with C == 1 they reduce to the block itself.
 template <int C>
@@ -599,6 +687,7 @@ struct Xchg {
   int cnt;                      // exact-q members in this slice
   unsigned long long bis[2];    // bisection counts (alternating)
   unsigned long long kmin, kmax;
+  int kover;  // kf_scan: 1 if this block's lists overflowed, 0 if not; 2: not such a row
 };
 
 struct Shared {
@@ -629,6 +718,9 @@ struct Shared {
   int i0;
   unsigned long long u0;
   int blist_cnt;  // cut's list of the cut bucket's members (may exceed its room)
+  unsigned k_thr;  // KList::block_thr
+  int k_fast;     // the row's top k comes from the max pass's lists (KList)
+  int k_cnt;      // keys this block's lists gathered
 };
 
 // The launch reserves 8,192 bytes for static shared memory (Shared), and
@@ -866,6 +958,193 @@ __device__ __forceinline__ void quad_argmax(int i0, float4 v, float g, float &m,
   }
 }
 
+// ArgMax is a thread's running argmax over its ids.
+struct ArgMax {
+  float m;
+  int i;
+};
+
+// block_kth4 returns the k-th largest (in f2ord order, its kKBits leading
+// bits, as klist_cut) of the block's blockDim.x * 4 logits v (every
+// thread's four; k <= that many): a bisection over the bits, counting
+// with a warp reduction and a block barrier a bit (the warps' counts
+// alternate between two shared arrays, so one barrier a bit suffices).
+// Block-uniform.
+__device__ __noinline__ unsigned block_kth4(float4 v, int k, Shared &sh) {
+  const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
+  const unsigned a = f2ord(fix(v.x)), b = f2ord(fix(v.y)), c = f2ord(fix(v.z)), d = f2ord(fix(v.w));
+  int *buf[2] = {sh.red_i, reinterpret_cast<int *>(sh.red_m)};
+  unsigned t = 0;
+#pragma unroll 1
+  for (int bit = 31; bit >= 32 - kKBits; bit--) {
+    const unsigned cnd = t | (1u << bit);
+    const unsigned n = (unsigned)(a >= cnd) + (unsigned)(b >= cnd) + (unsigned)(c >= cnd) + (unsigned)(d >= cnd);
+    const int sum = (int)__reduce_add_sync(0xffffffffu, n);
+    int *cnt = buf[bit & 1];
+    if (lane == 0) cnt[wid] = sum;
+    __syncthreads();
+    int tot = 0;
+    for (int i = 0; i < nwarps(); i++) tot += cnt[i];
+    if (tot >= k) t = cnd;
+  }
+  __syncthreads();  // every count read before the arrays' next use
+  return t;
+}
+
+// kf_scan is the max pass of a top-k row whose top k come from lists
+// (KList, k <= kKFast): each thread's argmax, and the block's candidates,
+// each warp's list cut to the ids reaching its k-th largest logit, as rank
+// keys sorted descending at the start of the histogram space (the race's
+// buffers: the row does not race in this pass, and the lists lie past
+// them); sh.k_cnt gets how many of them the row's merge takes, sh.x.kover
+// whether a list or the gathered keys overflowed. Not inlined: the other
+// rows' scans keep their registers.
+__device__ __noinline__ ArgMax kf_scan(const Slice sl, int *lst, int capw, int k, Shared &sh) {
+  const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
+  float m = -INFINITY;
+  int bi = INT_MAX;
+  KList kl;
+  kl.w.ids = lst;
+  kl.w.cap = capw;
+  kl.k = k;
+  kl.block_thr = &sh.k_thr;
+  // every thread's first group of four (the first blockDim.x * 4 ids of
+  // the slice, when every thread has one) is a sample: the k-th largest
+  // logit among them (block_kth4) is a floor from the start, so the lists
+  // take a few hundredths of the slice and rarely need a cut. The scan
+  // then reads those ids again (from L2 or the staged slice) like any
+  // other. (Taking the sample inside the scan's first step instead kept
+  // its state alive through the loop: 168 us at 256 rows against 144
+  // without a sample, H100.)
+  if (sl.vec && (sl.n >> 2) >= (int)blockDim.x) {  // block-uniform
+    const float4 v0 = reinterpret_cast<const float4 *>(sl.xs)[threadIdx.x];
+    const unsigned t = block_kth4(v0, k, sh);
+    kl.w.xfl = ord2f(t);
+    if (threadIdx.x == 0) atomicMax(kl.block_thr, t);
+  }
+  for_each_wq(sl, [&](int i0, float4 v, unsigned valid) {
+    const float g = quad_max(v);
+    quad_argmax(i0, v, g, m, bi);
+    // x >= xfl, x fixed; the group's max tests it first
+    const float f = kl.w.xfl;
+    if (g >= f) {
+      const float4 xv = fix4(v);
+      kl.w.pend = valid & ((unsigned)(xv.x >= f) | (unsigned)(xv.y >= f) << 1 |
+                           (unsigned)(xv.z >= f) << 2 | (unsigned)(xv.w >= f) << 3);
+    }
+    kl.w.pbase = i0;
+  }, [](int, float) {}, [&] { kl.group(sl.xs, sl.lo); });
+  prof(24);
+  if (!kl.over && kl.w.cnt > k) kl.cut(sl.xs, sl.lo);
+  prof(25);
+  unsigned long long *kb = reinterpret_cast<unsigned long long *>(sl.hist1);
+  if (lane == 0) sh.red_i[wid] = kl.over ? -1 : kl.w.cnt;
+  __syncthreads();
+  int off = 0, total = 0;
+  bool over = false;
+  for (int i = 0; i < nwarps(); i++) {
+    const int c = sh.red_i[i];
+    over = over || c < 0;
+    off += i < wid ? max(c, 0) : 0;
+    total += max(c, 0);
+  }
+  over = over || total > kGatherCap;  // block-uniform
+  if (!over)
+    for (int j = lane; j < kl.w.cnt; j += 32) {
+      const int id = kl.w.ids[j];
+      kb[off + j] = rank_key(fix(sl.xs[id - sl.lo]), id);
+    }
+  __syncthreads();  // also: every warp has read red_i before the max pass's reduction writes it
+  if (!over) bitonic_desc(kb, total);
+  prof(26);
+  if (threadIdx.x == 0) {
+    sh.x.kover = over;
+    sh.k_cnt = min(total, k);
+  }
+  return ArgMax{m, bi};
+}
+
+// kf_finish is a top-k row's cut and draw from its lists (after kf_scan
+// and the max pass's exchange): every block sends its best k keys to
+// block 0 (a cluster barrier; one block has them already), where warp 0
+// takes the row's top k (sorted), cuts top-p within
+// them (the first rank whose prefix of fixed-point masses reaches top_p
+// of their total, as cut does), drops min-p and weight-0 tokens and races
+// the rest (a key holds its logit: x = ord2f(key >> 32)). Block 0's
+// thread 0 gets the winner; others get none. Block-uniform.
+template <int C>
+__device__ __noinline__ ArgMax kf_finish(const Slice sl, int k, float top_p, float min_p,
+                                         unsigned long long noise_key, float maxl, float ws,
+                                         Shared &sh) {
+  const int rank = Cluster<C>::rank();
+  const int tid = (int)threadIdx.x, lane = tid & 31;
+  const unsigned long long *kb = reinterpret_cast<const unsigned long long *>(sl.hist1);
+  ArgMax win{-INFINITY, INT_MAX};
+  if constexpr (C > 1) {
+    unsigned long long *dst = Cluster<C>::peer(sl.gbuf, 0) + rank * k;
+    const int c = sh.k_cnt;
+    for (int j = tid; j < k; j += (int)blockDim.x) dst[j] = j < c ? kb[j] : 0ull;
+    Cluster<C>::sync();
+    prof(27);
+    if (rank != 0) return win;
+    bitonic_desc(sl.gbuf, C * k);  // the row's top k: gbuf[0, k)
+    prof(28);
+    kb = sl.gbuf;
+  }  // one block: its sorted keys are the row's (kf_scan)
+  if (tid >= 32) return win;
+  unsigned long long key[2], fm[2];
+  float x[2], wt[2];
+  int id[2];
+#pragma unroll
+  for (int e = 0; e < 2; e++) {  // rank 2 * lane + e (k <= 64)
+    const int j = 2 * lane + e;
+    key[e] = j < k && (C > 1 || j < sh.k_cnt) ? kb[j] : 0ull;
+    x[e] = ord2f((unsigned)(key[e] >> 32));
+    id[e] = key_id(key[e]);
+    int q;
+    wt[e] = key[e] ? weight(x[e], maxl, ws, sl.tab, q) : 0.f;
+    fm[e] = __float2ull_rn(__fmul_rn(wt[e], kFix));
+  }
+  int jc = k - 1;  // the last survivor's rank
+  if (top_p > 0.f && top_p < 1.f) {
+    const unsigned long long s2 = fm[0] + fm[1];
+    unsigned long long inc = s2;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const unsigned long long t = __shfl_up_sync(0xffffffffu, inc, o);
+      if (lane >= o) inc += t;
+    }
+    const unsigned long long total = __shfl_sync(0xffffffffu, inc, 31);
+    const double target = (double)top_p * (double)total;
+    const unsigned long long ex = inc - s2;
+    const unsigned b0 = __ballot_sync(0xffffffffu, key[0] != 0 && (double)(ex + fm[0]) >= target);
+    const unsigned b1 = __ballot_sync(0xffffffffu, key[1] != 0 && (double)(ex + s2) >= target);
+    const int j0 = b0 ? 2 * (__ffs(b0) - 1) : k, j1 = b1 ? 2 * (__ffs(b1) - 1) + 1 : k;
+    jc = min(jc, min(j0, j1));
+  }
+#pragma unroll
+  for (int e = 0; e < 2; e++) {
+    if (key[e] && 2 * lane + e <= jc && wt[e] > 0.f && wt[e] >= min_p) {
+      const float kk = __fadd_rn(__fmul_rn(x[e], ws), noise_of(noise_hash(noise_key, id[e]), sh.logt));
+      if (race_better(kk, id[e], win.m, win.i)) {
+        win.m = kk;
+        win.i = id[e];
+      }
+    }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float k2 = __shfl_xor_sync(0xffffffffu, win.m, o);
+    const int i2 = __shfl_xor_sync(0xffffffffu, win.i, o);
+    if (race_better(k2, i2, win.m, win.i)) {
+      win.m = k2;
+      win.i = i2;
+    }
+  }
+  if (lane != 0) win = ArgMax{-INFINITY, INT_MAX};
+  return win;
+}
+
 // kth_key returns the k-th largest rank key (1-based) among the slice
 // members with quantized exponent qs ranking at or before limit, over the
 // whole cluster: by gathering them when they are few, else by bisection.
@@ -904,9 +1183,25 @@ __device__ unsigned long long kth_key(const Slice &sl, float maxl, float ws, int
     }
   };
   if (blist) {
-    for (int j = threadIdx.x; j < bn; j += (int)blockDim.x) {
-      const unsigned long long kk = blist[j];
-      note(key_id(kk), ord2f((unsigned)(kk >> 32)));
+    // warp-uniform trips (the whole warp votes together): lanes past the
+    // list note nothing
+    for (int jb = (int)threadIdx.x - lane; jb < bn; jb += (int)blockDim.x) {
+      const int j = jb + lane;
+      unsigned long long key = 0;
+      bool in = false;
+      if (j < bn) {
+        const unsigned long long kk = blist[j];
+        in = is_member(key_id(kk), ord2f((unsigned)(kk >> 32)), key);
+      }
+      const unsigned hit = __ballot_sync(0xffffffffu, in);
+      if (hit == 0) continue;  // warp-uniform
+      int start = 0;
+      if (lane == 0) start = atomicAdd(&sh.x.cnt, __popc(hit));
+      start = __shfl_sync(0xffffffffu, start, 0);
+      if (in) {
+        const int pos = start + __popc(hit & ((1u << lane) - 1));
+        if (pos < kLocalCap) sl.local[pos] = key;
+      }
     }
   } else {
     for_each(sl, note);
@@ -1188,7 +1483,7 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   return key;
 }
 
-template <int C, int T>
+template <int C, int T, bool KF>
 __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     float *logits, int V, int S, int staged, int ringed, const tk_sample_params *params,
     const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results) {
@@ -1233,6 +1528,10 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     sh.mp_max = f2ord(-INFINITY);
     sh.top_thr = f2ord(-INFINITY);
     sh.mp_over = 0;
+    if constexpr (KF) {
+      sh.x.kover = 2;  // not a top-k row cut from lists (kf_scan writes 0 or 1)
+      sh.k_thr = f2ord(-INFINITY);
+    }
   }
   for (int j = tid; j < kMaxNW * kTopReg; j += (int)blockDim.x) sh.top_pub[j] = 0;
   // 1. penalties on this slice's ids, in place (history ids are distinct:
@@ -1308,6 +1607,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // staged slice is cheap to read twice): the max pass lists the possible
   // survivors (MinpList)
   const bool mp = p.greedy == 0 && !topk && !topp && p.min_p > 0.f && !want_lp && capw >= 256 && !staged;
+  // top-k up to kKFast without logprobs: the max pass lists the possible
+  // top k (KList), and the cut, top-p, min-p and the race work on those k
+  // keys (kf: where the lists have room for k well past a prune, and the
+  // block's gathered lists fit the race's buffers)
+  const bool kf = KF && p.greedy == 0 && topk && p.top_k <= kKFast && !want_lp && capw >= 256 &&
+                  capw <= kKSlots * 32 && 2 * p.top_k <= capw - 128 && nwarps() * p.top_k <= kGatherCap;
   MinpList ml;
   ml.w.ids = lst;
   ml.w.cap = capw;
@@ -1445,6 +1750,10 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         ml.w.pbase = i0;
       }, [](int, float) {}, [&] { ml.group(m, sl.xs, lo); });
       if (ml.over && lane == 0) sh.mp_over = 1;  // read after the barrier below
+    } else if (kf) {
+      const ArgMax a = kf_scan(sl, lst, capw, p.top_k, sh);
+      m = a.m;
+      bi = a.i;
     } else {
       for_each_wq(sl, [&](int i0, float4 v, unsigned) { quad_argmax(i0, v, quad_max(v), m, bi); },
                   [](int, float) {}, [] {});
@@ -1515,6 +1824,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     sh.f_max = bm;
     sh.i_best = bb;
     sh.f_logz = lz;
+    if constexpr (KF) {
+      // kover: 0 in every block of a top-k row whose lists held (kf_scan)
+      int ko = 0;
+      for (int r = 0; r < C; r++) ko |= Cluster<C>::peer(&sh.x, r)->kover;
+      sh.k_fast = ko == 0;
+    }
   }
   __syncthreads();
   prof(3);
@@ -1532,7 +1847,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   }
   const float logz = sh.f_logz;
 
-  if (!plain && p.greedy == 0) {
+  if (KF && sh.k_fast) {
+    // 3'. a top-k row from its lists (kf_finish)
+    const ArgMax w = kf_finish<C>(sl, p.top_k, p.top_p, p.min_p, p.noise_key, maxl, ws, sh);
+    race.bk = w.m;
+    race.bi = w.i;
+  } else if (!plain && p.greedy == 0) {
     // 3. top-k, then top-p within it: the survivors rank at or before limit
     unsigned long long limit = 0;
     prof(4);
@@ -1657,7 +1977,7 @@ size_t fixed_smem(int C) {
   return b;
 }
 
-template <int C, int T = (C == 2 ? 1024 : 512)>
+template <int C, int T = (C == 2 ? 1024 : 512), bool KF = false>
 int launch(float *logits, int rows, int V, const tk_sample_params *params,
            const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
            int max_smem, cudaStream_t s) {
@@ -1666,17 +1986,17 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
                 "the race's buffers must fit the histogram space");
   static bool configured = false;
   if (!configured) {
-    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T, KF>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   max_smem));
     // the largest shared-memory carveout, so that two 512-thread blocks
     // (~100 KB each) can share an SM whatever the driver's default (on the
     // H100 it changed no timing: the step from 132 rows, 61 us, to 133
     // rows, 90 us, is an SM running two rows 1.5x as long as one, not a
     // second wave)
-    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T>, cudaFuncAttributePreferredSharedMemoryCarveout,
+    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T, KF>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                   (int)cudaSharedmemCarveoutMaxShared));
     if (C > 8)
-      TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T>,
+      TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T, KF>,
                                     cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
     configured = true;
   }
@@ -1697,7 +2017,7 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = C > 1 ? 1 : 0;
-  cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C, T>, logits, V, S, staged, ringed, params,
+  cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C, T, KF>, logits, V, S, staged, ringed, params,
                                      hist_ids, hist_counts, results);
   if (e != cudaSuccess) {
     cudaGetLastError();
@@ -1731,8 +2051,12 @@ extern "C" int tk_sample_set_log_table(const float *tab, int n) {
 
 extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_params *params,
                          const int32_t *hist_ids, const int32_t *hist_counts,
-                         tk_sample_result *results, tk_stream s) {
+                         tk_sample_result *results, int flags, tk_stream s) {
   if (rows <= 0 || vocab <= 0 || !g_exp_table_set || !g_log_table_set) return 20000;
+  // rows that may cut their top k from lists get the kernel with that
+  // path (KList); the others' kernel leaves it out, which keeps their
+  // scans' code as it was (with it, greedy rows ran ~10% slower on H100)
+  const bool kf = (flags & TK_SAMPLE_TOPK_LISTS) != 0;
   // blocks per row, on Hopper: the most that keep every block of the batch
   // on the chip at once (a cluster of 8 over shared-memory slices up to 33
   // rows, two 1024-thread blocks a row reading half rows from global
@@ -1773,11 +2097,14 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   switch (c) {
     case 2: return launch<2>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
     case 4: return launch<4>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
-    case 8: return launch<8>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+    case 8:
+      if (kf) return launch<8, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+      return launch<8>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
     case 16: return launch<16>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
     default:
       if (c1_wide)
         return launch<1, 1024>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+      if (kf) return launch<1, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
       return launch<1>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
   }
 }

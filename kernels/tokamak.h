@@ -210,11 +210,17 @@ int tk_sample_set_log_table(const float *tab, int n);
 /* Copies the SM clock of each of the first n (<= 32) phases of row 0's
  * first block in the last tk_sample (benchmarks). */
 int tk_sample_phase_clocks(long long *out, int n);
+/* tk_sample's flags: TK_SAMPLE_TOPK_LISTS when some row samples (not
+ * greedy) with 0 < top_k <= TK_SAMPLE_TOPK_LISTS_MAX and no logprobs:
+ * such rows may then take their top k from lists made in the max pass
+ * (one read of the logits instead of the cut passes). */
+#define TK_SAMPLE_TOPK_LISTS 1
+#define TK_SAMPLE_TOPK_LISTS_MAX 64
 /* Samples every row of logits [rows, vocab] f32 (penalties are applied in
  * place). */
 int tk_sample(float *logits, int rows, int vocab, const tk_sample_params *params,
               const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
-              tk_stream s);
+              int flags, tk_stream s);
 
 #ifdef __cplusplus
 }
