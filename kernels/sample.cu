@@ -687,7 +687,6 @@ struct Xchg {
   int cnt;                      // exact-q members in this slice
   unsigned long long bis[2];    // bisection counts (alternating)
   unsigned long long kmin, kmax;
-  int kover;  // kf_scan: 1 if this block's lists overflowed, 0 if not; 2: not such a row
 };
 
 struct Shared {
@@ -718,14 +717,20 @@ struct Shared {
   int i0;
   unsigned long long u0;
   int blist_cnt;  // cut's list of the cut bucket's members (may exceed its room)
+};
+
+// SharedKF is Shared with the top-k lists' fields, for the kernel built
+// with them (KF); the other kernel keeps Shared's layout and size.
+struct SharedKF : Shared {
   unsigned k_thr;  // KList::block_thr
-  int k_fast;     // the row's top k comes from the max pass's lists (KList)
-  int k_cnt;      // keys this block's lists gathered
+  int k_fast;      // the row's top k comes from the max pass's lists (KList)
+  int k_cnt;       // keys this block's lists gathered
+  int kover;       // kf_scan: 1 if this block's lists overflowed, 0 if not; 2: not such a row
 };
 
 // The launch reserves 8,192 bytes for static shared memory (Shared), and
 // two 512-thread blocks an SM must fit with sm_90's 1 KB a block reserved.
-static_assert(sizeof(Shared) <= 7680, "Shared outgrew the room the launch leaves for it");
+static_assert(sizeof(SharedKF) <= 7680, "Shared outgrew the room the launch leaves for it");
 
 // hist_add adds v to a 64-bit histogram entry with 32-bit atomics (a
 // shared-memory 64-bit atomic add is a compare-and-swap loop on sm_90):
@@ -970,7 +975,7 @@ struct ArgMax {
 // with a warp reduction and a block barrier a bit (the warps' counts
 // alternate between two shared arrays, so one barrier a bit suffices).
 // Block-uniform.
-__device__ __noinline__ unsigned block_kth4(float4 v, int k, Shared &sh) {
+__device__ __noinline__ unsigned block_kth4(float4 v, int k, SharedKF &sh) {
   const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
   const unsigned a = f2ord(fix(v.x)), b = f2ord(fix(v.y)), c = f2ord(fix(v.z)), d = f2ord(fix(v.w));
   int *buf[2] = {sh.red_i, reinterpret_cast<int *>(sh.red_m)};
@@ -996,10 +1001,10 @@ __device__ __noinline__ unsigned block_kth4(float4 v, int k, Shared &sh) {
 // each warp's list cut to the ids reaching its k-th largest logit, as rank
 // keys sorted descending at the start of the histogram space (the race's
 // buffers: the row does not race in this pass, and the lists lie past
-// them); sh.k_cnt gets how many of them the row's merge takes, sh.x.kover
+// them); sh.k_cnt gets how many of them the row's merge takes, sh.kover
 // whether a list or the gathered keys overflowed. Not inlined: the other
 // rows' scans keep their registers.
-__device__ __noinline__ ArgMax kf_scan(const Slice sl, int *lst, int capw, int k, Shared &sh) {
+__device__ __noinline__ ArgMax kf_scan(const Slice sl, int *lst, int capw, int k, SharedKF &sh) {
   const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
   float m = -INFINITY;
   int bi = INT_MAX;
@@ -1058,7 +1063,7 @@ __device__ __noinline__ ArgMax kf_scan(const Slice sl, int *lst, int capw, int k
   if (!over) bitonic_desc(kb, total);
   prof(26);
   if (threadIdx.x == 0) {
-    sh.x.kover = over;
+    sh.kover = over;
     sh.k_cnt = min(total, k);
   }
   return ArgMax{m, bi};
@@ -1075,7 +1080,7 @@ __device__ __noinline__ ArgMax kf_scan(const Slice sl, int *lst, int capw, int k
 template <int C>
 __device__ __noinline__ ArgMax kf_finish(const Slice sl, int k, float top_p, float min_p,
                                          unsigned long long noise_key, float maxl, float ws,
-                                         Shared &sh) {
+                                         SharedKF &sh) {
   const int rank = Cluster<C>::rank();
   const int tid = (int)threadIdx.x, lane = tid & 31;
   const unsigned long long *kb = reinterpret_cast<const unsigned long long *>(sl.hist1);
@@ -1488,7 +1493,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     float *logits, int V, int S, int staged, int ringed, const tk_sample_params *params,
     const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results) {
   extern __shared__ __align__(16) unsigned char dyn[];
-  __shared__ Shared sh;
+  __shared__ std::conditional_t<KF, SharedKF, Shared> sh;
   const int rank = Cluster<C>::rank();
   const int row = blockIdx.x / C;
   const tk_sample_params p = params[row];
@@ -1529,7 +1534,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     sh.top_thr = f2ord(-INFINITY);
     sh.mp_over = 0;
     if constexpr (KF) {
-      sh.x.kover = 2;  // not a top-k row cut from lists (kf_scan writes 0 or 1)
+      sh.kover = 2;  // not a top-k row cut from lists (kf_scan writes 0 or 1)
       sh.k_thr = f2ord(-INFINITY);
     }
   }
@@ -1751,9 +1756,11 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       }, [](int, float) {}, [&] { ml.group(m, sl.xs, lo); });
       if (ml.over && lane == 0) sh.mp_over = 1;  // read after the barrier below
     } else if (kf) {
-      const ArgMax a = kf_scan(sl, lst, capw, p.top_k, sh);
-      m = a.m;
-      bi = a.i;
+      if constexpr (KF) {
+        const ArgMax a = kf_scan(sl, lst, capw, p.top_k, sh);
+        m = a.m;
+        bi = a.i;
+      }
     } else {
       for_each_wq(sl, [&](int i0, float4 v, unsigned) { quad_argmax(i0, v, quad_max(v), m, bi); },
                   [](int, float) {}, [] {});
@@ -1827,7 +1834,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     if constexpr (KF) {
       // kover: 0 in every block of a top-k row whose lists held (kf_scan)
       int ko = 0;
-      for (int r = 0; r < C; r++) ko |= Cluster<C>::peer(&sh.x, r)->kover;
+      for (int r = 0; r < C; r++) ko |= *Cluster<C>::peer(&sh.kover, r);
       sh.k_fast = ko == 0;
     }
   }
@@ -1847,11 +1854,15 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   }
   const float logz = sh.f_logz;
 
-  if (KF && sh.k_fast) {
+  bool kfast = false;
+  if constexpr (KF) kfast = sh.k_fast;
+  if (kfast) {
     // 3'. a top-k row from its lists (kf_finish)
-    const ArgMax w = kf_finish<C>(sl, p.top_k, p.top_p, p.min_p, p.noise_key, maxl, ws, sh);
-    race.bk = w.m;
-    race.bi = w.i;
+    if constexpr (KF) {
+      const ArgMax w = kf_finish<C>(sl, p.top_k, p.top_p, p.min_p, p.noise_key, maxl, ws, sh);
+      race.bk = w.m;
+      race.bi = w.i;
+    }
   } else if (!plain && p.greedy == 0) {
     // 3. top-k, then top-p within it: the survivors rank at or before limit
     unsigned long long limit = 0;
