@@ -74,6 +74,17 @@ func sampleDists() []logitDist {
 				v[r.Intn(len(v))] = 100 + 300*r.Float32()
 			}
 		}},
+		{"masked", func(r *rand.Rand, v []float32) { // the low ids -Inf but one: a top-k list's sample holds fewer than k finite logits
+			lo := min(len(v), 4096)
+			for i := range v {
+				if i < lo {
+					v[i] = float32(math.Inf(-1))
+				} else {
+					v[i] = float32(r.NormFloat64())
+				}
+			}
+			v[r.Intn(lo)] = 10
+		}},
 		{"huge", func(r *rand.Rand, v []float32) { // l*WeightScale overflows: infinite race keys, ties by id
 			for i := range v {
 				v[i] = float32(r.NormFloat64() * 1e36)

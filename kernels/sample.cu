@@ -579,7 +579,8 @@ constexpr int kKBits = 20;   // the floor's leading bits that klist_cut bisects
 // logit reaches t, the largest value with kKBits leading bits (in f2ord
 // order) and zeros below that k listed logits reach: a bisection over
 // those bits, counting with one warp reduction a bit. t is within 2^-11
-// of the k-th largest listed logit, relatively, and below or at it. It
+// of the k-th largest listed logit, relatively, and below or at it (at
+// least -Inf's f2ord, so that ord2f(t) is never a NaN). It
 // returns the ids kept and t (as f2ord), and raises the block's floor to
 // t. Not inlined: the scan's loop keeps its registers. Warp-uniform.
 __device__ __noinline__ int2 klist_cut(int *ids, int cnt, const float *xs, int lo, int k,
@@ -600,6 +601,9 @@ __device__ __noinline__ int2 klist_cut(int *ids, int cnt, const float *xs, int l
     for (int j = 0; j < kKSlots; j++) n += v[j] >= c;
     if ((int)__reduce_add_sync(0xffffffffu, (unsigned)n) >= k) t = c;
   }
+  // every listed logit is at least -Inf, whose f2ord the truncated bits
+  // may undershoot into the NaN codes: clamp (k ids still reach t)
+  t = max(t, f2ord(-INFINITY));
   // keep the ids reaching t, in order (their logits from v)
   const unsigned below = (1u << lane) - 1;
   int out = 0;
@@ -728,9 +732,10 @@ struct SharedKF : Shared {
   int kover;       // kf_scan: 1 if this block's lists overflowed, 0 if not; 2: not such a row
 };
 
-// The launch reserves 8,192 bytes for static shared memory (Shared), and
+// The launch reserves 8,192 bytes for static shared memory (Shared, or
+// SharedKF in the kernel with the top-k lists), and
 // two 512-thread blocks an SM must fit with sm_90's 1 KB a block reserved.
-static_assert(sizeof(SharedKF) <= 7680, "Shared outgrew the room the launch leaves for it");
+static_assert(sizeof(SharedKF) <= 7680, "SharedKF outgrew the room the launch leaves for it");
 
 // hist_add adds v to a 64-bit histogram entry with 32-bit atomics (a
 // shared-memory 64-bit atomic add is a compare-and-swap loop on sm_90):
@@ -970,7 +975,8 @@ struct ArgMax {
 };
 
 // block_kth4 returns the k-th largest (in f2ord order, its kKBits leading
-// bits, as klist_cut) of the block's blockDim.x * 4 logits v (every
+// bits and at least -Inf's, as klist_cut) of the block's blockDim.x * 4
+// logits v (every
 // thread's four; k <= that many): a bisection over the bits, counting
 // with a warp reduction and a block barrier a bit (the warps' counts
 // alternate between two shared arrays, so one barrier a bit suffices).
@@ -978,14 +984,13 @@ struct ArgMax {
 __device__ __noinline__ unsigned block_kth4(float4 v, int k, SharedKF &sh) {
   const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
   const unsigned a = f2ord(fix(v.x)), b = f2ord(fix(v.y)), c = f2ord(fix(v.z)), d = f2ord(fix(v.w));
-  int *buf[2] = {sh.red_i, reinterpret_cast<int *>(sh.red_m)};
   unsigned t = 0;
 #pragma unroll 1
   for (int bit = 31; bit >= 32 - kKBits; bit--) {
     const unsigned cnd = t | (1u << bit);
     const unsigned n = (unsigned)(a >= cnd) + (unsigned)(b >= cnd) + (unsigned)(c >= cnd) + (unsigned)(d >= cnd);
     const int sum = (int)__reduce_add_sync(0xffffffffu, n);
-    int *cnt = buf[bit & 1];
+    int *cnt = (bit & 1) ? reinterpret_cast<int *>(sh.red_m) : sh.red_i;
     if (lane == 0) cnt[wid] = sum;
     __syncthreads();
     int tot = 0;
@@ -993,7 +998,9 @@ __device__ __noinline__ unsigned block_kth4(float4 v, int k, SharedKF &sh) {
     if (tot >= k) t = cnd;
   }
   __syncthreads();  // every count read before the arrays' next use
-  return t;
+  // as klist_cut: never below -Inf's f2ord (a sample of fewer than k
+  // finite logits would otherwise give a NaN floor, which lists nothing)
+  return max(t, f2ord(-INFINITY));
 }
 
 // kf_scan is the max pass of a top-k row whose top k come from lists
@@ -1617,7 +1624,8 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // keys (kf: where the lists have room for k well past a prune, and the
   // block's gathered lists fit the race's buffers)
   const bool kf = KF && p.greedy == 0 && topk && p.top_k <= kKFast && !want_lp && capw >= 256 &&
-                  capw <= kKSlots * 32 && 2 * p.top_k <= capw - 128 && nwarps() * p.top_k <= kGatherCap;
+                  capw <= kKSlots * 32 && 2 * p.top_k <= capw - 128 && nwarps() * p.top_k <= kGatherCap &&
+                  kGatherCap * 8 <= nwarps() * kRaceWarpBytes;  // the gather and its sort fit before the lists
   MinpList ml;
   ml.w.ids = lst;
   ml.w.cap = capw;
