@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"unsafe"
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
@@ -28,6 +29,13 @@ type sampler struct {
 	table   bool  // the weight exponential's and the race's tables are on the device
 	flags   C.int // tk_sample's flags for the batch in params
 }
+
+// sampleTopKLists turns on the fused sampler's top-k lists
+// (TK_SAMPLE_TOPK_LISTS: rows with top-k <= 64 and no logprobs take their
+// top k from the max pass instead of the cut passes; 356 -> 135 us at 256
+// rows on an H100). Off unless TOKAMAK_SAMPLE_TOPK_LISTS=1: its last
+// changes (docs/gpu.md, session 8) have not run on a GPU yet.
+var sampleTopKLists = os.Getenv("TOKAMAK_SAMPLE_TOPK_LISTS") == "1"
 
 func (s *sampler) free() {
 	if s.dev != nil {
@@ -84,7 +92,7 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 			cp.noise_key = C.ulonglong(sample.NoiseKey(p.Seed, r.Draw))
 			if p.TopK > 0 && p.TopK < vocab {
 				cp.top_k = C.int(p.TopK)
-				if p.TopK <= C.TK_SAMPLE_TOPK_LISTS_MAX && !p.WantLogprobs() {
+				if sampleTopKLists && p.TopK <= C.TK_SAMPLE_TOPK_LISTS_MAX && !p.WantLogprobs() {
 					s.flags |= C.TK_SAMPLE_TOPK_LISTS
 				}
 			}

@@ -185,10 +185,13 @@ func TestSampleMatchesCPU(t *testing.T) {
 			}
 			// chunks of 1, 33 and 60 rows and the whole batch: the kernel's
 			// cluster shapes (8 blocks a row with staged slices, 2 blocks a
-			// row, one block a row)
+			// row, one block a row), with the top-k lists off and on
 			const tol = 2e-3
 			bad := 0
-			for _, bs := range []int{1, 33, 60, len(rows)} {
+			defer func(on bool) { sampleTopKLists = on }(sampleTopKLists)
+			for run := range 8 {
+				bs := []int{1, 33, 60, len(rows)}[run%4]
+				sampleTopKLists = run >= 4
 				got := make([]sample.Result, 0, len(rows))
 				for lo := 0; lo < len(rows); lo += bs {
 					hi := min(lo+bs, len(rows))
@@ -225,12 +228,12 @@ func TestSampleMatchesCPU(t *testing.T) {
 					if msg != "" {
 						bad++
 						if bad <= 10 {
-							t.Errorf("chunks of %d: %s: %s", bs, names[i], msg)
+							t.Errorf("chunks of %d, top-k lists %v: %s: %s", bs, sampleTopKLists, names[i], msg)
 						}
 					}
 				}
 			}
-			t.Logf("%d rows in chunks of 1, 33, 60 and %d: %d differ", len(rows), len(rows), bad)
+			t.Logf("%d rows in chunks of 1, 33, 60 and %d, top-k lists off and on: %d differ", len(rows), len(rows), bad)
 		})
 	}
 }
