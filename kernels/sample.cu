@@ -575,13 +575,29 @@ constexpr int kKFast = TK_SAMPLE_TOPK_LISTS_MAX;  // the largest top-k a row cut
 constexpr int kKSlots = 16;  // list ids a lane holds in registers to select (cap <= 512)
 constexpr int kKBits = 20;   // the floor's leading bits that klist_cut bisects
 
+// ord_bisect returns the largest t with kKBits leading bits (in f2ord
+// order) and zeros below such that count(t) >= k, where count(c, bit)
+// says how many values reach c (bit: the bisection's step, for a caller
+// that alternates buffers): a bisection over those bits from the top.
+// Every value counted is at least -Inf's f2ord and k of them exist, so t
+// is clamped there: the truncated bits may undershoot into the NaN codes
+// below it, and ord2f(t) must stay a real floor. (klist_cut, block_kth4.)
+template <typename Count>
+__device__ __forceinline__ unsigned ord_bisect(int k, Count count) {
+  unsigned t = 0;
+#pragma unroll 1
+  for (int b = 31; b >= 32 - kKBits; b--) {
+    const unsigned c = t | (1u << b);
+    if (count(c, b) >= k) t = c;
+  }
+  return max(t, f2ord(-INFINITY));
+}
+
 // klist_cut prunes a KList's ids (cnt of them, at least k) to those whose
 // logit reaches t, the largest value with kKBits leading bits (in f2ord
-// order) and zeros below that k listed logits reach: a bisection over
-// those bits, counting with one warp reduction a bit. t is within 2^-11
-// of the k-th largest listed logit, relatively, and below or at it (at
-// least -Inf's f2ord, so that ord2f(t) is never a NaN). It
-// returns the ids kept and t (as f2ord), and raises the block's floor to
+// order) and zeros below that k listed logits reach (ord_bisect, counting
+// with one warp reduction a bit). t is within 2^-11 of the k-th largest
+// listed logit, relatively, and below or at it. It returns the ids kept and t (as f2ord), and raises the block's floor to
 // t. Not inlined: the scan's loop keeps its registers. Warp-uniform.
 __device__ __noinline__ int2 klist_cut(int *ids, int cnt, const float *xs, int lo, int k,
                                        unsigned *block_thr) {
@@ -592,18 +608,12 @@ __device__ __noinline__ int2 klist_cut(int *ids, int cnt, const float *xs, int l
     const int e = j * 32 + lane;
     v[j] = e < cnt ? f2ord(fix(xs[ids[e] - lo])) : 0u;  // 0: below every f2ord
   }
-  unsigned t = 0;
-#pragma unroll 1
-  for (int b = 31; b >= 32 - kKBits; b--) {
-    const unsigned c = t | (1u << b);
+  const unsigned t = ord_bisect(k, [&](unsigned c, int) {
     int n = 0;
 #pragma unroll
     for (int j = 0; j < kKSlots; j++) n += v[j] >= c;
-    if ((int)__reduce_add_sync(0xffffffffu, (unsigned)n) >= k) t = c;
-  }
-  // every listed logit is at least -Inf, whose f2ord the truncated bits
-  // may undershoot into the NaN codes: clamp (k ids still reach t)
-  t = max(t, f2ord(-INFINITY));
+    return (int)__reduce_add_sync(0xffffffffu, (unsigned)n);
+  });
   // keep the ids reaching t, in order (their logits from v)
   const unsigned below = (1u << lane) - 1;
   int out = 0;
@@ -957,6 +967,13 @@ __device__ __forceinline__ float quad_max(float4 v) {
 // fix4 is fix on each of a group of four.
 __device__ __forceinline__ float4 fix4(float4 v) { return make_float4(fix(v.x), fix(v.y), fix(v.z), fix(v.w)); }
 
+// quad_ge is a group of four's bits of x >= f (bit e for element e; a NaN
+// element's bit is 0): the warp lists' scan test.
+__device__ __forceinline__ unsigned quad_ge(float4 v, float f) {
+  return (unsigned)(v.x >= f) | (unsigned)(v.y >= f) << 1 | (unsigned)(v.z >= f) << 2 |
+         (unsigned)(v.w >= f) << 3;
+}
+
 // quad_argmax folds a group of four ids i0 .. i0 + 3 (raw logits v, g =
 // quad_max(v)) into a thread's running argmax (m, bi): the first of its
 // largest logits when that is larger than m (a thread's ids rise, so ties
@@ -975,19 +992,15 @@ struct ArgMax {
 };
 
 // block_kth4 returns the k-th largest (in f2ord order, its kKBits leading
-// bits and at least -Inf's, as klist_cut) of the block's blockDim.x * 4
-// logits v (every
-// thread's four; k <= that many): a bisection over the bits, counting
-// with a warp reduction and a block barrier a bit (the warps' counts
-// alternate between two shared arrays, so one barrier a bit suffices).
+// bits, as klist_cut) of the block's blockDim.x * 4 logits v (every
+// thread's four; k <= that many): ord_bisect, counting with a warp
+// reduction and a block barrier a bit (the warps' counts alternate
+// between two shared arrays, so one barrier a bit suffices).
 // Block-uniform.
 __device__ __noinline__ unsigned block_kth4(float4 v, int k, SharedKF &sh) {
   const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
   const unsigned a = f2ord(fix(v.x)), b = f2ord(fix(v.y)), c = f2ord(fix(v.z)), d = f2ord(fix(v.w));
-  unsigned t = 0;
-#pragma unroll 1
-  for (int bit = 31; bit >= 32 - kKBits; bit--) {
-    const unsigned cnd = t | (1u << bit);
+  const unsigned t = ord_bisect(k, [&](unsigned cnd, int bit) {
     const unsigned n = (unsigned)(a >= cnd) + (unsigned)(b >= cnd) + (unsigned)(c >= cnd) + (unsigned)(d >= cnd);
     const int sum = (int)__reduce_add_sync(0xffffffffu, n);
     int *cnt = (bit & 1) ? reinterpret_cast<int *>(sh.red_m) : sh.red_i;
@@ -995,12 +1008,10 @@ __device__ __noinline__ unsigned block_kth4(float4 v, int k, SharedKF &sh) {
     __syncthreads();
     int tot = 0;
     for (int i = 0; i < nwarps(); i++) tot += cnt[i];
-    if (tot >= k) t = cnd;
-  }
+    return tot;
+  });
   __syncthreads();  // every count read before the arrays' next use
-  // as klist_cut: never below -Inf's f2ord (a sample of fewer than k
-  // finite logits would otherwise give a NaN floor, which lists nothing)
-  return max(t, f2ord(-INFINITY));
+  return t;
 }
 
 // kf_scan is the max pass of a top-k row whose top k come from lists
@@ -1041,8 +1052,7 @@ __device__ __noinline__ ArgMax kf_scan(const Slice sl, int *lst, int capw, int k
     const float f = kl.w.xfl;
     if (g >= f) {
       const float4 xv = fix4(v);
-      kl.w.pend = valid & ((unsigned)(xv.x >= f) | (unsigned)(xv.y >= f) << 1 |
-                           (unsigned)(xv.z >= f) << 2 | (unsigned)(xv.w >= f) << 3);
+      kl.w.pend = valid & quad_ge(xv, f);
     }
     kl.w.pbase = i0;
   }, [](int, float) {}, [&] { kl.group(sl.xs, sl.lo); });
@@ -1684,8 +1694,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
             // only while xfl is -Inf; the group's max tests it first
             const float f = tl.w.xfl;
             if (gf >= f)
-              tl.w.pend = valid & ((unsigned)(xv.x >= f) | (unsigned)(xv.y >= f) << 1 |
-                                   (unsigned)(xv.z >= f) << 2 | (unsigned)(xv.w >= f) << 3);
+              tl.w.pend = valid & quad_ge(xv, f);
             tl.w.pbase = i0;
           }
           if constexpr (R) race.add4(i0, v, -FLT_MAX);
@@ -1758,8 +1767,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         quad_argmax(i0, v, quad_max(v), m, bi);
         // -Inf and NaN are never listed (xfl starts at -FLT_MAX)
         const float f = ml.w.xfl;
-        ml.w.pend = (unsigned)(v.x >= f) | (unsigned)(v.y >= f) << 1 | (unsigned)(v.z >= f) << 2 |
-                    (unsigned)(v.w >= f) << 3;
+        ml.w.pend = quad_ge(v, f);
         ml.w.pbase = i0;
       }, [](int, float) {}, [&] { ml.group(m, sl.xs, lo); });
       if (ml.over && lane == 0) sh.mp_over = 1;  // read after the barrier below
