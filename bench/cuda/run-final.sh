@@ -10,17 +10,11 @@
 # pattern; NONE skips the tests), THROUGHPUT_TIMEOUT (seconds a throughput
 # run may take, 200 by default).
 set -u
-OUT=${OUT:-/tmp/out}
-W=/tmp/final-logs
-mkdir -p "$OUT" "$W"
-export TOKAMAK_SHARED=${TOKAMAK_SHARED:-$PWD/.gpu/shared}
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
-pack() { tar -czf "$OUT/final-logs.tgz" -C "$W" . ; }
-trap pack EXIT
+. "$(dirname "$0")/lib.sh"
+device_logs final-logs
 gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | head -1)
 stamp "gpu: $gpu"
-make build-cuda >"$W/build.log" 2>&1 || { grep -E "error|Error" "$W/build.log" | head -40; echo BUILD FAILED; exit 1; }
+build_cuda
 stamp built
 if [ "${TESTS:-}" != NONE ]; then
   go test -tags cuda -count=1 -v -run "${TESTS:-TestSample|TestOpParity|TestGraph|TestModels|TestDecodeGraph}" ./cuda/ >"$W/test.log" 2>&1

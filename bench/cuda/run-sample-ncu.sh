@@ -7,12 +7,9 @@
 # $OUT/sample-ncu.tgz.
 #   MODES="greedy greedy-logprobs5" bash .gpu/remote.sh bash bench/cuda/run-sample-ncu.sh
 set -u
-OUT=${OUT:-/tmp/out}
-W=/tmp/sample-ncu
-mkdir -p "$OUT" "$W"
-export TOKAMAK_SHARED=${TOKAMAK_SHARED:-$PWD/.gpu/shared}
-trap 'tar -czf "$OUT/sample-ncu.tgz" -C "$W" .' EXIT
-make build-cuda >"$W/build.log" 2>&1 || { grep -E "error|Error" "$W/build.log" | head -40; echo BUILD FAILED; exit 1; }
+. "$(dirname "$0")/lib.sh"
+device_logs sample-ncu
+build_cuda
 go test -tags cuda -c -o /tmp/cuda.test ./cuda/ || exit 1
 cd cuda
 TOKAMAK_SAMPLE_BATCHES=${BATCHES:-1,64,256} /tmp/cuda.test -test.run '^$' -test.bench SampleFused -test.benchtime 20x >"$W/bench.log" 2>&1

@@ -5,15 +5,10 @@
 # cluster size forced. Logs go to $OUT/sample-logs.tgz.
 #   bash .gpu/remote.sh bash bench/cuda/run-sample.sh
 set -u
-OUT=${OUT:-/tmp/out}
-W=/tmp/sample-logs
-mkdir -p "$OUT" "$W"
-export TOKAMAK_SHARED=${TOKAMAK_SHARED:-$PWD/.gpu/shared}
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
-trap 'tar -czf "$OUT/sample-logs.tgz" -C "$W" .' EXIT
+. "$(dirname "$0")/lib.sh"
+device_logs sample-logs
 stamp "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
-make build-cuda >"$W/build.log" 2>&1 || { grep -E "error|Error" "$W/build.log" | head -40; echo BUILD FAILED; exit 1; }
+build_cuda
 stamp built
 go test -tags cuda -count=1 -v -run "${TESTS:-TestSample}" ./cuda/ >"$W/test.log" 2>&1
 stamp "tests rc=$?"

@@ -5,13 +5,10 @@
 # first. Logs under $OUT/tune-logs.tgz.
 #   bash .gpu/remote.sh bash bench/cuda/run-tune.sh
 set -u
-OUT=${OUT:-/tmp/out}
-W=/tmp/tune-logs
-mkdir -p "$OUT" "$W"
-export TOKAMAK_SHARED=${TOKAMAK_SHARED:-$PWD/.gpu/shared}
-trap 'tar -czf "$OUT/tune-logs.tgz" -C "$W" .' EXIT
+. "$(dirname "$0")/lib.sh"
+device_logs tune-logs
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-make build-cuda >"$W/build.log" 2>&1 || { grep -E "error" "$W/build.log" | head -30; echo BUILD FAILED; exit 1; }
+build_cuda
 go test -tags cuda -count=1 -run "${TESTS:-TestOpParity|TestModels|TestDecodeGraph|TestGraph}" ./cuda/ >"$W/test.log" 2>&1
 echo "tests rc=$?"; grep -E "^(--- FAIL|    --- FAIL|ok|FAIL)|panic" "$W/test.log" | head -20
 go test -tags cuda -c -o /tmp/cuda.test ./cuda/ || exit 1

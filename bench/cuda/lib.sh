@@ -1,0 +1,27 @@
+# lib.sh: what the device-call scripts (run-final.sh, run-sample.sh,
+# run-sample-ncu.sh, run-tune.sh) share. Source it after `set -u`.
+#   device_logs NAME  OUT (default /tmp/out) and W=/tmp/NAME made,
+#                     TOKAMAK_SHARED defaulted to .gpu/shared, W packed
+#                     into $OUT/NAME.tgz on exit, stamp defined
+#   build_cuda        make build-cuda into $W/build.log; on failure the
+#                     errors are printed and the script exits
+device_logs() {
+  OUT=${OUT:-/tmp/out}
+  W=/tmp/$1
+  mkdir -p "$OUT" "$W"
+  export TOKAMAK_SHARED=${TOKAMAK_SHARED:-$PWD/.gpu/shared}
+  t0=$(date +%s)
+  # shellcheck disable=SC2064 # the archive's name is fixed now
+  trap "tar -czf \"\$OUT/$1.tgz\" -C \"\$W\" ." EXIT
+}
+
+# stamp prints its arguments after the seconds since device_logs.
+stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+
+build_cuda() {
+  make build-cuda >"$W/build.log" 2>&1 || {
+    grep -E "error|Error" "$W/build.log" | head -40
+    echo BUILD FAILED
+    exit 1
+  }
+}
