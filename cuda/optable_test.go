@@ -431,11 +431,11 @@ func opTable() []opCase {
 		attnCase("attention/decode/g16/hd64", ones(3), []int{1, 2500, 300}, 16, 1, 64),
 		attnCaseBS("attention/mixed/bs12", []int{1, 40, 1, 1, 3, 1}, []int{9000, 100, 1, 1500, 3, 777}, 8, 2, 128, 12),
 	}
-	// the balanced decode kernel (variants 4 and 5) on every case of the
-	// default kernels
+	// the balanced decode kernel (variants 4 and 5) and the split kernel
+	// ordered heads first (6) on every case of the default kernels
 	for _, c := range cases {
 		if strings.HasPrefix(c.name, "attention/") && !strings.HasPrefix(c.name, "attention/legacy/") {
-			for _, v := range []int{4, 5} {
+			for _, v := range []int{4, 5, 6} {
 				cases = append(cases, onVariant(c, v, fmt.Sprintf("%s/v%d", c.name, v)))
 			}
 		}
@@ -670,10 +670,11 @@ func benchTable() []opCase {
 	// attention on Llama-3.1-8B heads (32 query, 8 KV, 128 dims); the
 	// legacy- cases run the generic kernel (the baseline) on a few shapes;
 	// each decode case is followed by its /v4 and /v5 twins (the balanced
-	// decode kernel), so one run compares them:
+	// decode kernel) and /v6 (the split kernel ordered heads first), so
+	// one run compares them:
 	//   go test -tags cuda -run '^$' -bench 'Ops/bench/attention-decode' ./cuda/
 	withBalanced := func(c opCase) []opCase {
-		return []opCase{c, onVariant(c, 4, c.name+"/v4"), onVariant(c, 5, c.name+"/v5")}
+		return []opCase{c, onVariant(c, 4, c.name+"/v4"), onVariant(c, 5, c.name+"/v5"), onVariant(c, 6, c.name+"/v6")}
 	}
 	cases = append(cases, withBalanced(benchDecodeAttention(1, 512, 32, 8, 128, false))...)
 	for _, b := range []int{1, 16, 64, 256} {
@@ -697,12 +698,12 @@ func benchTable() []opCase {
 	// cache 8x larger. Inside the engine the balanced kernel wins at 1,250
 	// and loses at 2,000 (bench/cuda/results/2026-11-26-h100-s4/README.md);
 	// these cases are meant to reproduce that off the engine.
-	for _, bc := range [][2]int{{208, 1250}, {208, 2000}, {96, 2000}} {
+	for _, bc := range [][2]int{{208, 1250}, {208, 1500}, {208, 2000}, {96, 2000}} {
 		newTok, ctxs := make([]int, bc[0]), make([]int, bc[0])
 		for i := range ctxs {
 			newTok[i], ctxs[i] = 1, bc[1]
 		}
-		for _, spread := range []int{1, 8} {
+		for _, spread := range []int{1, 2, 8} {
 			label := fmt.Sprintf("decode/b%d/ctx%d-uniform/spread%d", bc[0], bc[1], spread)
 			cases = append(cases, withBalanced(benchAttentionSpread(label, newTok, ctxs, 32, 8, 128, false, spread))...)
 		}

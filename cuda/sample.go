@@ -32,10 +32,10 @@ type sampler struct {
 
 // sampleTopKLists turns on the fused sampler's top-k lists
 // (TK_SAMPLE_TOPK_LISTS: rows with top-k <= 64 and no logprobs take their
-// top k from the max pass instead of the cut passes; 356 -> 135 us at 256
-// rows on an H100). Off unless TOKAMAK_SAMPLE_TOPK_LISTS=1: its last
-// changes (docs/gpu.md, session 8) have not run on a GPU yet.
-var sampleTopKLists = os.Getenv("TOKAMAK_SAMPLE_TOPK_LISTS") == "1"
+// top k from the max pass instead of the cut passes; top-k 50 + top-p 0.9
+// at 256 rows 357 -> 129 us on an H100, docs/gpu.md). On unless
+// TOKAMAK_SAMPLE_TOPK_LISTS=0 (the cut passes, for comparisons).
+var sampleTopKLists = os.Getenv("TOKAMAK_SAMPLE_TOPK_LISTS") != "0"
 
 func (s *sampler) free() {
 	if s.dev != nil {

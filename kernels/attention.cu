@@ -47,6 +47,9 @@ constexpr float kNegBig = kAttnNegBig;
 // (1000/1000 throughput: 20.81 ms a step with the split kernel, 22.46 with
 // 4, 21.75 with 5; bench/cuda/run-ab-graphs.sh, 2026-11-26), so the
 // split kernel stays the default.
+// 6 the default with the split decode kernel's blocks ordered heads first
+// (the blocks of one decode row's KV heads, which read the same cache
+// blocks, launched side by side).
 // Benchmarks compare them.
 // -1: not yet read from TOKAMAK_ATTN_VARIANT.
 static int tk_attn_variant = -1;
@@ -367,7 +370,7 @@ extern "C" int tk_attention(void *out, const void *q, const void *k_cache, const
     const int G = Hq / Hkv, gc = group_chunk(G);
     if (variant != 2 && splits > 1 && (long long)T * Hkv * ((G + gc - 1) / gc) <= kAttnCounters)
       a.counters = (int *)workspace;
-    if (cudaError_t e = attn_launch_decode(a, st); e != cudaSuccess) {
+    if (cudaError_t e = attn_launch_decode(a, variant == 6, st); e != cudaSuccess) {
       cudaGetLastError();  // clear it
       tk_note_call("attn_decode_kernel");
       return (int)e;

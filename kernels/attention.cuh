@@ -345,7 +345,7 @@ __device__ __forceinline__ void attn_merge_warps(const float (*sm_acc)[GC][D],
 
 // attn_launch_decode: the rows listed in a.decode_rows (one query token
 // each), split-KV.
-cudaError_t attn_launch_decode(const AttnArgs &a, cudaStream_t s);
+cudaError_t attn_launch_decode(const AttnArgs &a, bool heads_first, cudaStream_t s);
 // attn_launch_decode_balanced: the decode rows on a fixed grid of a.splits
 // blocks with the key work split evenly into tasks_per_block tasks a block
 // (attention_decode_balanced.cu; variants 4 and 5). Needs a.counters and

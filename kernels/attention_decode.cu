@@ -21,16 +21,23 @@ namespace {
 
 constexpr int kWarps = 4;
 
-template <int D, int GC, int U>
+// HF (heads first): the grid's x is the head chunk and y the decode row,
+// so the blocks of one row's heads, which read the same cache blocks, run
+// side by side; otherwise x is the row (every resident block reads another
+// sequence's blocks).
+template <int D, int GC, int U, bool HF>
 __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
     attn_decode_kernel(AttnArgs a) {
   __shared__ float sm_acc[kWarps][GC][D];
   __shared__ float sm_ml[kWarps][GC][2];
   tk_griddep_wait();
-  const int t = a.decode_rows[blockIdx.x];
+  const int bi = HF ? blockIdx.y : blockIdx.x;  // decode row index
+  const int bh = HF ? blockIdx.x : blockIdx.y;  // head chunk
+  const int nbh = HF ? gridDim.x : gridDim.y;
+  const int t = a.decode_rows[bi];
   const int G = a.Hq / a.Hkv;
   const int ngc = (G + GC - 1) / GC;
-  const int kvh = blockIdx.y / ngc, gc = blockIdx.y % ngc;
+  const int kvh = bh / ngc, gc = bh % ngc;
   const int h0 = kvh * G + gc * GC;
   const int nh = min(GC, G - gc * GC);
   const int warp = threadIdx.x >> 5;
@@ -61,7 +68,7 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
   __syncthreads();
   if (threadIdx.x == 0) {
     const int used = min(a.splits, (n + chunk - 1) / chunk);
-    int *ctr = a.counters + (size_t)t * gridDim.y + blockIdx.y;
+    int *ctr = a.counters + (size_t)t * nbh + bh;
     const int prev = atomicAdd(ctr, 1);
     s_last = prev == used - 1;
     if (s_last) *ctr = 0;  // every split has counted: ready for the next call
@@ -76,26 +83,31 @@ __global__ void __launch_bounds__(kWarps * 32, kAttnDecodeBlocksPerSM)
 }
 
 template <int D, int GC>
-cudaError_t launch_gc(const AttnArgs &a, cudaStream_t s) {
+cudaError_t launch_gc(const AttnArgs &a, bool heads_first, cudaStream_t s) {
   constexpr int U = GC >= 8 ? 2 : 4;
   const int G = a.Hq / a.Hkv;
-  dim3 grid(a.num_decode, a.Hkv * ((G + GC - 1) / GC), a.splits);
-  return tk_launch(attn_decode_kernel<D, GC, U>, grid, kWarps * 32, s, a);
+  const int nbh = a.Hkv * ((G + GC - 1) / GC);
+  if (heads_first)
+    return tk_launch(attn_decode_kernel<D, GC, U, true>, dim3(nbh, a.num_decode, a.splits),
+                     kWarps * 32, s, a);
+  return tk_launch(attn_decode_kernel<D, GC, U, false>, dim3(a.num_decode, nbh, a.splits),
+                   kWarps * 32, s, a);
 }
 
 template <int D>
-cudaError_t launch_d(const AttnArgs &a, cudaStream_t s) {
+cudaError_t launch_d(const AttnArgs &a, bool heads_first, cudaStream_t s) {
   const int G = a.Hq / a.Hkv;
-  if (G <= 1) return launch_gc<D, 1>(a, s);
-  if (G <= 2) return launch_gc<D, 2>(a, s);
-  if (G <= 4) return launch_gc<D, 4>(a, s);
-  return launch_gc<D, 8>(a, s);
+  if (G <= 1) return launch_gc<D, 1>(a, heads_first, s);
+  if (G <= 2) return launch_gc<D, 2>(a, heads_first, s);
+  if (G <= 4) return launch_gc<D, 4>(a, heads_first, s);
+  return launch_gc<D, 8>(a, heads_first, s);
 }
 
 }  // namespace
 
-cudaError_t attn_launch_decode(const AttnArgs &a, cudaStream_t s) {
-  if (a.D == 64) return launch_d<64>(a, s);
-  if (a.D == 128) return launch_d<128>(a, s);
+cudaError_t attn_launch_decode(const AttnArgs &a, bool heads_first, cudaStream_t s) {
+  if (a.num_decode > 65535 && heads_first) heads_first = false;  // grid y limit
+  if (a.D == 64) return launch_d<64>(a, heads_first, s);
+  if (a.D == 128) return launch_d<128>(a, heads_first, s);
   return cudaErrorInvalidValue;
 }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One device call comparing the fused sampler with a base tree: this
+# tree's sampler tests and parity with each cluster shape in TEST_CLUSTERS
+# forced, then BenchmarkSampleFused (automatic cluster shapes) of this
+# tree, of the base tree (BASE_TAR, a `git archive` of it, default
+# base.tar) and of this tree again, so drift shows. TOKAMAK_SAMPLE_BATCHES
+# narrows the batches (default 1,64,256). Logs: $OUT/ab-sample.tgz.
+#   git archive -o base.tar REV
+#   TEST_CLUSTERS="1 8" bash .gpu/remote.sh bash bench/cuda/run-ab-sample.sh
+#   (device call with carry [".gpu", "base.tar"])
+set -u
+. "$(dirname "$0")/lib.sh"
+device_logs ab-sample
+export TOKAMAK_SAMPLE_BATCHES=${TOKAMAK_SAMPLE_BATCHES:-1,64,256}
+here=$PWD
+stamp "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+build_cuda
+stamp built
+if [ "${TESTS:-TestSample}" != NONE ]; then
+  go test -tags cuda -count=1 -v -run "${TESTS:-TestSample}" ./cuda/ >"$W/test.log" 2>&1
+  stamp "tests rc=$?"
+  grep -E "^(--- |ok|FAIL)|^    --- FAIL|panic|differ" "$W/test.log" | head -30
+fi
+for c in ${TEST_CLUSTERS:-}; do
+  TOKAMAK_SAMPLE_CLUSTER=$c go test -tags cuda -count=1 -v -run TestSampleMatchesCPU ./cuda/ >"$W/parity-c$c.log" 2>&1
+  stamp "parity, cluster $c: rc=$? $(grep -c ': 0 differ' "$W/parity-c$c.log") runs with 0 differing, $(grep -c 'differ' "$W/parity-c$c.log") in all"
+done
+bench() { # bench NAME: the benchmark in the current directory
+  go test -tags cuda -count=1 -run '^$' -bench 'SampleFused' -benchtime 20x ./cuda/ >"$W/bench-$1.log" 2>&1
+  stamp "bench $1 rc=$?"
+}
+bench new1
+base=/tmp/ab-base
+rm -rf "$base" && mkdir -p "$base" && tar -xf "${BASE_TAR:-base.tar}" -C "$base" && ln -s "$here/.gpu" "$base/.gpu"
+(cd "$base" && W=$W build_cuda && stamp "base built" && bench base)
+bench new2
+# table: parameters, batch, kernel µs of new1 / base / new2
+for f in new1 base new2; do
+  grep -E '^SAMPLE ' "$W/bench-$f.log" | sed "s/^/$f /"
+done >"$W/all.txt"
+awk '{ k = sprintf("%-20s b%-4s", $3, $5); if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+  v[k, $1] = $7 }
+END { printf "%-26s %8s %8s %8s\n", "kernel us", "new1", "base", "new2"
+  for (i = 1; i <= n; i++) { k = order[i]; printf "%-26s %8s %8s %8s\n", k, v[k, "new1"], v[k, "base"], v[k, "new2"] } }' "$W/all.txt"
