@@ -87,11 +87,16 @@ type Config struct {
 	// MaxSeqs caps the running sequences (256).
 	MaxSeqs int
 	// ReserveMaxLen admits a request only when the KV blocks for its
-	// prompt plus max tokens are free on top of what the running requests
-	// may still need, so nothing is ever preempted (sched.Config's
+	// prompt plus max tokens fit beside what the running requests may
+	// still need (each until it reaches its own max), so nothing is ever
+	// preempted (sched.Config's
 	// ReserveMaxLen: TensorRT-LLM's "guaranteed no evict"); off, requests
 	// are admitted on their first chunk and preempted when blocks run out.
 	ReserveMaxLen bool
+	// Stagger (with ReserveMaxLen) paces admissions so that requests of
+	// one length start and end at spread steps instead of in waves
+	// (sched.Config's Stagger).
+	Stagger bool
 	// MaxQueue caps the sequences waiting to run; Submit returns
 	// ErrQueueFull beyond it (0: no cap).
 	MaxQueue int
@@ -239,7 +244,7 @@ func New(r Runner, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	sc, err := sched.New(sched.Config{MaxBatchTokens: cfg.MaxBatchTokens, MaxSeqs: cfg.MaxSeqs, ReserveMaxLen: cfg.ReserveMaxLen}, kv)
+	sc, err := sched.New(sched.Config{MaxBatchTokens: cfg.MaxBatchTokens, MaxSeqs: cfg.MaxSeqs, ReserveMaxLen: cfg.ReserveMaxLen, Stagger: cfg.Stagger}, kv)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}

@@ -15,6 +15,9 @@ import (
 const (
 	policyMaxUtilization    = "max-utilization"
 	policyGuaranteedNoEvict = "guaranteed-no-evict"
+	// policyStaggered is guaranteed-no-evict with admissions paced so
+	// that equal requests do not run in waves (sched.Config.Stagger).
+	policyStaggered = "staggered-no-evict"
 )
 
 // engineFlags are the engine-sizing flags shared by serve and bench
@@ -23,7 +26,8 @@ const (
 func engineFlags(maxSeqs, maxBatchTokens int, policy string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "scheduler-policy", Value: policy, Usage: policyMaxUtilization + " (admit a request on its first chunk's KV blocks, preempt the newest when blocks run out, as vLLM) or " +
-			policyGuaranteedNoEvict + " (admit only when the blocks for its prompt plus max_tokens are free: never preempts; best when max_tokens is set)"},
+			policyGuaranteedNoEvict + " (admit only while the blocks for its prompt plus max_tokens fit beside the running requests' own, each until its end: never preempts; best when max_tokens is set) or " +
+			policyStaggered + " (" + policyGuaranteedNoEvict + " with admissions paced to one every (max_tokens x (prompt + max_tokens/2) / KV-cache tokens) steps while others run, so that requests of one length start and end spread out instead of in waves; for offline batches)"},
 		&cli.Float64Flag{Name: "kv-cache-gib", Value: 0, Usage: "KV cache size in GiB (0: on a GPU, what --gpu-memory-utilization leaves after the weights and the activations of the largest step; on the CPU, 1)"},
 		&cli.IntFlag{Name: "max-num-seqs", Value: maxSeqs, Usage: "most sequences running at once"},
 		&cli.IntFlag{Name: "max-num-batched-tokens", Value: maxBatchTokens, Usage: "most tokens in one forward step"},
@@ -79,16 +83,19 @@ func engineConfig(c *cli.Context, m *model.Model, dir string) (engine.Config, er
 	if err != nil {
 		return engine.Config{}, err
 	}
-	var reserve bool
+	var reserve, stagger bool
 	switch p := c.String("scheduler-policy"); p {
 	case policyMaxUtilization:
 	case policyGuaranteedNoEvict:
 		reserve = true
+	case policyStaggered:
+		reserve, stagger = true, true
 	default:
-		return engine.Config{}, fmt.Errorf("--scheduler-policy must be %s or %s, got %q", policyMaxUtilization, policyGuaranteedNoEvict, p)
+		return engine.Config{}, fmt.Errorf("--scheduler-policy must be %s, %s or %s, got %q", policyMaxUtilization, policyGuaranteedNoEvict, policyStaggered, p)
 	}
 	return engine.Config{
 		ReserveMaxLen:    reserve,
+		Stagger:          stagger,
 		KVMemoryBytes:    kv,
 		MaxBatchTokens:   c.Int("max-num-batched-tokens"),
 		MaxSeqs:          c.Int("max-num-seqs"),

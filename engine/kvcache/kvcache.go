@@ -131,6 +131,18 @@ func (m *Manager) NumBlocks() int { return m.cfg.NumBlocks }
 // be handed out (cached ones after eviction).
 func (m *Manager) NumFree() int { return len(m.empty) + m.lruLen }
 
+// Shared is the number of s's blocks that other sequences reference too
+// (forks of one prompt, prefix-cache hits): freeing s would not free them.
+func (m *Manager) Shared(s *Seq) int {
+	n := 0
+	for _, id := range s.Blocks {
+		if m.blocks[id].ref > 1 {
+			n++
+		}
+	}
+	return n
+}
+
 // Usage is the fraction of blocks referenced by sequences, in [0,1].
 func (m *Manager) Usage() float64 {
 	return 1 - float64(m.NumFree())/float64(m.cfg.NumBlocks)

@@ -121,6 +121,17 @@ type Config struct {
 	// A sequence is always admitted when nothing runs, so one longer than
 	// the pool still makes progress.
 	ReserveMaxLen bool
+	// Stagger (with ReserveMaxLen) paces admissions while sequences run,
+	// so that they start, and so finish, at evenly spread steps instead
+	// of in waves: a sequence of n tokens that may generate r more holds
+	// about n + r/2 tokens over its r steps, so admitting one every
+	// r*(n+r/2)/capacity steps keeps the pool full in a steady state.
+	// With every request of one length (offline benchmarks), admissions
+	// under ReserveMaxLen alone come in waves: each wave is admitted
+	// together, finishes together and runs with the pool sized for all of
+	// it at its longest. Admissions earn credit at that rate (at most 2
+	// banked); the first sequence, and any when nothing runs, is free.
+	Stagger bool
 }
 
 // Item is one sequence's share of a step: its tokens
@@ -156,6 +167,9 @@ type Scheduler struct {
 	running     []*Seq // sorted by before
 	nextArrival uint64
 	preemptions int64
+	credit      float64 // Stagger's admissions earned and not yet used
+	fut         []future
+	cnt         []int
 }
 
 // New makes a Scheduler over a block manager.
@@ -226,6 +240,9 @@ func (s *Scheduler) Schedule() *Plan {
 	}
 
 	// Waiting sequences, while seats, budget and blocks last.
+	if s.staggered() && len(s.waiting) > 0 {
+		s.credit = min(s.credit+s.paceRate(s.waiting[0]), maxCredit)
+	}
 	s.admitWaiting(p)
 	if p.Empty() && len(s.running) == 0 && s.releaseWaiting() {
 		// Only waiting forks held blocks; their prefixes stay cached.
@@ -281,7 +298,11 @@ func (s *Scheduler) reserve(q *Seq, n int, p *Plan) bool {
 // chunk, if its blocks can be had without preempting anyone.
 func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 	budget := s.cfg.MaxBatchTokens - p.NumTokens
-	if s.cfg.ReserveMaxLen && len(s.running) > 0 && !s.fitsMaxLen(q) {
+	paced := s.staggered() && len(s.running) > 0 && q.MaxLen > 0
+	if paced && s.credit < 1 {
+		return false
+	}
+	if s.cfg.ReserveMaxLen && len(s.running) > 0 && !s.fitsPeak(q) {
 		return false
 	}
 	if len(q.KV.Blocks) == 0 {
@@ -302,6 +323,9 @@ func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 		return false // a fork keeps its shared prefix while it waits
 	}
 	s.waiting = s.waiting[1:]
+	if paced {
+		s.credit--
+	}
 	q.state = Running
 	i, _ := slices.BinarySearchFunc(s.running, q, compare)
 	s.running = slices.Insert(s.running, i, q)
@@ -309,19 +333,98 @@ func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 	return true
 }
 
-// fitsMaxLen reports whether the free blocks cover q growing to its
-// MaxLen after every running sequence has grown to its own.
-func (s *Scheduler) fitsMaxLen(q *Seq) bool {
+// maxCredit is the most admissions Stagger banks.
+const maxCredit = 2
+
+func (s *Scheduler) staggered() bool { return s.cfg.Stagger && s.cfg.ReserveMaxLen }
+
+// paceRate is the admissions a step that keep the pool full of sequences
+// like q in a steady state (see Config.Stagger); unlimited for a
+// sequence with nothing left to generate or no MaxLen.
+func (s *Scheduler) paceRate(q *Seq) float64 {
+	n := len(q.Tokens)
+	r := q.MaxLen - n
+	if q.MaxLen <= 0 || r <= 0 {
+		return maxCredit
+	}
+	capacity := float64(s.kv.NumBlocks() * s.kv.BlockSizeTokens())
+	return capacity / (float64(r) * (float64(n) + float64(r)/2))
+}
+
+// future is one sequence's part in fitsPeak: n tokens now, alive for
+// steps 0..rem-1 (needing the blocks of n+s+1 tokens at step s), of
+// which shared blocks are held by others too (counted apart, as never
+// freed).
+type future struct{ n, rem, shared int }
+
+// fitsPeak reports whether the pool covers every running sequence and q
+// growing to their MaxLen, each freeing its blocks when it reaches it:
+// the peak over future steps of the blocks they hold (sequences without
+// a MaxLen, waiting forks and blocks shared between sequences count as
+// held throughout). Under it nothing running is ever preempted for
+// blocks, while sequences that end sooner make room for later ones (a
+// bound on every sequence at its MaxLen at once admits only whole waves).
+func (s *Scheduler) fitsPeak(q *Seq) bool {
 	bs := s.kv.BlockSizeTokens()
-	blocks := func(n int) int { return (n + bs - 1) / bs }
-	pending := 0
+	held := s.kv.NumBlocks() - s.kv.NumFree()
+	fut := s.fut[:0]
 	for _, r := range s.running {
-		if r.MaxLen > 0 {
-			pending += max(0, blocks(r.MaxLen)-len(r.KV.Blocks))
+		if r.MaxLen <= 0 {
+			continue
+		}
+		sh := s.kv.Shared(&r.KV)
+		held -= len(r.KV.Blocks) - sh
+		fut = append(fut, future{n: len(r.Tokens), rem: max(r.MaxLen-len(r.Tokens), 1), shared: sh})
+	}
+	// q's own blocks (a fork's shared prefix) are held already; without a
+	// MaxLen it is planned at its prompt (and then held as it grows)
+	fut = append(fut, future{n: len(q.Tokens), rem: max(q.MaxLen-len(q.Tokens), 1), shared: len(q.KV.Blocks)})
+	s.fut = fut
+	if cap(s.cnt) < bs {
+		s.cnt = make([]int, bs)
+	}
+	return peakFits(fut, held, s.kv.NumBlocks(), bs, s.cnt[:bs])
+}
+
+// peakFits reports whether base plus the blocks the sequences in fut hold
+// stays within total at every future step. At step s a sequence with
+// rem > s holds ceil((n+s+1)/bs) - shared blocks; each sum only grows
+// until someone leaves, so it peaks at the steps s = rem-1. Visiting
+// those from the latest, the alive set only grows, and its sum at s is
+// kept as sum(floor((n+1)/bs) - shared) + alive*floor(s/bs) + a term from
+// the counts of (n+1) mod bs (cnt, len bs, zeroed here): O(len(fut) *
+// (log + bs)).
+func peakFits(fut []future, base, total, bs int, cnt []int) bool {
+	clear(cnt)
+	slices.SortFunc(fut, func(a, b future) int { return b.rem - a.rem })
+	sumQ, alive := 0, 0
+	for j, f := range fut {
+		sumQ += (f.n+1)/bs - f.shared
+		cnt[(f.n+1)%bs]++
+		alive++
+		if j+1 < len(fut) && fut[j+1].rem == f.rem {
+			continue // add the ties first: they are alive at the same steps
+		}
+		st := f.rem - 1
+		m := st % bs
+		use := base + sumQ + alive*(st/bs)
+		for rr, c := range cnt {
+			if c == 0 {
+				continue
+			}
+			// ceil((rr+m)/bs) with 0 <= rr+m <= 2bs-2
+			switch v := rr + m; {
+			case v > bs:
+				use += 2 * c
+			case v > 0:
+				use += c
+			}
+		}
+		if use > total {
+			return false
 		}
 	}
-	need := blocks(max(q.MaxLen, len(q.Tokens))) - len(q.KV.Blocks)
-	return s.kv.NumFree()-pending >= need
+	return true
 }
 
 // yieldToInteractive preempts running batch sequences, newest first, while

@@ -261,7 +261,8 @@ func TestSchedulerDoesNotStallOnBlocksHeldByWaitingForks(t *testing.T) {
 // TestSchedulerReserveMaxLenNeverPreempts runs the same workload under
 // both admission policies: four sequences whose full lengths overflow the
 // pool. Admitting on the first chunk preempts; reserving each sequence's
-// MaxLen admits fewer at once and preempts nothing. Both drain.
+// MaxLen (the peak of their future use, each freeing its blocks at its
+// end) admits fewer at once and preempts nothing. Both drain.
 func TestSchedulerReserveMaxLenNeverPreempts(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -303,8 +304,9 @@ func TestSchedulerReserveMaxLenNeverPreempts(t *testing.T) {
 			if got := s.Preemptions() > 0; got != tc.wantPreempt {
 				t.Fatalf("%d preemptions; want preemptions: %v", s.Preemptions(), tc.wantPreempt)
 			}
-			if tc.reserve && maxRunning > 2 {
-				t.Fatalf("%d sequences ran at once; only 2 fit whole", maxRunning)
+			if tc.reserve && maxRunning > 3 {
+				// two fit whole; a third only beside two about to end
+				t.Fatalf("%d sequences ran at once", maxRunning)
 			}
 			if kv.NumFree() != 16 {
 				t.Fatalf("%d blocks free after draining, want 16", kv.NumFree())

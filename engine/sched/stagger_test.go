@@ -1,0 +1,161 @@
+package sched
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/tokamak-ai/tokamak/engine/kvcache"
+)
+
+// peakBrute is peakFits by walking every step.
+func peakBrute(fut []future, base, total, bs int) bool {
+	last := 0
+	for _, f := range fut {
+		last = max(last, f.rem)
+	}
+	for s := 0; s < last; s++ {
+		use := base
+		for _, f := range fut {
+			if f.rem > s {
+				use += (f.n+s+1+bs-1)/bs - f.shared
+			}
+		}
+		if use > total {
+			return false
+		}
+	}
+	return true
+}
+
+// TestPeakFitsMatchesBruteForce compares the O(n log n) peak with a walk
+// over every future step, on random sets whose totals straddle the peak.
+func TestPeakFitsMatchesBruteForce(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 9))
+	for _, bs := range []int{1, 4, 16} {
+		fits, fails := 0, 0
+		for iter := 0; iter < 3000; iter++ {
+			fut := make([]future, 1+r.IntN(12))
+			for i := range fut {
+				n := 1 + r.IntN(100)
+				fut[i] = future{n: n, rem: 1 + r.IntN(60)}
+				if r.IntN(4) == 0 {
+					fut[i].shared = r.IntN(n/bs + 1)
+				}
+			}
+			if r.IntN(3) == 0 { // ties
+				fut[len(fut)-1].rem = fut[0].rem
+			}
+			base := r.IntN(10)
+			// the brute-force peak, then a total around it
+			peak := 0
+			for total := 0; ; total++ {
+				if peakBrute(fut, base, total, bs) {
+					peak = total
+					break
+				}
+			}
+			total := max(0, peak+r.IntN(5)-2)
+			want := peakBrute(fut, base, total, bs)
+			got := peakFits(append([]future(nil), fut...), base, total, bs, make([]int, bs))
+			if got != want {
+				t.Fatalf("bs %d, base %d, total %d (peak %d), %+v: peakFits %v, brute force %v", bs, base, total, peak, fut, got, want)
+			}
+			if want {
+				fits++
+			} else {
+				fails++
+			}
+		}
+		if fits == 0 || fails == 0 {
+			t.Fatalf("bs %d: %d fit and %d did not: the cases do not straddle the peak", bs, fits, fails)
+		}
+	}
+}
+
+// TestSchedulerReserveMaxLenAdmitsBehindAnEndingSequence: a running
+// sequence four tokens from its end holds most of the pool; a new one
+// whose MaxLen needs the rest only after the first has gone is admitted
+// at once (every sequence at its MaxLen together would not fit), and
+// nothing is preempted.
+func TestSchedulerReserveMaxLenAdmitsBehindAnEndingSequence(t *testing.T) {
+	kv, err := kvcache.New(kvcache.Config{NumBlocks: 16, BlockSizeTokens: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{MaxBatchTokens: 64, MaxSeqs: 4, ReserveMaxLen: true}, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Seq{ID: 1, Tokens: prompt(20, 0), MaxLen: 24}
+	b := &Seq{ID: 2, Tokens: prompt(8, 100), MaxLen: 48}
+	target := map[*Seq]int{a: 24, b: 48}
+	s.Add(a)
+	step(s, s.Schedule(), target) // a's prompt: 6 blocks held
+	s.Add(b)
+	p := s.Schedule()
+	if got := items(p); got != "1:20+1 2:0+8 " {
+		t.Fatalf("b not admitted beside a: plan %q", got)
+	}
+	step(s, p, target)
+	for i := 0; i < 100 && s.NumRunning() > 0; i++ {
+		step(s, s.Schedule(), target)
+	}
+	if a.State() != Finished || b.State() != Finished || s.Preemptions() != 0 {
+		t.Fatalf("states %v %v, %d preemptions", a.State(), b.State(), s.Preemptions())
+	}
+}
+
+// TestSchedulerStagger runs 40 equal sequences through a pool that holds
+// a few at their MaxLen, with and without Stagger: both drain with no
+// preemption; without it whole waves are admitted in one step, with it
+// no step admits more than the banked credit once something runs.
+func TestSchedulerStagger(t *testing.T) {
+	for _, stagger := range []bool{false, true} {
+		kv, err := kvcache.New(kvcache.Config{NumBlocks: 64, BlockSizeTokens: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(Config{MaxBatchTokens: 256, MaxSeqs: 64, ReserveMaxLen: true, Stagger: stagger}, kv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := map[*Seq]int{}
+		var seqs []*Seq
+		for i := range 40 {
+			q := &Seq{ID: uint64(i + 1), Tokens: prompt(8, int32(1000*i)), MaxLen: 40}
+			s.Add(q)
+			target[q] = 40
+			seqs = append(seqs, q)
+		}
+		maxAdmit, steps := 0, 0
+		for ; steps < 5000 && s.NumRunning()+s.NumWaiting() > 0; steps++ {
+			wasRunning := s.NumRunning() > 0
+			p := s.Schedule()
+			admitted := 0
+			for _, it := range p.Items {
+				if it.Start == 0 {
+					admitted++
+				}
+			}
+			if wasRunning {
+				maxAdmit = max(maxAdmit, admitted)
+			}
+			step(s, p, target)
+		}
+		for _, q := range seqs {
+			if q.State() != Finished {
+				t.Fatalf("stagger %v: sequence %d did not finish (state %v)", stagger, q.ID, q.State())
+			}
+		}
+		if s.Preemptions() != 0 || kv.NumFree() != 64 {
+			t.Fatalf("stagger %v: %d preemptions, %d of 64 blocks free", stagger, s.Preemptions(), kv.NumFree())
+		}
+		if stagger && maxAdmit > maxCredit {
+			t.Fatalf("stagger: %d admitted in one step while others ran, want <= %d", maxAdmit, maxCredit)
+		}
+		if !stagger && maxAdmit <= maxCredit {
+			t.Fatalf("no stagger: at most %d admitted in a step while others ran; the test needs waves", maxAdmit)
+		}
+		t.Logf("stagger %v: %d steps, at most %d admitted in a step while others ran", stagger, steps, maxAdmit)
+	}
+}
