@@ -63,7 +63,8 @@ func kvCacheBytes(c *cli.Context, m *model.Model) (int64, error) {
 		return cpuKVBytes, nil
 	}
 	seqs, toks := c.Int("max-num-seqs"), c.Int("max-num-batched-tokens")
-	graphRows := min(seqs, 256)
+	buckets := model.DefaultBuckets()
+	graphRows := min(seqs, buckets[len(buckets)-1])
 	reserve := m.ActivationBytes(toks, seqs) + m.ActivationBytes(graphRows, graphRows) + kvMargin
 	free := fr.FreeBytes()
 	kv := free - reserve

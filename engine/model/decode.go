@@ -9,16 +9,20 @@ import (
 )
 
 // DefaultBuckets returns the ladder of decode batch sizes that get their
-// own persistent buffers and graph: 1, 2, 4, then every 8 to 64 and every
-// 16 to 256 (as vLLM's capture sizes, coarser): a step is padded to the
-// next bucket and pays for the padding rows in its GEMMs, so the ladder is
-// fine where batches run compute-bound.
+// own persistent buffers and graph: 1, 2, 4, then every 8 to 64, every 16
+// to 256 and every 32 to 512 (as vLLM's capture sizes, coarser): a step
+// is padded to the next bucket and pays for the padding rows in its
+// GEMMs, so the ladder is fine where batches run compute-bound. Buckets
+// share the top bucket's buffers; a larger batch runs op by op.
 func DefaultBuckets() []int {
 	b := []int{1, 2, 4}
 	for n := 8; n <= 64; n += 8 {
 		b = append(b, n)
 	}
 	for n := 80; n <= 256; n += 16 {
+		b = append(b, n)
+	}
+	for n := 288; n <= 512; n += 32 {
 		b = append(b, n)
 	}
 	return b

@@ -129,8 +129,9 @@ type Config struct {
 	// With every request of one length (offline benchmarks), admissions
 	// under ReserveMaxLen alone come in waves: each wave is admitted
 	// together, finishes together and runs with the pool sized for all of
-	// it at its longest. Admissions earn credit at that rate (at most 2
-	// banked); the first sequence, and any when nothing runs, is free.
+	// it at its longest. Admissions earn credit at that rate (at most 2,
+	// or two steps' worth, banked); the first sequence, and any when
+	// nothing runs, is free.
 	Stagger bool
 }
 
@@ -241,7 +242,8 @@ func (s *Scheduler) Schedule() *Plan {
 
 	// Waiting sequences, while seats, budget and blocks last.
 	if s.staggered() && len(s.waiting) > 0 {
-		s.credit = min(s.credit+s.paceRate(s.waiting[0]), maxCredit)
+		r := s.paceRate(s.waiting[0])
+		s.credit = min(s.credit+r, max(maxCredit, 2*r))
 	}
 	s.admitWaiting(p)
 	if p.Empty() && len(s.running) == 0 && s.releaseWaiting() {
@@ -333,7 +335,8 @@ func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 	return true
 }
 
-// maxCredit is the most admissions Stagger banks.
+// maxCredit is the most admissions Stagger banks, or twice a step's
+// rate where that is more (short requests in a large pool).
 const maxCredit = 2
 
 func (s *Scheduler) staggered() bool { return s.cfg.Stagger && s.cfg.ReserveMaxLen }
