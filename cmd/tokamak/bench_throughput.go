@@ -126,7 +126,7 @@ func benchThroughputCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random prompts"},
 			&cli.StringFlag{Name: "out", Usage: "JSON report path (empty: none)"},
 			&cli.BoolFlag{Name: "profile-ops", Usage: "time every op on the device with events and print where each kind of step spends its time (implies --enforce-eager; CUDA only)"},
-		}, engineFlags(1024, 16384, policyGuaranteedNoEvict)...),
+		}, engineFlags(1024, 16384, policyStaggered)...),
 		Action: runBenchThroughput,
 	}
 }

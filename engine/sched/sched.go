@@ -131,7 +131,9 @@ type Config struct {
 	// together, finishes together and runs with the pool sized for all of
 	// it at its longest. Admissions earn credit at that rate (at most 2,
 	// or two steps' worth, banked); the first sequence, and any when
-	// nothing runs, is free.
+	// nothing runs, is free. Nothing is paced while the pool holds every
+	// running and waiting sequence at its MaxLen at once (short requests:
+	// pacing them cost 3% at 128/128 on an H100).
 	Stagger bool
 }
 
@@ -169,6 +171,7 @@ type Scheduler struct {
 	nextArrival uint64
 	preemptions int64
 	credit      float64 // Stagger's admissions earned and not yet used
+	pacing      bool    // Stagger paces this step's admissions
 	fut         []future
 	cnt         []int
 }
@@ -241,7 +244,8 @@ func (s *Scheduler) Schedule() *Plan {
 	}
 
 	// Waiting sequences, while seats, budget and blocks last.
-	if s.staggered() && len(s.waiting) > 0 {
+	s.pacing = s.staggered() && len(s.waiting) > 0 && !s.allFit()
+	if s.pacing {
 		r := s.paceRate(s.waiting[0])
 		s.credit = min(s.credit+r, max(maxCredit, 2*r))
 	}
@@ -300,7 +304,7 @@ func (s *Scheduler) reserve(q *Seq, n int, p *Plan) bool {
 // chunk, if its blocks can be had without preempting anyone.
 func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 	budget := s.cfg.MaxBatchTokens - p.NumTokens
-	paced := s.staggered() && len(s.running) > 0 && q.MaxLen > 0
+	paced := s.pacing && len(s.running) > 0 && q.MaxLen > 0
 	if paced && s.credit < 1 {
 		return false
 	}
@@ -340,6 +344,23 @@ func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 const maxCredit = 2
 
 func (s *Scheduler) staggered() bool { return s.cfg.Stagger && s.cfg.ReserveMaxLen }
+
+// allFit reports whether the pool holds every running and waiting
+// sequence at its MaxLen (or its length, without one) at once: then all
+// can run together and pacing would only delay them.
+func (s *Scheduler) allFit() bool {
+	bs := s.kv.BlockSizeTokens()
+	need := 0
+	for _, qs := range [][]*Seq{s.running, s.waiting} {
+		for _, q := range qs {
+			need += (max(q.MaxLen, len(q.Tokens)) + bs - 1) / bs
+			if need > s.kv.NumBlocks() {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // paceRate is the admissions a step that keep the pool full of sequences
 // like q in a steady state (see Config.Stagger); unlimited for a

@@ -159,3 +159,23 @@ func TestSchedulerStagger(t *testing.T) {
 		t.Logf("stagger %v: %d steps, at most %d admitted in a step while others ran", stagger, steps, maxAdmit)
 	}
 }
+
+// TestSchedulerStaggerLeavesFittingWorkAlone: when the pool holds every
+// sequence at its MaxLen, Stagger admits them as they come (the first
+// step takes all four), as guaranteed-no-evict alone does.
+func TestSchedulerStaggerLeavesFittingWorkAlone(t *testing.T) {
+	kv, err := kvcache.New(kvcache.Config{NumBlocks: 64, BlockSizeTokens: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{MaxBatchTokens: 256, MaxSeqs: 64, ReserveMaxLen: true, Stagger: true}, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		s.Add(&Seq{ID: uint64(i + 1), Tokens: prompt(8, int32(1000*i)), MaxLen: 40})
+	}
+	if p := s.Schedule(); len(p.Items) != 4 {
+		t.Fatalf("first step admitted %q; want all four", items(p))
+	}
+}
