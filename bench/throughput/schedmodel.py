@@ -11,7 +11,12 @@
 # 'peak' (admit while the exact peak of future block use, every sequence
 # running to its output length, fits: never evicts), optionally pacing
 # admissions to one every PACE steps until step PACE_UNTIL (staggers the
-# sequences). Session 8's figures: python3 bench/throughput/schedmodel.py s7
+# sequences), and 'stagger' (engine/sched's staggered-no-evict since
+# session 9: 'peak' with admissions earning credit at CAP*16 / (OSL *
+# (ISL + OSL/2)) a step, at most max(2, twice that) banked, unpaced while
+# the pool holds every remaining request at its full length).
+# Session 8's figures: python3 bench/throughput/schedmodel.py s7
+# (session 9: ... s7 stagger [CAP] for that policy alone).
 import sys
 
 CAP = 26371; BS = 16; ISL = 1000; OSL = 1000; BUDGET = 16384
@@ -27,6 +32,7 @@ def run(policy, N, base0, prefcost, maxseqs=1024, watermark=0.0, pace=0, pace_un
     waiting = [[i, ISL, 0] for i in range(N)]  # id, tokens to compute, generated
     running = []  # [id, ctx, generated, blocks held]
     free = CAP; t = 0.0; steps = 0; pre = 0; done = 0; dsteps = 0; bsum = 0
+    credit = 0.0; rate = CAP * BS / (OSL * (ISL + OSL / 2))
     while done < N:
         steps += 1
         i = 0
@@ -42,7 +48,12 @@ def run(policy, N, base0, prefcost, maxseqs=1024, watermark=0.0, pace=0, pace_un
         B = len(running); ctxsum = sum(r[1] for r in running)
         ptoks = 0; adm = 0
         paced = pace and steps <= pace_until
-        while waiting and len(running) < maxseqs and (not paced or (adm < 1 and steps % pace == 0)):
+        if policy == 'stagger':
+            paced = (len(waiting) + len(running)) * blocks(ISL + OSL) > CAP
+            if paced:
+                credit = min(credit + rate, max(2, 2 * rate))
+        while waiting and len(running) < maxseqs and (
+                not paced or (credit >= 1 or not running if policy == 'stagger' else adm < 1 and steps % pace == 0)):
             w = waiting[0]; tok = w[1]
             if ptoks + tok > BUDGET:
                 break
@@ -54,12 +65,14 @@ def run(policy, N, base0, prefcost, maxseqs=1024, watermark=0.0, pace=0, pace_un
                 nb = blocks(tok + 1)
                 if free - nb < watermark * CAP:
                     break
-            else:  # peak
+            else:  # peak, stagger
                 nb = blocks(tok + 1)
                 cand = [(r[1], OSL - r[2]) for r in running] + [(tok, OSL - w[2])]
                 if any(sum(blocks(c + s + 1) for c, rm in cand if rm > s) > CAP
                        for s in sorted(set(rm - 1 for _, rm in cand))):
                     break
+            if policy == 'stagger' and paced and running:
+                credit -= 1
             free -= nb; waiting.pop(0); ptoks += tok; adm += 1
             running.append([w[0], tok, w[2], nb])
         base = 0 if B == 0 else (base0 if B <= 256 else max(base0, base0 - 6.6e-3 + 2 * B * 7.5e9 / 650e12))
@@ -71,19 +84,24 @@ def run(policy, N, base0, prefcost, maxseqs=1024, watermark=0.0, pace=0, pace_un
             if j < B:
                 r[1] += 1
             r[2] += 1
-            if policy == 'peak':
+            if policy in ('peak', 'stagger'):
                 r[3] = blocks(r[1] + 1)
             if r[2] >= OSL:
                 done += 1; free += r[3]
             else:
                 kept.append(r)
         running = kept
-        if policy == 'peak':
+        if policy in ('peak', 'stagger'):
             free = CAP - sum(r[3] for r in running)
     return t, N * OSL / t, steps, pre, bsum / max(dsteps, 1)
 
 
 cal = CAL[sys.argv[1] if len(sys.argv) > 1 else 's4']
+if len(sys.argv) > 2 and sys.argv[2] == 'stagger':
+    for cap in sys.argv[3:] or [CAP]:
+        CAP = int(cap)
+        print('stagger CAP=%d' % CAP, "t=%.1f s tok/s=%.0f steps=%d preemptions=%d mean batch=%.0f" % run('stagger', **cal), flush=True)
+    sys.exit(0)
 cases = [('noevict', {}), ('maxutil', {}), ('maxutil', dict(watermark=0.02)), ('maxutil', dict(watermark=0.05)),
          ('peak', {}), ('peak', dict(pace=4, pace_until=1000))]
 for pol, kw in cases:
