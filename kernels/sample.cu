@@ -574,6 +574,7 @@ struct TopList {
 constexpr int kKFast = TK_SAMPLE_TOPK_LISTS_MAX;  // the largest top-k a row cuts from its lists
 constexpr int kKSlots = 16;  // list ids a lane holds in registers to select (cap <= 512)
 constexpr int kKBits = 20;   // the floor's leading bits that klist_cut bisects
+constexpr int kKSample = 4;  // groups of four a thread in kf_scan's sample
 
 // ord_bisect returns the largest t with kKBits leading bits (in f2ord
 // order) and zeros below such that count(t) >= k, where count(c, bit)
@@ -581,7 +582,7 @@ constexpr int kKBits = 20;   // the floor's leading bits that klist_cut bisects
 // that alternates buffers): a bisection over those bits from the top.
 // Every value counted is at least -Inf's f2ord and k of them exist, so t
 // is clamped there: the truncated bits may undershoot into the NaN codes
-// below it, and ord2f(t) must stay a real floor. (klist_cut, block_kth4.)
+// below it, and ord2f(t) must stay a real floor. (klist_cut, block_kth.)
 template <typename Count>
 __device__ __forceinline__ unsigned ord_bisect(int k, Count count) {
   unsigned t = 0;
@@ -991,17 +992,28 @@ struct ArgMax {
   int i;
 };
 
-// block_kth4 returns the k-th largest (in f2ord order, its kKBits leading
-// bits, as klist_cut) of the block's blockDim.x * 4 logits v (every
-// thread's four; k <= that many): ord_bisect, counting with a warp
-// reduction and a block barrier a bit (the warps' counts alternate
-// between two shared arrays, so one barrier a bit suffices).
-// Block-uniform.
-__device__ __noinline__ unsigned block_kth4(float4 v, int k, SharedKF &sh) {
+// block_kth returns the k-th largest (in f2ord order, its kKBits leading
+// bits, as klist_cut) of the block's blockDim.x * 4 * G logits at
+// xs4[threadIdx.x + j * blockDim.x], j < G (every thread's G groups of
+// four; k <= that many): ord_bisect, counting with a warp reduction and a
+// block barrier a bit (the warps' counts alternate between two shared
+// arrays, so one barrier a bit suffices). Block-uniform.
+template <int G>
+__device__ __noinline__ unsigned block_kth(const float4 *xs4, int k, SharedKF &sh) {
   const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
-  const unsigned a = f2ord(fix(v.x)), b = f2ord(fix(v.y)), c = f2ord(fix(v.z)), d = f2ord(fix(v.w));
+  unsigned o[4 * G];
+#pragma unroll
+  for (int j = 0; j < G; j++) {
+    const float4 v = xs4[threadIdx.x + j * blockDim.x];
+    o[4 * j] = f2ord(fix(v.x));
+    o[4 * j + 1] = f2ord(fix(v.y));
+    o[4 * j + 2] = f2ord(fix(v.z));
+    o[4 * j + 3] = f2ord(fix(v.w));
+  }
   const unsigned t = ord_bisect(k, [&](unsigned cnd, int bit) {
-    const unsigned n = (unsigned)(a >= cnd) + (unsigned)(b >= cnd) + (unsigned)(c >= cnd) + (unsigned)(d >= cnd);
+    unsigned n = 0;
+#pragma unroll
+    for (int j = 0; j < 4 * G; j++) n += o[j] >= cnd;
     const int sum = (int)__reduce_add_sync(0xffffffffu, n);
     int *cnt = (bit & 1) ? reinterpret_cast<int *>(sh.red_m) : sh.red_i;
     if (lane == 0) cnt[wid] = sum;
@@ -1031,17 +1043,20 @@ __device__ __noinline__ ArgMax kf_scan(const Slice sl, int *lst, int capw, int k
   kl.w.cap = capw;
   kl.k = k;
   kl.block_thr = &sh.k_thr;
-  // every thread's first group of four (the first blockDim.x * 4 ids of
-  // the slice, when every thread has one) is a sample: the k-th largest
-  // logit among them (block_kth4) is a floor from the start, so the lists
-  // take a few hundredths of the slice and rarely need a cut. The scan
+  // the slice's first kKSample groups of four a thread (the first
+  // blockDim.x * 4 * kKSample ids; one group when the slice is shorter)
+  // are a sample: the k-th largest logit among them (block_kth) is a
+  // floor from the start, so the lists take a few hundredths of the slice
+  // and rarely need a cut (one group a thread, 2,048 ids: 135 us at 256
+  // rows, H100, session 8). The scan
   // then reads those ids again (from L2 or the staged slice) like any
   // other. (Taking the sample inside the scan's first step instead kept
   // its state alive through the loop: 168 us at 256 rows against 144
   // without a sample, H100.)
   if (sl.vec && (sl.n >> 2) >= (int)blockDim.x) {  // block-uniform
-    const float4 v0 = reinterpret_cast<const float4 *>(sl.xs)[threadIdx.x];
-    const unsigned t = block_kth4(v0, k, sh);
+    const float4 *xs4 = reinterpret_cast<const float4 *>(sl.xs);
+    const unsigned t = (sl.n >> 2) >= kKSample * (int)blockDim.x ? block_kth<kKSample>(xs4, k, sh)
+                                                                 : block_kth<1>(xs4, k, sh);
     kl.w.xfl = ord2f(t);
     if (threadIdx.x == 0) atomicMax(kl.block_thr, t);
   }
