@@ -34,8 +34,12 @@ func (m *Manager) Check(seqs ...*Seq) error {
 	if n != m.lruLen || prev != m.lruTail {
 		return fmt.Errorf("kvcache: LRU list: walked %d blocks ending at %d, recorded %d ending at %d", n, prev, m.lruLen, m.lruTail)
 	}
+	multi := 0
 	for id := range m.blocks {
 		b := &m.blocks[id]
+		if b.ref > 1 {
+			multi++
+		}
 		switch {
 		case b.ref < 0:
 			return fmt.Errorf("kvcache: block %d: negative reference count %d", id, b.ref)
@@ -49,6 +53,9 @@ func (m *Manager) Check(seqs ...*Seq) error {
 				return fmt.Errorf("kvcache: cached block %d missing from the index", id)
 			}
 		}
+	}
+	if multi != m.multi {
+		return fmt.Errorf("kvcache: %d blocks have several references, %d counted", multi, m.multi)
 	}
 	for h, id := range m.byHash {
 		if b := &m.blocks[id]; !b.cached || b.hash != h {

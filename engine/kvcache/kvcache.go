@@ -93,7 +93,10 @@ type Manager struct {
 	lruHead, lruTail int32
 	lruLen           int
 	byHash           map[uint64]int32
-	stats            Stats
+	// multi counts blocks with more than one reference (Shared is 0
+	// without reading a table when there are none)
+	multi int
+	stats Stats
 	buf              []byte
 }
 
@@ -134,6 +137,9 @@ func (m *Manager) NumFree() int { return len(m.empty) + m.lruLen }
 // Shared is the number of s's blocks that other sequences reference too
 // (forks of one prompt, prefix-cache hits): freeing s would not free them.
 func (m *Manager) Shared(s *Seq) int {
+	if m.multi == 0 {
+		return 0
+	}
 	n := 0
 	for _, id := range s.Blocks {
 		if m.blocks[id].ref > 1 {
@@ -322,6 +328,9 @@ func (m *Manager) Free(s *Seq) {
 		id := s.Blocks[i]
 		b := &m.blocks[id]
 		b.ref--
+		if b.ref == 1 {
+			m.multi--
+		}
 		if b.ref > 0 {
 			continue
 		}
@@ -343,6 +352,9 @@ func (m *Manager) ref(id int32) {
 		m.lruRemove(id)
 	}
 	b.ref++
+	if b.ref == 2 {
+		m.multi++
+	}
 }
 
 // take hands out a free block with one reference: an empty one if any,

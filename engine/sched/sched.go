@@ -111,11 +111,14 @@ type Config struct {
 	MaxBatchTokens int
 	// MaxSeqs caps the number of running sequences (> 0).
 	MaxSeqs int
-	// ReserveMaxLen admits a sequence only when the free blocks cover its
-	// whole MaxLen on top of what every running sequence still needs to
-	// reach its own MaxLen, so running sequences are never preempted for
-	// blocks (TensorRT-LLM's "guaranteed no evict" policy; suits offline
-	// work whose output caps are known). Off, a sequence is admitted on
+	// ReserveMaxLen admits a sequence only while the pool covers the peak
+	// of future block use with every running sequence and it growing to
+	// their MaxLen (each freeing its blocks there; a prompt that takes
+	// several steps to prefill delays its own end), so running sequences
+	// are never preempted for blocks (TensorRT-LLM's "guaranteed no evict"
+	// policy; suits offline work whose output caps are known; sequences
+	// without a MaxLen are planned as growing to the longest horizon and
+	// are not covered by the guarantee). Off, a sequence is admitted on
 	// the blocks of its first chunk and the newest running sequences are
 	// preempted when decodes run out (vLLM's policy, higher occupancy).
 	// A sequence is always admitted when nothing runs, so one longer than
@@ -129,11 +132,13 @@ type Config struct {
 	// With every request of one length (offline benchmarks), admissions
 	// under ReserveMaxLen alone come in waves: each wave is admitted
 	// together, finishes together and runs with the pool sized for all of
-	// it at its longest. Admissions earn credit at that rate (at most 2,
-	// or two steps' worth, banked); the first sequence, and any when
-	// nothing runs, is free. Nothing is paced while the pool holds every
-	// running and waiting sequence at its MaxLen at once (short requests:
-	// pacing them cost 3% at 128/128 on an H100).
+	// it at its longest. Each step earns a step of credit (at most 2, or
+	// two of the head's intervals, banked) and an admission spends its own
+	// interval; the first sequence, and any when nothing runs, is free.
+	// Nothing is paced while the pool holds every sequence that may run at
+	// once (running, and waiting up to MaxSeqs) at its MaxLen (short
+	// requests: pacing them cost 3% at 128/128 on an H100). Interactive
+	// sequences are paced too: the policy is meant for offline batches.
 	Stagger bool
 }
 
@@ -224,6 +229,10 @@ func (s *Scheduler) Preemptions() int64 { return s.preemptions }
 // Schedule plans the next step.
 func (s *Scheduler) Schedule() *Plan {
 	p := &Plan{}
+	s.pacing = s.staggered() && len(s.waiting) > 0 && !s.allFit()
+	if s.pacing {
+		s.credit = min(s.credit+1, max(maxCredit, 2*s.interval(s.waiting[0])))
+	}
 	s.yieldToInteractive(p)
 
 	// Running sequences: decodes first, then prefill chunks, in queue order.
@@ -244,11 +253,6 @@ func (s *Scheduler) Schedule() *Plan {
 	}
 
 	// Waiting sequences, while seats, budget and blocks last.
-	s.pacing = s.staggered() && len(s.waiting) > 0 && !s.allFit()
-	if s.pacing {
-		r := s.paceRate(s.waiting[0])
-		s.credit = min(s.credit+r, max(maxCredit, 2*r))
-	}
 	s.admitWaiting(p)
 	if p.Empty() && len(s.running) == 0 && s.releaseWaiting() {
 		// Only waiting forks held blocks; their prefixes stay cached.
@@ -286,10 +290,12 @@ func (s *Scheduler) releaseWaiting() bool {
 func (s *Scheduler) reserve(q *Seq, n int, p *Plan) bool {
 	for s.kv.Reserve(&q.KV, q.NumComputed+n) != nil {
 		victim := s.running[len(s.running)-1]
-		if victim == q && s.releaseWaiting() {
+		if (victim == q || s.cfg.ReserveMaxLen) && s.releaseWaiting() {
 			// Before q gives up its own blocks, take back those that
 			// waiting forks hold: q would be readmitted at once and run
-			// short again while they keep them.
+			// short again while they keep them. Under ReserveMaxLen,
+			// before anyone is preempted: admissions planned on the
+			// blocks of finished sequences that forks still pin.
 			continue
 		}
 		s.preempt(victim, p)
@@ -305,10 +311,10 @@ func (s *Scheduler) reserve(q *Seq, n int, p *Plan) bool {
 func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 	budget := s.cfg.MaxBatchTokens - p.NumTokens
 	paced := s.pacing && len(s.running) > 0 && q.MaxLen > 0
-	if paced && s.credit < 1 {
+	if paced && s.credit < s.interval(q) {
 		return false
 	}
-	if s.cfg.ReserveMaxLen && len(s.running) > 0 && !s.fitsPeak(q) {
+	if s.cfg.ReserveMaxLen && len(s.running) > 0 && !s.fitsPeak(q, budget) {
 		return false
 	}
 	if len(q.KV.Blocks) == 0 {
@@ -330,7 +336,7 @@ func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 	}
 	s.waiting = s.waiting[1:]
 	if paced {
-		s.credit--
+		s.credit -= s.interval(q)
 	}
 	q.state = Running
 	i, _ := slices.BinarySearchFunc(s.running, q, compare)
@@ -339,19 +345,21 @@ func (s *Scheduler) admit(q *Seq, p *Plan) bool {
 	return true
 }
 
-// maxCredit is the most admissions Stagger banks, or twice a step's
-// rate where that is more (short requests in a large pool).
+// maxCredit is the most steps of credit Stagger banks, or two of the
+// head's intervals where that is more.
 const maxCredit = 2
 
 func (s *Scheduler) staggered() bool { return s.cfg.Stagger && s.cfg.ReserveMaxLen }
 
-// allFit reports whether the pool holds every running and waiting
-// sequence at its MaxLen (or its length, without one) at once: then all
-// can run together and pacing would only delay them.
+// allFit reports whether the pool holds every sequence that may run at
+// once (the running ones and the waiting ones up to MaxSeqs) at its
+// MaxLen (or its length, without one): then they can run together and
+// pacing would only delay them.
 func (s *Scheduler) allFit() bool {
 	bs := s.kv.BlockSizeTokens()
 	need := 0
-	for _, qs := range [][]*Seq{s.running, s.waiting} {
+	seats := max(0, s.cfg.MaxSeqs-len(s.running))
+	for _, qs := range [][]*Seq{s.running, s.waiting[:min(seats, len(s.waiting))]} {
 		for _, q := range qs {
 			need += (max(q.MaxLen, len(q.Tokens)) + bs - 1) / bs
 			if need > s.kv.NumBlocks() {
@@ -362,17 +370,18 @@ func (s *Scheduler) allFit() bool {
 	return true
 }
 
-// paceRate is the admissions a step that keep the pool full of sequences
-// like q in a steady state (see Config.Stagger); unlimited for a
+// interval is the steps between admissions of sequences like q that keep
+// the pool full of them in a steady state (see Config.Stagger): one
+// holds about n + r/2 tokens over its r steps; 0 (not paced) for a
 // sequence with nothing left to generate or no MaxLen.
-func (s *Scheduler) paceRate(q *Seq) float64 {
+func (s *Scheduler) interval(q *Seq) float64 {
 	n := len(q.Tokens)
 	r := q.MaxLen - n
 	if q.MaxLen <= 0 || r <= 0 {
-		return maxCredit
+		return 0
 	}
 	capacity := float64(s.kv.NumBlocks() * s.kv.BlockSizeTokens())
-	return capacity / (float64(r) * (float64(n) + float64(r)/2))
+	return float64(r) * (float64(n) + float64(r)/2) / capacity
 }
 
 // future is one sequence's part in fitsPeak: n tokens now, alive for
@@ -383,26 +392,49 @@ type future struct{ n, rem, shared int }
 
 // fitsPeak reports whether the pool covers every running sequence and q
 // growing to their MaxLen, each freeing its blocks when it reaches it:
-// the peak over future steps of the blocks they hold (sequences without
-// a MaxLen, waiting forks and blocks shared between sequences count as
-// held throughout). Under it nothing running is ever preempted for
-// blocks, while sequences that end sooner make room for later ones (a
-// bound on every sequence at its MaxLen at once admits only whole waves).
-func (s *Scheduler) fitsPeak(q *Seq) bool {
+// the peak over future steps of the blocks they hold. Shared blocks and
+// waiting forks' blocks count as held throughout; a sequence without a
+// MaxLen as growing through the longest horizon. q ends later when its
+// prompt takes more than this step's budget: each later step gives it at
+// least MaxBatchTokens less one token a running sequence (running
+// prefills finish in the step of any admission, since they are planned
+// first), or, when that is nothing, it is planned as never ending. Under
+// it nothing running is preempted for blocks, while sequences that end
+// sooner make room for later ones.
+func (s *Scheduler) fitsPeak(q *Seq, budget int) bool {
 	bs := s.kv.BlockSizeTokens()
 	held := s.kv.NumBlocks() - s.kv.NumFree()
 	fut := s.fut[:0]
+	horizon := 1
 	for _, r := range s.running {
-		if r.MaxLen <= 0 {
-			continue
-		}
 		sh := s.kv.Shared(&r.KV)
 		held -= len(r.KV.Blocks) - sh
-		fut = append(fut, future{n: len(r.Tokens), rem: max(r.MaxLen-len(r.Tokens), 1), shared: sh})
+		rem := r.MaxLen - len(r.Tokens)
+		if r.MaxLen <= 0 {
+			rem = 0 // the horizon, below
+		}
+		fut = append(fut, future{n: len(r.Tokens), rem: rem, shared: sh})
+		horizon = max(horizon, rem)
 	}
-	// q's own blocks (a fork's shared prefix) are held already; without a
-	// MaxLen it is planned at its prompt (and then held as it grows)
-	fut = append(fut, future{n: len(q.Tokens), rem: max(q.MaxLen-len(q.Tokens), 1), shared: len(q.KV.Blocks)})
+	// q's own blocks (a fork's shared prefix) are held already
+	rem := q.MaxLen - len(q.Tokens)
+	if left := q.remaining() - budget; left > 0 {
+		if per := s.cfg.MaxBatchTokens - len(s.running) - 1; per > 0 {
+			rem += (left + per - 1) / per
+		} else {
+			rem = 0 // never ends
+		}
+	}
+	if q.MaxLen <= 0 {
+		rem = 0
+	}
+	horizon = max(horizon, rem)
+	fut = append(fut, future{n: len(q.Tokens), rem: rem, shared: len(q.KV.Blocks)})
+	for i := range fut {
+		if fut[i].rem <= 0 {
+			fut[i].rem = horizon + 1 // alive past every other's end
+		}
+	}
 	s.fut = fut
 	if cap(s.cnt) < bs {
 		s.cnt = make([]int, bs)
@@ -464,6 +496,9 @@ func (s *Scheduler) yieldToInteractive(p *Plan) {
 		needBlocks := (w.NumComputed+n+s.kv.BlockSizeTokens()-1)/s.kv.BlockSizeTokens() - len(w.KV.Blocks)
 		if len(s.running) < s.cfg.MaxSeqs && needBlocks <= s.kv.NumFree() {
 			return
+		}
+		if s.pacing && w.MaxLen > 0 && s.credit < s.interval(w) {
+			return // its admission waits for credit: a preemption would be lost
 		}
 		s.preempt(last, p)
 	}

@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -110,6 +111,7 @@ func TestSchedulerReserveMaxLenAdmitsBehindAnEndingSequence(t *testing.T) {
 // preemption; without it whole waves are admitted in one step, with it
 // no step admits more than the banked credit once something runs.
 func TestSchedulerStagger(t *testing.T) {
+	stepsOf := map[bool]int{}
 	for _, stagger := range []bool{false, true} {
 		kv, err := kvcache.New(kvcache.Config{NumBlocks: 64, BlockSizeTokens: 4})
 		if err != nil {
@@ -127,7 +129,7 @@ func TestSchedulerStagger(t *testing.T) {
 			target[q] = 40
 			seqs = append(seqs, q)
 		}
-		maxAdmit, steps := 0, 0
+		maxAdmit, steps, besides := 0, 0, 0
 		for ; steps < 5000 && s.NumRunning()+s.NumWaiting() > 0; steps++ {
 			wasRunning := s.NumRunning() > 0
 			p := s.Schedule()
@@ -139,6 +141,7 @@ func TestSchedulerStagger(t *testing.T) {
 			}
 			if wasRunning {
 				maxAdmit = max(maxAdmit, admitted)
+				besides += admitted
 			}
 			step(s, p, target)
 		}
@@ -156,7 +159,15 @@ func TestSchedulerStagger(t *testing.T) {
 		if !stagger && maxAdmit <= maxCredit {
 			t.Fatalf("no stagger: at most %d admitted in a step while others ran; the test needs waves", maxAdmit)
 		}
+		if besides < 30 {
+			t.Fatalf("stagger %v: only %d of 40 admitted while others ran", stagger, besides)
+		}
+		stepsOf[stagger] = steps
 		t.Logf("stagger %v: %d steps, at most %d admitted in a step while others ran", stagger, steps, maxAdmit)
+	}
+	// pacing spreads the work; it must not stall it
+	if stepsOf[true] > stepsOf[false]*3/2 {
+		t.Fatalf("%d steps with Stagger against %d without", stepsOf[true], stepsOf[false])
 	}
 }
 
@@ -177,5 +188,116 @@ func TestSchedulerStaggerLeavesFittingWorkAlone(t *testing.T) {
 	}
 	if p := s.Schedule(); len(p.Items) != 4 {
 		t.Fatalf("first step admitted %q; want all four", items(p))
+	}
+}
+
+// TestSchedulerReserveMaxLenNeverPreemptsRandom drives random workloads
+// through ReserveMaxLen, with and without Stagger: prompts longer than
+// the step budget (chunked prefill), prompts sharing prefixes (cache
+// hits), and n > 1 requests forked after their first token, as the
+// engine forks them. Nothing running may be preempted, every sequence
+// finishes, and the pool drains consistent.
+func TestSchedulerReserveMaxLenNeverPreemptsRandom(t *testing.T) {
+	for _, stagger := range []bool{false, true} {
+		for seed := uint64(0); seed < 400; seed++ {
+			if err := noEvictRun(seed, stagger); err != nil {
+				t.Fatalf("stagger %v, seed %d: %v", stagger, seed, err)
+			}
+		}
+	}
+}
+
+func noEvictRun(seed uint64, stagger bool) error {
+	r := rand.New(rand.NewPCG(seed, 11))
+	bs := []int{1, 2, 4, 16}[r.IntN(4)]
+	blocks := 8 + r.IntN(40)
+	kv, err := kvcache.New(kvcache.Config{NumBlocks: blocks, BlockSizeTokens: bs})
+	if err != nil {
+		return err
+	}
+	s, err := New(Config{MaxBatchTokens: 2 + r.IntN(64), MaxSeqs: 1 + r.IntN(16), ReserveMaxLen: true, Stagger: stagger}, kv)
+	if err != nil {
+		return err
+	}
+	target := map[*Seq]int{}
+	promptLen := map[*Seq]int{}
+	var all []*Seq
+	id := uint64(0)
+	for stepN := 0; stepN < 100000; stepN++ {
+		if stepN < 100 && r.IntN(3) == 0 {
+			id++
+			n := 1 + r.IntN(blocks*bs/2)
+			maxLen := min(n+1+r.IntN(blocks*bs/2), blocks*bs)
+			q := &Seq{ID: id, Tokens: prompt(n, int32(r.IntN(3))*10000), MaxLen: maxLen}
+			target[q], promptLen[q] = maxLen, n
+			all = append(all, q)
+			s.Add(q)
+		}
+		p := s.Schedule()
+		s.Advance(p)
+		for _, it := range p.Items {
+			if !it.Last() {
+				continue
+			}
+			q := it.Seq
+			if len(q.Tokens) == promptLen[q] && r.IntN(3) == 0 {
+				for range 1 + r.IntN(2) {
+					id++
+					c := s.Fork(q, id, append([]int32(nil), q.Tokens...))
+					target[c] = target[q]
+					all = append(all, c)
+				}
+			}
+			q.Tokens = append(q.Tokens, int32(len(q.Tokens)))
+			if len(q.Tokens) >= target[q] {
+				s.Finish(q)
+			}
+		}
+		if s.Preemptions() > 0 {
+			return fmt.Errorf("step %d: a running sequence was preempted (plan %q)", stepN, items(p))
+		}
+		if stepN >= 100 && s.NumRunning()+s.NumWaiting() == 0 {
+			break
+		}
+	}
+	for _, q := range all {
+		if q.State() != Finished {
+			return fmt.Errorf("sequence %d did not finish (state %v, %d tokens of %d, MaxLen %d, %d computed; %d running, %d waiting, %d of %d blocks free)",
+				q.ID, q.State(), len(q.Tokens), target[q], q.MaxLen, q.NumComputed, s.NumRunning(), s.NumWaiting(), kv.NumFree(), blocks)
+		}
+	}
+	if kv.NumFree() != blocks {
+		return fmt.Errorf("%d of %d blocks free after draining", kv.NumFree(), blocks)
+	}
+	return kv.Check()
+}
+
+// TestSchedulerReserveMaxLenChunkedCandidate: a sequence admitted beside
+// a long-running one with a prompt that takes several steps to prefill
+// ends steps later than its MaxLen alone says; admitting it must allow
+// for that (it was preempted when the plan ignored the delay).
+func TestSchedulerReserveMaxLenChunkedCandidate(t *testing.T) {
+	kv, err := kvcache.New(kvcache.Config{NumBlocks: 16, BlockSizeTokens: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{MaxBatchTokens: 8, MaxSeqs: 8, ReserveMaxLen: true}, kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Seq{ID: 1, Tokens: prompt(40, 0), MaxLen: 60}
+	target := map[*Seq]int{a: 60}
+	s.Add(a)
+	for range 5 {
+		step(s, s.Schedule(), target)
+	}
+	q := &Seq{ID: 2, Tokens: prompt(16, 1000), MaxLen: 20}
+	target[q] = 20
+	s.Add(q)
+	for i := 0; i < 200 && s.NumRunning()+s.NumWaiting() > 0; i++ {
+		step(s, s.Schedule(), target)
+	}
+	if a.State() != Finished || q.State() != Finished || s.Preemptions() != 0 {
+		t.Fatalf("states %v %v, %d preemptions", a.State(), q.State(), s.Preemptions())
 	}
 }
