@@ -97,7 +97,7 @@ type Manager struct {
 	// without reading a table when there are none)
 	multi int
 	stats Stats
-	buf              []byte
+	buf   []byte
 }
 
 // New makes a Manager with every block free.
