@@ -175,7 +175,7 @@ type Scheduler struct {
 	running     []*Seq // sorted by before
 	nextArrival uint64
 	preemptions int64
-	credit      float64 // Stagger's admissions earned and not yet used
+	credit      float64 // Stagger's steps of credit earned and not yet spent
 	pacing      bool    // Stagger paces this step's admissions
 	fut         []future
 	cnt         []int
