@@ -10,11 +10,18 @@ import (
 
 func newSched(t testing.TB, blocks, bs, maxTokens, maxSeqs int) (*Scheduler, *kvcache.Manager) {
 	t.Helper()
+	return newSchedCfg(t, blocks, bs, Config{MaxBatchTokens: maxTokens, MaxSeqs: maxSeqs})
+}
+
+// newSchedCfg is a Scheduler with cfg over a pool of blocks blocks of bs
+// tokens.
+func newSchedCfg(t testing.TB, blocks, bs int, cfg Config) (*Scheduler, *kvcache.Manager) {
+	t.Helper()
 	kv, err := kvcache.New(kvcache.Config{NumBlocks: blocks, BlockSizeTokens: bs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{MaxBatchTokens: maxTokens, MaxSeqs: maxSeqs}, kv)
+	s, err := New(cfg, kv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,14 +282,7 @@ func TestSchedulerReserveMaxLenNeverPreempts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// 16 blocks of 4 tokens; each sequence grows from 8 to 24
 			// tokens (6 blocks): two fit whole, four do not.
-			kv, err := kvcache.New(kvcache.Config{NumBlocks: 16, BlockSizeTokens: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s, err := New(Config{MaxBatchTokens: 64, MaxSeqs: 8, ReserveMaxLen: tc.reserve}, kv)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, kv := newSchedCfg(t, 16, 4, Config{MaxBatchTokens: 64, MaxSeqs: 8, ReserveMaxLen: tc.reserve})
 			target := map[*Seq]int{}
 			var seqs []*Seq
 			for i := range 4 {
@@ -319,14 +319,7 @@ func TestSchedulerReserveMaxLenNeverPreempts(t *testing.T) {
 // sequence whose MaxLen exceeds the whole pool still runs when nothing
 // else does (its growth then preempts nobody but itself).
 func TestSchedulerReserveMaxLenAdmitsOversizeAlone(t *testing.T) {
-	kv, err := kvcache.New(kvcache.Config{NumBlocks: 4, BlockSizeTokens: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{MaxBatchTokens: 64, MaxSeqs: 4, ReserveMaxLen: true}, kv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newSchedCfg(t, 4, 4, Config{MaxBatchTokens: 64, MaxSeqs: 4, ReserveMaxLen: true})
 	q := &Seq{ID: 1, Tokens: prompt(6, 0), MaxLen: 1000}
 	s.Add(q)
 	p := s.Schedule()

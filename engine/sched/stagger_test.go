@@ -79,14 +79,7 @@ func TestPeakFitsMatchesBruteForce(t *testing.T) {
 // at once (every sequence at its MaxLen together would not fit), and
 // nothing is preempted.
 func TestSchedulerReserveMaxLenAdmitsBehindAnEndingSequence(t *testing.T) {
-	kv, err := kvcache.New(kvcache.Config{NumBlocks: 16, BlockSizeTokens: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{MaxBatchTokens: 64, MaxSeqs: 4, ReserveMaxLen: true}, kv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newSchedCfg(t, 16, 4, Config{MaxBatchTokens: 64, MaxSeqs: 4, ReserveMaxLen: true})
 	a := &Seq{ID: 1, Tokens: prompt(20, 0), MaxLen: 24}
 	b := &Seq{ID: 2, Tokens: prompt(8, 100), MaxLen: 48}
 	target := map[*Seq]int{a: 24, b: 48}
@@ -113,14 +106,7 @@ func TestSchedulerReserveMaxLenAdmitsBehindAnEndingSequence(t *testing.T) {
 func TestSchedulerStagger(t *testing.T) {
 	stepsOf := map[bool]int{}
 	for _, stagger := range []bool{false, true} {
-		kv, err := kvcache.New(kvcache.Config{NumBlocks: 64, BlockSizeTokens: 4})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(Config{MaxBatchTokens: 256, MaxSeqs: 64, ReserveMaxLen: true, Stagger: stagger}, kv)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, kv := newSchedCfg(t, 64, 4, Config{MaxBatchTokens: 256, MaxSeqs: 64, ReserveMaxLen: true, Stagger: stagger})
 		target := map[*Seq]int{}
 		var seqs []*Seq
 		for i := range 40 {
@@ -175,14 +161,7 @@ func TestSchedulerStagger(t *testing.T) {
 // sequence at its MaxLen, Stagger admits them as they come (the first
 // step takes all four), as guaranteed-no-evict alone does.
 func TestSchedulerStaggerLeavesFittingWorkAlone(t *testing.T) {
-	kv, err := kvcache.New(kvcache.Config{NumBlocks: 64, BlockSizeTokens: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{MaxBatchTokens: 256, MaxSeqs: 64, ReserveMaxLen: true, Stagger: true}, kv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newSchedCfg(t, 64, 4, Config{MaxBatchTokens: 256, MaxSeqs: 64, ReserveMaxLen: true, Stagger: true})
 	for i := range 4 {
 		s.Add(&Seq{ID: uint64(i + 1), Tokens: prompt(8, int32(1000*i)), MaxLen: 40})
 	}
@@ -277,14 +256,7 @@ func noEvictRun(seed uint64, stagger bool) error {
 // ends steps later than its MaxLen alone says; admitting it must allow
 // for that (it was preempted when the plan ignored the delay).
 func TestSchedulerReserveMaxLenChunkedCandidate(t *testing.T) {
-	kv, err := kvcache.New(kvcache.Config{NumBlocks: 16, BlockSizeTokens: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{MaxBatchTokens: 8, MaxSeqs: 8, ReserveMaxLen: true}, kv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newSchedCfg(t, 16, 4, Config{MaxBatchTokens: 8, MaxSeqs: 8, ReserveMaxLen: true})
 	a := &Seq{ID: 1, Tokens: prompt(40, 0), MaxLen: 60}
 	target := map[*Seq]int{a: 60}
 	s.Add(a)
