@@ -522,7 +522,11 @@ struct TopList {
     return k;
   }
 
+  // group queues the group's noted ids; only a warp that listed some
+  // reads the block's floor (a stale floor is lower: more is listed, no
+  // id is missed) and prunes.
   __device__ __forceinline__ void group(const float *xs, int lo) {
+    if (!__ballot_sync(0xffffffffu, w.pend != 0)) return;
     w.append();
     w.xfl = fmaxf(w.xfl, ord2f(*(volatile unsigned *)block_thr));
     if (w.cnt >= kTopPrune) {
@@ -566,7 +570,8 @@ struct TopList {
 // them reach (klist_cut): k of the block's tokens are then >= t, so a
 // smaller logit ranks below k others and cannot be in the top k (an equal
 // one is listed: ties rank by id). t goes to the block's floor
-// (block_thr, an atomicMax), which every warp's xfl follows; kf_scan
+// (block_thr, an atomicMax), which a warp's xfl follows whenever it
+// lists ids; kf_scan
 // starts it at the k-th largest logit of a sample of the slice. Until the
 // first floor every id is listed, -Inf and NaN too (the reference ranks
 // them as -Inf). A prune that leaves the list full (more than cap - 128
@@ -574,7 +579,7 @@ struct TopList {
 constexpr int kKFast = TK_SAMPLE_TOPK_LISTS_MAX;  // the largest top-k a row cuts from its lists
 constexpr int kKSlots = 16;  // list ids a lane holds in registers to select (cap <= 512)
 constexpr int kKBits = 20;   // the floor's leading bits that klist_cut bisects
-constexpr int kKSample = 4;  // groups of four a thread in kf_scan's sample
+constexpr int kKSample = 4;  // groups of four a thread in the lists' samples (KList, TopList)
 
 // ord_bisect returns the largest t with kKBits leading bits (in f2ord
 // order) and zeros below such that count(t) >= k, where count(c, bit)
@@ -651,6 +656,7 @@ struct KList {
       w.pend = 0;
       return;
     }
+    if (!__ballot_sync(0xffffffffu, w.pend != 0)) return;
     w.append();
     w.xfl = fmaxf(w.xfl, ord2f(*(volatile unsigned *)block_thr));
     if (w.full()) {
@@ -741,6 +747,7 @@ struct SharedKF : Shared {
   int k_fast;      // the row's top k comes from the max pass's lists (KList)
   int k_cnt;       // keys this block's lists gathered
   int kover;       // kf_scan: 1 if this block's lists overflowed, 0 if not; 2: not such a row
+  int k_len[kMaxNW];  // kf_scan's merge: keys in each warp's slot
 };
 
 // The launch reserves 8,192 bytes for static shared memory (Shared, or
@@ -912,14 +919,21 @@ __device__ __forceinline__ void for_each_wq(const Slice &sl, P pre, F f, G after
     unsigned wr = r0;  // and where it goes
     // (ids past the slice get -Inf, so that reads need no test)
     auto issue = [&]() {
+      if (wj + (kRingU - 1) * T < n4) {  // the whole stage in the slice: no test a copy
 #pragma unroll
-      for (int u = 0; u < kRingU; u++) {
-        if (wj + u * T < n4)
+        for (int u = 0; u < kRingU; u++)
           asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(wr + 16u * (unsigned)(u * T)),
                        "l"(x4 + wj + u * T));
-        else
-          asm volatile("st.shared.v4.f32 [%0], {%1, %1, %1, %1};\n" ::"r"(wr + 16u * (unsigned)(u * T)),
-                       "f"(-INFINITY) : "memory");
+      } else {
+#pragma unroll
+        for (int u = 0; u < kRingU; u++) {
+          if (wj + u * T < n4)
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(wr + 16u * (unsigned)(u * T)),
+                         "l"(x4 + wj + u * T));
+          else
+            asm volatile("st.shared.v4.f32 [%0], {%1, %1, %1, %1};\n" ::"r"(wr + 16u * (unsigned)(u * T)),
+                         "f"(-INFINITY) : "memory");
+        }
       }
       asm volatile("cp.async.commit_group;\n" ::: "memory");
       wj += per;
@@ -992,38 +1006,89 @@ struct ArgMax {
   int i;
 };
 
-// block_kth returns the k-th largest (in f2ord order, its kKBits leading
-// bits, as klist_cut) of the block's blockDim.x * 4 * G logits at
-// xs4[threadIdx.x + j * blockDim.x], j < G (every thread's G groups of
-// four; k <= that many): ord_bisect, counting with a warp reduction and a
-// block barrier a bit (the warps' counts alternate between two shared
-// arrays, so one barrier a bit suffices). Block-uniform.
-template <int G>
-__device__ __noinline__ unsigned block_kth(const float4 *xs4, int k, SharedKF &sh) {
+// block_kth returns a floor that k of the block's blockDim.x * 4 * G
+// logits at xs4[threadIdx.x + j * blockDim.x], j < G (every thread's G
+// groups of four) reach: the k-th largest (in f2ord order, its kKBits
+// leading bits, as klist_cut) of the threads' maxima over their 4 * G
+// (k <= blockDim.x), each a distinct id. It is at or below the k-th
+// largest of all of them, and close: a thread rarely holds two of the
+// largest k. ord_bisect counts with one vote a warp and one block barrier
+// a bit (the warps' counts alternate between two shared arrays, so one
+// barrier a bit suffices), then one warp reduction of the counts.
+// (Counting all 4 * G logits a thread, and summing the warps' counts in
+// every thread, took 16% of a top-k row's instructions at 256 rows.)
+// Block-uniform.
+template <int G, typename Sh>
+__device__ __noinline__ unsigned block_kth(const float4 *xs4, int k, Sh &sh) {
   const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
-  unsigned o[4 * G];
+  float m = -INFINITY;
 #pragma unroll
-  for (int j = 0; j < G; j++) {
-    const float4 v = xs4[threadIdx.x + j * blockDim.x];
-    o[4 * j] = f2ord(fix(v.x));
-    o[4 * j + 1] = f2ord(fix(v.y));
-    o[4 * j + 2] = f2ord(fix(v.z));
-    o[4 * j + 3] = f2ord(fix(v.w));
-  }
+  for (int j = 0; j < G; j++) m = fmaxf(m, quad_max(xs4[threadIdx.x + j * blockDim.x]));
+  const unsigned o = f2ord(m);
   const unsigned t = ord_bisect(k, [&](unsigned cnd, int bit) {
-    unsigned n = 0;
-#pragma unroll
-    for (int j = 0; j < 4 * G; j++) n += o[j] >= cnd;
-    const int sum = (int)__reduce_add_sync(0xffffffffu, n);
     int *cnt = (bit & 1) ? reinterpret_cast<int *>(sh.red_m) : sh.red_i;
-    if (lane == 0) cnt[wid] = sum;
+    const int n = __popc(__ballot_sync(0xffffffffu, o >= cnd));
+    if (lane == 0) cnt[wid] = n;
     __syncthreads();
-    int tot = 0;
-    for (int i = 0; i < nwarps(); i++) tot += cnt[i];
-    return tot;
+    return (int)__reduce_add_sync(0xffffffffu, lane < nwarps() ? (unsigned)cnt[lane] : 0u);
   });
   __syncthreads();  // every count read before the arrays' next use
   return t;
+}
+
+// warp_sort64 sorts a warp's 64 keys descending (key lane + 32 * e in
+// v[e]): a bitonic network in registers, no shared memory.
+__device__ __forceinline__ void warp_sort64(unsigned long long (&v)[2]) {
+  const int lane = (int)(threadIdx.x & 31);
+#pragma unroll
+  for (int k = 2; k <= 64; k <<= 1) {
+#pragma unroll
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      if (j == 32) {  // pairs (lane, lane + 32), in a descending run
+        const unsigned long long hi = v[0] > v[1] ? v[0] : v[1], lo = v[0] > v[1] ? v[1] : v[0];
+        v[0] = hi;
+        v[1] = lo;
+      } else {
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const unsigned long long o = __shfl_xor_sync(0xffffffffu, v[e], j);
+          // the pair's lower index keeps the larger key in a descending
+          // run ((i & k) == 0 for index i), the smaller in an ascending one
+          const bool take_max = (((lane + 32 * e) & k) == 0) != ((lane & j) != 0);
+          v[e] = take_max ? (o > v[e] ? o : v[e]) : (o < v[e] ? o : v[e]);
+        }
+      }
+    }
+  }
+}
+
+// keys_above counts the keys of s (n of them, sorted descending,
+// distinct from x) above x: a binary search. 0 for x == 0 (no key).
+__device__ __forceinline__ int keys_above(const unsigned long long *s, int n, unsigned long long x) {
+  if (x == 0) return 0;
+  int lo = 0, hi = n;
+  while (lo < hi) {
+    const int mid = (lo + hi) >> 1;
+    if (s[mid] > x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// warp_top_floor returns, as f2ord, the k-th largest distinct maximum
+// among the warp's lanes' maxima of their G groups of four at
+// xs4[threadIdx.x + j * blockDim.x] (NaN as -Inf): at least k of those
+// ids reach it (-Inf's f2ord when fewer than k distinct maxima exist).
+// k rounds of a warp max; warp-uniform.
+template <int G>
+__device__ __forceinline__ unsigned warp_top_floor(const float4 *xs4, int k) {
+  float m = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < G; j++) m = fmaxf(m, quad_max(xs4[threadIdx.x + j * blockDim.x]));
+  const unsigned o = f2ord(m);
+  unsigned t = ~0u;
+  for (int r = 0; r < k && t; r++) t = __reduce_max_sync(0xffffffffu, o < t ? o : 0u);
+  return max(t, f2ord(-INFINITY));
 }
 
 // kf_scan is the max pass of a top-k row whose top k come from lists
@@ -1045,7 +1110,7 @@ __device__ __noinline__ ArgMax kf_scan(const Slice sl, int *lst, int capw, int k
   kl.block_thr = &sh.k_thr;
   // the slice's first kKSample groups of four a thread (the first
   // blockDim.x * 4 * kKSample ids; one group when the slice is shorter)
-  // are a sample: the k-th largest logit among them (block_kth) is a
+  // are a sample: a floor that k of them reach (block_kth) is a
   // floor from the start, so the lists take a few hundredths of the slice
   // and rarely need a cut (one group a thread, 2,048 ids: 135 us at 256
   // rows, H100, session 8). The scan
@@ -1072,27 +1137,82 @@ __device__ __noinline__ ArgMax kf_scan(const Slice sl, int *lst, int capw, int k
     kl.w.pbase = i0;
   }, [](int, float) {}, [&] { kl.group(sl.xs, sl.lo); });
   prof(24);
-  if (!kl.over && kl.w.cnt > k) kl.cut(sl.xs, sl.lo);
+  // a list longer than a warp sorts is cut to its k first (ties may keep
+  // it longer: then the gather below)
+  if (!kl.over && kl.w.cnt > kKFast) kl.cut(sl.xs, sl.lo);
   prof(25);
   unsigned long long *kb = reinterpret_cast<unsigned long long *>(sl.hist1);
   if (lane == 0) sh.red_i[wid] = kl.over ? -1 : kl.w.cnt;
   __syncthreads();
   int off = 0, total = 0;
-  bool over = false;
+  bool over = false, fit = true;
   for (int i = 0; i < nwarps(); i++) {
     const int c = sh.red_i[i];
     over = over || c < 0;
+    fit = fit && c <= kKFast;
     off += i < wid ? max(c, 0) : 0;
     total += max(c, 0);
   }
-  over = over || total > kGatherCap;  // block-uniform
-  if (!over)
-    for (int j = lane; j < kl.w.cnt; j += 32) {
-      const int id = kl.w.ids[j];
-      kb[off + j] = rank_key(fix(sl.xs[id - sl.lo]), id);
+  if (!over && fit) {  // block-uniform
+    // each warp sorts its list's rank keys (warp_sort64) into its slot
+    // of kKFast keys, keeping its best k; then log2(warps) rounds merge
+    // pairs of slots, each keeping the best k (a key's place in the
+    // merge is its rank in its own slot plus the keys of the other slot
+    // above it), one block barrier a round: slot 0 ends with the block's
+    // best k, sorted. (The block-wide bitonic sort of every warp's keys,
+    // below for lists longer than kKFast, took ~17% of the kernel's
+    // instructions at 256 rows.)
+    unsigned long long v[2];
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      const int j = lane + 32 * e;
+      const int id = j < kl.w.cnt ? kl.w.ids[j] : 0;
+      v[e] = j < kl.w.cnt ? rank_key(fix(sl.xs[id - sl.lo]), id) : 0ull;
     }
-  __syncthreads();  // also: every warp has read red_i before the max pass's reduction writes it
-  if (!over) bitonic_desc(kb, total);
+    warp_sort64(v);
+    int len = min(kl.w.cnt, k);
+    unsigned long long *mine = kb + wid * kKFast;
+#pragma unroll
+    for (int e = 0; e < 2; e++)
+      if (lane + 32 * e < len) mine[lane + 32 * e] = v[e];
+    if (lane == 0) sh.k_len[wid] = len;
+    for (int r = 1; r < nwarps(); r <<= 1) {
+      __syncthreads();  // the slots and lengths of the last round
+      if ((wid & (2 * r - 1)) == 0 && wid + r < nwarps()) {  // warp-uniform
+        const unsigned long long *other = kb + (wid + r) * kKFast;
+        const int len2 = sh.k_len[wid + r];
+        unsigned long long a[2], b[2];
+        int pa[2], pb[2];
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          const int j = lane + 32 * e;
+          a[e] = j < len ? mine[j] : 0ull;
+          b[e] = j < len2 ? other[j] : 0ull;
+          pa[e] = j + keys_above(other, len2, a[e]);
+          pb[e] = j + keys_above(mine, len, b[e]);
+        }
+        __syncwarp();  // every lane has read its keys before any is overwritten
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+          if (a[e] && pa[e] < k) mine[pa[e]] = a[e];
+          if (b[e] && pb[e] < k) mine[pb[e]] = b[e];
+        }
+        len = min(len + len2, k);
+        if (lane == 0) sh.k_len[wid] = len;
+      }
+    }
+    __syncthreads();  // slot 0 (kb) done; also: every warp has read red_i before the max pass's reduction writes it
+    total = sh.k_len[0];
+  } else {
+    over = over || total > kGatherCap;  // block-uniform
+    if (!over)
+      for (int j = lane; j < kl.w.cnt; j += 32) {
+        const int id = kl.w.ids[j];
+        kb[off + j] = rank_key(fix(sl.xs[id - sl.lo]), id);
+      }
+    __syncthreads();  // also: every warp has read red_i before the max pass's reduction writes it
+    if (!over) bitonic_desc(kb, total);
+  }
   prof(26);
   if (threadIdx.x == 0) {
     sh.kover = over;
@@ -1631,10 +1751,13 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   if (plain) race.seed(lo + 4 * tid, lo + n);
   // the list space after the race's buffers (hist1 to the end of gbuf,
   // free in the max pass): a warp's share, used where it holds at least
-  // 256 ids (not with 1024-thread blocks)
-  int *lst;
-  int capw;
-  {
+  // 256 ids. 1024-thread blocks never have that much (96 or 160 ids a
+  // warp), so their kernels get capw = 0 at compile time and carry none of
+  // the lists' code: with it, their scans of every mode ran 10-20% slower
+  // at 64 rows after unrelated changes to the list paths (H100, session 10).
+  int *lst = nullptr;
+  int capw = 0;
+  if constexpr (T < 1024) {
     unsigned char *beg = reinterpret_cast<unsigned char *>(sl.hist1) + nwarps() * kRaceWarpBytes;
     unsigned char *end = reinterpret_cast<unsigned char *>(sl.gbuf + kGatherCap);
     capw = (int)(((end - beg) / 4 / nwarps()) & ~31);
@@ -1682,6 +1805,20 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       tl.block_thr = &sh.top_thr;
       tl.pub = sh.top_pub;
       float tg = -INFINITY;
+      // the slice's first kKSample groups of four a thread are a sample:
+      // each warp takes the kTopReg-th largest of its lanes' maxima
+      // (warp_top_floor; kTopReg of its ids reach it) as its floor from
+      // the start, and the block's floor is the largest warp's, so that a
+      // warp lists a few ids of its share instead of pruning every few
+      // groups until the block's floor has risen (11% of a warp's groups
+      // pruned at 256 rows before). No block barrier: a block-wide
+      // bisection (block_kth) cost about as many instructions as the
+      // prunes it saved.
+      if (top_reg && sl.vec && (n >> 2) >= kKSample * (int)blockDim.x) {  // block-uniform
+        const unsigned t = warp_top_floor<kKSample>(reinterpret_cast<const float4 *>(sl.xs), kTopReg);
+        tl.w.xfl = tg = ord2f(t);
+        if (lane == 0) atomicMax(&sh.top_thr, t);
+      }
       // s is the sum of exp(x - rs): before a group of four, rs moves up
       // to the group's max when that is more than 16 above it, so no term
       // exceeds e^16 and there is one rescale a thread for most rows.
