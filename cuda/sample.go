@@ -33,7 +33,7 @@ type sampler struct {
 // sampleTopKLists turns on the fused sampler's top-k lists
 // (TK_SAMPLE_TOPK_LISTS: rows with top-k <= 64 and no logprobs take their
 // top k from the max pass instead of the cut passes; top-k 50 + top-p 0.9
-// at 256 rows 357 -> 122 us on an H100, docs/gpu.md). On unless
+// at 256 rows 357 -> 104 us on an H100, docs/gpu.md). On unless
 // TOKAMAK_SAMPLE_TOPK_LISTS=0 (the cut passes, for comparisons).
 var sampleTopKLists = os.Getenv("TOKAMAK_SAMPLE_TOPK_LISTS") != "0"
 
