@@ -573,8 +573,8 @@ struct TopList {
 // smaller logit ranks below k others and cannot be in the top k (an equal
 // one is listed: ties rank by id). t goes to the block's floor
 // (block_thr, an atomicMax), which a warp's xfl follows whenever it
-// lists ids; kf_scan
-// starts it at the k-th largest logit of a sample of the slice. Until the
+// lists ids; kf_scan starts it at a floor that k ids of a sample of the
+// slice reach (block_kth). Until the
 // first floor every id is listed, -Inf and NaN too (the reference ranks
 // them as -Inf). A prune that leaves the list full (more than cap - 128
 // ids reach t: ties) sets over, and the row takes the cut passes.
@@ -1757,8 +1757,9 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // free in the max pass): a warp's share, used where it holds at least
   // 256 ids. 1024-thread blocks never have that much (96 or 160 ids a
   // warp), so their kernels get capw = 0 at compile time and carry none of
-  // the lists' code: with it, their scans of every mode ran 10-20% slower
-  // at 64 rows after unrelated changes to the list paths (H100, session 10).
+  // the lists' code: with it, their scans of every mode ran 2-11 us
+  // (6-22%) slower at 64 rows after changes to the list paths alone (H100,
+  // session 10).
   int *lst = nullptr;
   int capw = 0;
   if constexpr (T < 1024) {
