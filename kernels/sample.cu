@@ -579,6 +579,9 @@ struct TopList {
 // them as -Inf). A prune that leaves the list full (more than cap - 128
 // ids reach t: ties) sets over, and the row takes the cut passes.
 constexpr int kKFast = TK_SAMPLE_TOPK_LISTS_MAX;  // the largest top-k a row cuts from its lists
+// kf_scan's merge gives each warp a slot of kKFast keys at the start of the
+// race's buffers, before the lists
+static_assert(kKFast * 8 <= kRaceWarpBytes, "a warp's merge slot must fit its race buffer");
 constexpr int kKSlots = 16;  // list ids a lane holds in registers to select (cap <= 512)
 constexpr int kKBits = 20;   // the floor's leading bits that klist_cut bisects
 constexpr int kKSample = 4;  // groups of four a thread in the lists' samples (KList, TopList)
