@@ -28,6 +28,21 @@ func newSchedCfg(t testing.TB, blocks, bs int, cfg Config) (*Scheduler, *kvcache
 	return s, kv
 }
 
+// addSeqs adds n sequences with IDs 1..n, prompts of plen tokens (the
+// i-th starting at token stride*i) and MaxLen maxLen, and returns them
+// with each one's target length (its MaxLen).
+func addSeqs(s *Scheduler, n, plen, stride, maxLen int) ([]*Seq, map[*Seq]int) {
+	target := map[*Seq]int{}
+	var seqs []*Seq
+	for i := range n {
+		q := &Seq{ID: uint64(i + 1), Tokens: prompt(plen, int32(stride*i)), MaxLen: maxLen}
+		s.Add(q)
+		target[q] = maxLen
+		seqs = append(seqs, q)
+	}
+	return seqs, target
+}
+
 func prompt(n int, base int32) []int32 {
 	out := make([]int32, n)
 	for i := range out {
@@ -283,14 +298,7 @@ func TestSchedulerReserveMaxLenNeverPreempts(t *testing.T) {
 			// 16 blocks of 4 tokens; each sequence grows from 8 to 24
 			// tokens (6 blocks): two fit whole, four do not.
 			s, kv := newSchedCfg(t, 16, 4, Config{MaxBatchTokens: 64, MaxSeqs: 8, ReserveMaxLen: tc.reserve})
-			target := map[*Seq]int{}
-			var seqs []*Seq
-			for i := range 4 {
-				q := &Seq{ID: uint64(i + 1), Tokens: prompt(8, int32(100*i)), MaxLen: 24}
-				s.Add(q)
-				target[q] = 24
-				seqs = append(seqs, q)
-			}
+			seqs, target := addSeqs(s, 4, 8, 100, 24)
 			maxRunning := 0
 			for i := 0; i < 200 && s.NumRunning()+s.NumWaiting() > 0; i++ {
 				step(s, s.Schedule(), target)

@@ -107,14 +107,7 @@ func TestSchedulerStagger(t *testing.T) {
 	stepsOf := map[bool]int{}
 	for _, stagger := range []bool{false, true} {
 		s, kv := newSchedCfg(t, 64, 4, Config{MaxBatchTokens: 256, MaxSeqs: 64, ReserveMaxLen: true, Stagger: stagger})
-		target := map[*Seq]int{}
-		var seqs []*Seq
-		for i := range 40 {
-			q := &Seq{ID: uint64(i + 1), Tokens: prompt(8, int32(1000*i)), MaxLen: 40}
-			s.Add(q)
-			target[q] = 40
-			seqs = append(seqs, q)
-		}
+		seqs, target := addSeqs(s, 40, 8, 1000, 40)
 		maxAdmit, steps, besides := 0, 0, 0
 		for ; steps < 5000 && s.NumRunning()+s.NumWaiting() > 0; steps++ {
 			wasRunning := s.NumRunning() > 0
