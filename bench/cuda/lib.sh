@@ -1,10 +1,13 @@
-# lib.sh: what the device-call scripts (run-final.sh, run-sample.sh,
+# lib.sh: what the device-call scripts (run-final.sh, run-ab-sample.sh, run-sample.sh,
 # run-sample-ncu.sh, run-tune.sh) share. Source it after `set -u`.
 #   device_logs NAME  OUT (default /tmp/out) and W=/tmp/NAME made,
 #                     TOKAMAK_SHARED defaulted to .gpu/shared, W packed
 #                     into $OUT/NAME.tgz on exit, stamp defined
 #   build_cuda        make build-cuda into $W/build.log; on failure the
 #                     errors are printed and the script exits
+#   cuda_tests P [E]  go test -run ${TESTS:-P} ./cuda/ into $W/test.log
+#                     (none when TESTS=NONE), then its result lines and
+#                     those matching E
 device_logs() {
   OUT=${OUT:-/tmp/out}
   W=/tmp/$1
@@ -24,4 +27,11 @@ build_cuda() {
     echo BUILD FAILED
     exit 1
   }
+}
+
+cuda_tests() {
+  [ "${TESTS:-}" = NONE ] && return 0
+  go test -tags cuda -count=1 -v -run "${TESTS:-$1}" ./cuda/ >"$W/test.log" 2>&1
+  stamp "tests rc=$?"
+  grep -E "^(--- |ok|FAIL)|^    --- FAIL|panic|differ${2:+|$2}" "$W/test.log" | head -40
 }

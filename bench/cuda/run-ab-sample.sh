@@ -16,11 +16,7 @@ here=$PWD
 stamp "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 build_cuda
 stamp built
-if [ "${TESTS:-TestSample}" != NONE ]; then
-  go test -tags cuda -count=1 -v -run "${TESTS:-TestSample}" ./cuda/ >"$W/test.log" 2>&1
-  stamp "tests rc=$?"
-  grep -E "^(--- |ok|FAIL)|^    --- FAIL|panic|differ" "$W/test.log" | head -30
-fi
+cuda_tests TestSample
 for c in ${TEST_CLUSTERS:-}; do
   TOKAMAK_SAMPLE_CLUSTER=$c go test -tags cuda -count=1 -v -run TestSampleMatchesCPU ./cuda/ >"$W/parity-c$c.log" 2>&1
   stamp "parity, cluster $c: rc=$? $(grep -c ': 0 differ' "$W/parity-c$c.log") runs with 0 differing, $(grep -c 'differ' "$W/parity-c$c.log") in all"

@@ -16,11 +16,7 @@ gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,nohea
 stamp "gpu: $gpu"
 build_cuda
 stamp built
-if [ "${TESTS:-}" != NONE ]; then
-  go test -tags cuda -count=1 -v -run "${TESTS:-TestSample|TestOpParity|TestGraph|TestModels|TestDecodeGraph}" ./cuda/ >"$W/test.log" 2>&1
-  stamp "tests rc=$?"
-  grep -E "^(--- |ok|FAIL)|^    --- FAIL|panic|differ|GRAPHS" "$W/test.log" | head -40
-fi
+cuda_tests "TestSample|TestOpParity|TestGraph|TestModels|TestDecodeGraph" GRAPHS
 if [ "${DECODE_BENCH:-1}" != 0 ]; then
   go test -tags cuda -count=1 -run '^$' -bench 'DecodeGraphs' -benchtime 50x ./cuda/ >"$W/graphs-bench.log" 2>&1
   stamp "graph bench rc=$?"; grep -E "GRAPH-BENCH|FAIL|panic" "$W/graphs-bench.log" | head -12
