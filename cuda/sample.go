@@ -37,6 +37,21 @@ type sampler struct {
 // TOKAMAK_SAMPLE_TOPK_LISTS=0 (the cut passes, for comparisons).
 var sampleTopKLists = os.Getenv("TOKAMAK_SAMPLE_TOPK_LISTS") != "0"
 
+// sampleTopPFast turns on the fused sampler's two-read top-p
+// (TK_SAMPLE_TOPP_FAST: rows with top-p >= 0.8, no top-k and no logprobs
+// draw from the max pass's best race keys where one block samples a row,
+// instead of the cut passes; see docs/gpu.md). On unless
+// TOKAMAK_SAMPLE_TOPP_FAST=0; TOKAMAK_SAMPLE_TOPP_FAST=all takes every
+// top-p row whatever its top-p (sampleTopPFastAll; tests, where small
+// top-p exercises the fallback to the cut passes).
+var (
+	sampleTopPFast    = os.Getenv("TOKAMAK_SAMPLE_TOPP_FAST") != "0"
+	sampleTopPFastAll = os.Getenv("TOKAMAK_SAMPLE_TOPP_FAST") == "all"
+	// sampleTopPFallback (tests only) sends every row of the two-read
+	// top-p to the cut passes after its two reads (TK_SAMPLE_TOPP_FAST_FALLBACK).
+	sampleTopPFallback = false
+)
+
 func (s *sampler) free() {
 	if s.dev != nil {
 		C.tk_free(s.dev)
@@ -98,6 +113,10 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 			}
 			if p.TopP > 0 && p.TopP < 1 {
 				cp.top_p = C.float(p.TopP)
+				if sampleTopPFast && cp.top_k == 0 && !p.WantLogprobs() &&
+					(sampleTopPFastAll || p.TopP >= C.TK_SAMPLE_TOPP_FAST_MIN) {
+					s.flags |= C.TK_SAMPLE_TOPP_FAST
+				}
 			}
 			cp.min_p = C.float(p.MinP)
 		}
@@ -125,6 +144,14 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 			s.counts = append(s.counts, counts...)
 		}
 		s.params = append(s.params, cp)
+	}
+	if s.flags&C.TK_SAMPLE_TOPP_FAST != 0 {
+		if sampleTopPFastAll {
+			s.flags |= C.TK_SAMPLE_TOPP_FAST_ALL
+		}
+		if sampleTopPFallback {
+			s.flags |= C.TK_SAMPLE_TOPP_FAST_FALLBACK
+		}
 	}
 
 	n := int64(len(rows))
@@ -222,6 +249,21 @@ func (b *Backend) sampleKernelMS(logits backend.Tensor, rows int, reps int) (flo
 		return callError("sample", C.tk_sample((*C.float)(t.ptr), C.int(rows), C.int(t.shape[1]),
 			(*C.tk_sample_params)(s.dev), nil, nil, (*C.tk_sample_result)(unsafe.Add(s.dev, offR)), s.flags, b.stream))
 	}, 3, reps)
+}
+
+// sampleTopPCounts reports how many rows the two-read top-p drew and sent
+// to the cut passes since the last reset (tests and benchmarks); reset
+// zeroes the counts after reading them.
+func sampleTopPCounts(reset bool) (fast, fallback uint64, err error) {
+	var c [2]C.ulonglong
+	r := C.int(0)
+	if reset {
+		r = 1
+	}
+	if rc := C.tk_sample_topp_counts(&c[0], r); rc != 0 {
+		return 0, 0, callError("cudaMemcpyFromSymbol(top-p counts)", rc)
+	}
+	return uint64(c[0]), uint64(c[1]), nil
 }
 
 // samplePhases reports the SM clock at each instrumented phase of the last

@@ -122,6 +122,10 @@ func sampleParams() []sample.Params {
 		{Temperature: 0.8, MinP: 0.05},
 		{Temperature: 3, MinP: 0.01},
 		{Temperature: 1.1, MinP: 0.2, RepetitionPenalty: 1.3, FrequencyPenalty: 0.5},
+		// top-p below the two-read path's 0.8: the cut passes, or (with
+		// sampleTopPFastAll) the two reads and often their fallback
+		{Temperature: 0.7, TopP: 0.3},
+		{Temperature: 1, TopP: 0.6, MinP: 0.02},
 	}
 }
 
@@ -185,13 +189,24 @@ func TestSampleMatchesCPU(t *testing.T) {
 			}
 			// chunks of 1, 33 and 60 rows and the whole batch: the kernel's
 			// cluster shapes (8 blocks a row with staged slices, 2 blocks a
-			// row, one block a row), with the top-k lists off and on
+			// row, one block a row), with the top-k lists and the two-read
+			// top-p off and on (every top-p row taking it in runs 5 and 7; the
+			// path needs one block a row: the whole batch, or
+			// TOKAMAK_SAMPLE_CLUSTER=1)
 			const tol = 2e-3
 			bad := 0
-			defer func(on bool) { sampleTopKLists = on }(sampleTopKLists)
+			defer func(on, fast, all bool) {
+				sampleTopKLists, sampleTopPFast, sampleTopPFastAll, sampleTopPFallback = on, fast, all, false
+			}(sampleTopKLists, sampleTopPFast, sampleTopPFastAll)
 			for run := range 8 {
 				bs := []int{1, 33, 60, len(rows)}[run%4]
 				sampleTopKLists = run >= 4
+				sampleTopPFast = run >= 4
+				sampleTopPFastAll = run == 5 || run == 7
+				sampleTopPFallback = run == 5
+				if _, _, err := sampleTopPCounts(true); err != nil {
+					t.Fatal(err)
+				}
 				got := make([]sample.Result, 0, len(rows))
 				for lo := 0; lo < len(rows); lo += bs {
 					hi := min(lo+bs, len(rows))
@@ -205,6 +220,21 @@ func TestSampleMatchesCPU(t *testing.T) {
 						t.Fatalf("gpu, chunks of %d: %v", bs, err)
 					}
 					got = append(got, res...)
+				}
+				fast, fallback, err := sampleTopPCounts(true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sampleTopPFast {
+					t.Logf("chunks of %d, all %v, fallback forced %v: two-read top-p drew %d rows, %d to the cut passes",
+						bs, sampleTopPFastAll, sampleTopPFallback, fast, fallback)
+				}
+				switch {
+				case sampleTopPFallback && fast != 0:
+					t.Errorf("chunks of %d: two-read top-p drew %d rows with the fallback forced", bs, fast)
+				case run == 7 && fast == 0:
+					// the whole batch runs one block a row: its top-p rows take the two reads
+					t.Errorf("whole batch: two-read top-p drew no row (%d to the cut passes)", fallback)
 				}
 				for i := range rows {
 					g, w := got[i], want[i]
@@ -228,12 +258,13 @@ func TestSampleMatchesCPU(t *testing.T) {
 					if msg != "" {
 						bad++
 						if bad <= 10 {
-							t.Errorf("chunks of %d, top-k lists %v: %s: %s", bs, sampleTopKLists, names[i], msg)
+							t.Errorf("chunks of %d, top-k lists %v, two-read top-p %v (all %v): %s: %s",
+								bs, sampleTopKLists, sampleTopPFast, sampleTopPFastAll, names[i], msg)
 						}
 					}
 				}
 			}
-			t.Logf("%d rows in chunks of 1, 33, 60 and %d, top-k lists off and on: %d differ", len(rows), len(rows), bad)
+			t.Logf("%d rows in chunks of 1, 33, 60 and %d, top-k lists and two-read top-p off and on: %d differ", len(rows), len(rows), bad)
 		})
 	}
 }
@@ -330,8 +361,16 @@ func BenchmarkSampleFused(b *testing.B) {
 				for i := range rows {
 					rows[i] = sample.Row{Params: m.p, Draw: uint64(i)}
 				}
+				if _, _, err := sampleTopPCounts(true); err != nil {
+					b.Fatal(err)
+				}
 				if _, err := gpu.SampleBatch(lt, rows); err != nil {
 					b.Fatal(err)
+				}
+				if fast, fallback, err := sampleTopPCounts(true); err != nil {
+					b.Fatal(err)
+				} else if fast+fallback > 0 {
+					fmt.Printf("SAMPLE-TOPP %-18s batch %3d  two reads drew %d rows, %d to the cut passes\n", m.name, batch, fast, fallback)
 				}
 				reps := max(b.N, 10)
 				t0 := time.Now()

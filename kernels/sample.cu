@@ -103,6 +103,8 @@ __device__ __forceinline__ void prof(int i) {
 // (engine/sample's, uploaded once).
 __device__ unsigned g_exp_mant[kQSize];
 __device__ float2 g_log_tab[kLogSize];
+// rows the two-read top-p drew and sent to the cut passes (tk_sample_topp_counts)
+__device__ unsigned long long g_tp_counts[2];
 bool g_exp_table_set = false, g_log_table_set = false;
 
 // fix maps NaN to -Inf (the reference does) and -0 to +0 (they compare
@@ -743,6 +745,10 @@ struct Shared {
   int i0;
   unsigned long long u0;
   int blist_cnt;  // cut's list of the cut bucket's members (may exceed its room)
+  // a top-p row's best race keys from its max pass (tp_scan, race rank
+  // keys, descending, 0: none), their rank keys (descending, 0-padded) and
+  // the masses of the rank intervals between them (tp_finish)
+  unsigned long long tp_key[8], tp_rk[8], tp_d[8], tp_win;
 };
 
 // SharedKF is Shared with the top-k lists' fields, for the kernel built
@@ -1096,6 +1102,257 @@ __device__ __forceinline__ unsigned warp_top_floor(const float4 *xs4, int k) {
   unsigned t = ~0u;
   for (int r = 0; r < k && t; r++) t = __reduce_max_sync(0xffffffffu, o < t ? o : 0u);
   return max(t, f2ord(-INFINITY));
+}
+
+// Top-p in two reads (TK_SAMPLE_TOPP_FAST, one block a row). The race
+// winner over a row's survivors is the first of the row's race keys, in
+// key order, whose token survives: so the max pass keeps the row's kTPM
+// best race keys over every finite token (tp_scan), and one more read
+// with the maximum known sums the exact fixed-point masses of the rank
+// intervals between those kTPM tokens (tp_finish), which says for each of
+// them whether the prefix ranking before it reaches top_p of the total
+// (the cut's rule, the same exact sums). The first survivor in key order
+// wins. When none survives (at most about (1 - top_p)^kTPM of rows: each
+// of the kTPM is a draw without replacement by weight, and a draw falls
+// outside the nucleus with probability at most 1 - top_p), the row takes
+// the cut passes. Rows with top_p below TK_SAMPLE_TOPP_FAST_MIN (0.8) do
+// so from the start unless TK_SAMPLE_TOPP_FAST_ALL: for them a fallback
+// is frequent, and it costs a read more than the cut passes alone.
+// kTPM = 7: its 8 intervals a thread fit the histogram space as 64-bit
+// sums (8 * 512 * 8 = 32 KB), and a bin is three compares of a search.
+constexpr int kTPM = 7;
+
+// RaceM is the race of tp_scan: every token whose key reaches thr goes
+// to its warp's pool (rank keys of (race key, id), 64 slots), which keeps
+// its kTPM best once it holds more than 32; thr is then the warp's
+// kTPM-th best key (kTPM of the block's tokens reach it, so a smaller key
+// is not among the block's kTPM best; an equal one may be, by id) and
+// goes to the block's bound (block_thr), which every warp follows.
+struct RaceM : Race {
+  unsigned long long *pool;  // this warp's 64 slots
+  int pcnt = 0;              // warp-uniform
+
+  // compact sorts the pool and keeps its kTPM best (0-padded to 32 slots).
+  __device__ void compact() {
+    const int lane = threadIdx.x & 31;
+    __syncwarp();
+    unsigned long long v[2] = {lane < pcnt ? pool[lane] : 0ull, lane + 32 < pcnt ? pool[lane + 32] : 0ull};
+    warp_sort64(v);
+    __syncwarp();  // every lane has read its slots
+    pool[lane] = lane < kTPM ? v[0] : 0ull;
+    pcnt = min(pcnt, kTPM);
+    const unsigned long long kth = __shfl_sync(0xffffffffu, v[0], kTPM - 1);
+    if (kth) {
+      const float t = ord2f((unsigned)(kth >> 32));
+      if (t > thr) set_thr(t);
+      if (lane == 0) atomicMax(block_thr, (unsigned)(kth >> 32));
+    }
+    __syncwarp();
+  }
+
+  // flush_m keys the last take buffered candidates, pooling those whose
+  // key reaches thr.
+  __device__ void flush_m(int take) {
+    const int lane = threadIdx.x & 31;
+    __syncwarp();
+    unsigned long long key = 0;
+    if (lane < take) {
+      const int i = bid[cnt - take + lane];
+      const float x = fix(xs[i - lo]);
+      const unsigned h = noise_hash(nk, i);
+      const float y = __fmul_rn(x, ws);
+      if (!(__fadd_rn(y, noise_bound(h)) < thr)) {
+        const float k = __fadd_rn(__fadd_rn(y, noise_of(h, lt)), 0.f);  // -0 as +0
+        if (!(k < thr)) key = rank_key(k, i);
+      }
+    }
+    cnt -= take;
+    const unsigned mk = __ballot_sync(0xffffffffu, key != 0);
+    if (key) pool[pcnt + __popc(mk & ((1u << lane) - 1))] = key;
+    pcnt += __popc(mk);
+    if (pcnt > 32) compact();
+  }
+
+  // drain_m is Race::drain for the pool; last also sorts it.
+  __device__ __forceinline__ void drain_m(bool last = false) {
+    if (__ballot_sync(0xffffffffu, pend != 0)) {
+      const float b = ord2f(*(volatile unsigned *)block_thr);
+      if (b > thr) set_thr(b);
+      queue_group(bid, cnt, pend, pbase);
+      pend = 0;
+      while (cnt >= 32) flush_m(32);
+    }
+    if (last) {
+      if (cnt > 0) flush_m(cnt);
+      compact();
+    }
+  }
+};
+
+// tp_scan is the max pass of a top-p row (C = 1): each thread's argmax,
+// and the block's kTPM best race rank keys over its finite tokens into
+// sh.tp_key (descending, 0-padded), the warps' pools at pools + wid * pw.
+// Not inlined: the other rows' scans keep their registers. Block-uniform.
+__device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, float ws, int *bid,
+                                       unsigned long long *pools, int pw, Shared &sh) {
+  const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
+  float m = -INFINITY;
+  int bi = INT_MAX;
+  RaceM race;
+  race.ws = ws;
+  race.nws = __fmul_rn(-ws, 1.f / 1024.f);
+  race.nk = nk;
+  race.lt = sh.logt;
+  race.xs = sl.xs;
+  race.lo = sl.lo;
+  race.bid = bid;
+  race.block_thr = &sh.race_thr;
+  race.pool = pools + wid * pw;
+  for_each_wq(sl, [&](int i0, float4 v, unsigned) {
+    quad_argmax(i0, v, quad_max(v), m, bi);
+    race.add4(i0, v, -FLT_MAX);
+  }, [](int, float) {}, [&] { race.drain_m(); });
+  race.drain_m(true);
+  prof(29);
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    // warp 0: the block's kTPM best of the warps' kTPM, kTPM rounds of a
+    // warp max (keys are distinct: distinct ids)
+    const int n = nwarps() * kTPM;
+    unsigned long long prev = ~0ull;
+    for (int r = 0; r < kTPM; r++) {
+      unsigned long long k = 0;
+      for (int j = lane; j < n; j += 32) {
+        const unsigned long long kk = pools[(j / kTPM) * pw + j % kTPM];
+        if (kk < prev && kk > k) k = kk;
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const unsigned long long t = __shfl_xor_sync(0xffffffffu, k, o);
+        k = t > k ? t : k;
+      }
+      if (lane == 0) sh.tp_key[r] = k;
+      prev = k;  // 0 once the keys run out: the rest stay 0
+    }
+  }
+  return ArgMax{m, bi};
+}
+
+// Shared-memory accesses by address, for tp_finish: a function not
+// inlined gets its shared arrays as generic pointers, and generic loads
+// and stores there cost it ~70 instructions an id instead of ~40 (H100,
+// Nsight Compute, session 11). The bins' load and store are volatile, so
+// that one thread's updates of one bin stay in order.
+__device__ __forceinline__ unsigned lds_u32(unsigned a) {
+  unsigned v;
+  asm("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ unsigned long long lds_u64(unsigned a) {
+  unsigned long long v;
+  asm("ld.shared.u64 %0, [%1];" : "=l"(v) : "r"(a));
+  return v;
+}
+__device__ __forceinline__ void bin_add(unsigned a, unsigned long long f) {
+  unsigned long long v;
+  asm volatile("ld.shared.u64 %0, [%1];" : "=l"(v) : "r"(a));
+  asm volatile("st.shared.u64 [%0], %1;" ::"r"(a), "l"(v + f));
+}
+
+// tp_finish is a top-p row's cut and draw after tp_scan (C = 1), the
+// row's maximum maxl known: it returns the winner's race rank key, or 0
+// when none of sh.tp_key's tokens survives (then the cut passes). The
+// read: each thread sums, for every token, its fixed-point weight (0 for
+// weight 0) into bin k = how many of the kTPM tokens rank before it (bins
+// in the histogram space, kTPM + 1 a thread); the mass ranking before the
+// j-th of them (by rank) is then bins 0 .. j less its own weight.
+// Block-uniform.
+__device__ __noinline__ unsigned long long tp_finish(const Slice sl, const float *row, float maxl, float ws,
+                                                     float top_p, float min_p, Shared &sh) {
+  const int tid = (int)threadIdx.x, lane = tid & 31, wid = tid >> 5, T = (int)blockDim.x;
+  unsigned long long *bins = sl.hist1;  // bins[b * T + tid]
+  if (tid == 0) {  // the tokens' rank keys, sorted descending (insertion)
+    int n = 0;
+    for (int j = 0; j < kTPM; j++) {
+      const unsigned long long k = sh.tp_key[j];
+      if (!k) break;
+      const int id = key_id(k);
+      const unsigned long long r = rank_key(fix(row[id]), id);
+      int p = n++;
+      for (; p > 0 && sh.tp_rk[p - 1] < r; p--) sh.tp_rk[p] = sh.tp_rk[p - 1];
+      sh.tp_rk[p] = r;
+    }
+    for (int j = n; j <= kTPM; j++) sh.tp_rk[j] = 0;
+  }
+#pragma unroll
+  for (int b = 0; b <= kTPM; b++) bins[b * T + tid] = 0;
+  __syncthreads();
+  const unsigned tab_s = (unsigned)__cvta_generic_to_shared(sl.tab);
+  const unsigned rk_s = (unsigned)__cvta_generic_to_shared(sh.tp_rk);
+  const unsigned bin_s = (unsigned)__cvta_generic_to_shared(bins + tid), bin_step = (unsigned)T * 8u;
+  const unsigned long long r3 = sh.tp_rk[3];
+  auto add = [&](int i, float x) {
+    // weight(), without its branch: a weight-0 token adds 0
+    const float y = __fmul_rn(__fsub_rn(x, maxl), ws);
+    const bool ok = y >= kYMin;  // also -Inf
+    const int q = __float_as_int(__fadd_rn(ok ? y : 0.f, 12582912.f)) - 0x4B400000;
+    const float w = __uint_as_float(((unsigned)((q >> kQBits) + 127) << 23) |
+                                    lds_u32(tab_s + ((unsigned)q & (kQSize - 1)) * 4u));
+    const unsigned long long f = ok ? __float2ull_rn(__fmul_rn(w, kFix)) : 0ull;
+    // k = how many of the rank keys (descending, 0-padded) exceed the
+    // token's: a binary search, three compares
+    const unsigned long long key = rank_key(x, i);
+    int k = r3 > key ? 4 : 0;
+    k += lds_u64(rk_s + (unsigned)(k + 1) * 8u) > key ? 2 : 0;
+    k += lds_u64(rk_s + (unsigned)k * 8u) > key ? 1 : 0;
+    bin_add(bin_s + (unsigned)k * bin_step, f);
+  };
+  // the copy ring keeps the loads in flight (a plain unrolled loop
+  // issued each float4 just before its use); ids past the slice come as
+  // -Inf and add 0
+  for_each_wq(sl, [&](int i0, float4 v, unsigned) {
+    add(i0, fix(v.x));
+    add(i0 + 1, fix(v.y));
+    add(i0 + 2, fix(v.z));
+    add(i0 + 3, fix(v.w));
+  }, [](int, float) {}, [] {});
+  prof(30);
+  __syncthreads();
+  if (wid <= kTPM) {  // warp b sums bin b (fixed order)
+    unsigned long long t = 0;
+    for (int j = lane; j < T; j += 32) t += bins[wid * T + j];
+    t = warp_sum_u(t);
+    if (lane == 0) sh.tp_d[wid] = t;
+  }
+  __syncthreads();
+  if (tid == 0) {
+    unsigned long long tot = 0;
+    for (int b = 0; b <= kTPM; b++) tot += sh.tp_d[b];
+    // the target, as cut computes it from the same exact sums
+    const double target = (double)top_p * (double)tot;
+    unsigned long long win = 0;
+    for (int j = 0; j < kTPM && !win; j++) {
+      const unsigned long long k = sh.tp_key[j];
+      if (!k) break;
+      const int id = key_id(k);
+      const float x = fix(row[id]);
+      int q;
+      const float w = weight(x, maxl, ws, sl.tab, q);
+      if (!(w > 0.f && w >= min_p)) continue;  // never drawn (the cut passes' race keeps the same)
+      const unsigned long long r = rank_key(x, id);
+      unsigned long long above = 0;
+      for (int b = 0; b <= kTPM; b++) {
+        above += sh.tp_d[b];
+        if (sh.tp_rk[b] == r) break;
+      }
+      above -= __float2ull_rn(__fmul_rn(w, kFix));
+      if (!((double)above >= target)) win = k;  // the prefix before it has not reached the target
+    }
+    sh.tp_win = win;
+  }
+  __syncthreads();
+  prof(31);
+  return sh.tp_win;
 }
 
 // kf_scan is the max pass of a top-k row whose top k come from lists
@@ -1647,9 +1904,9 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   return key;
 }
 
-template <int C, int T, bool KF>
+template <int C, int T, bool KF, bool TP>
 __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
-    float *logits, int V, int S, int staged, int ringed, const tk_sample_params *params,
+    float *logits, int V, int S, int staged, int ringed, int tp_flags, const tk_sample_params *params,
     const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results) {
   extern __shared__ __align__(16) unsigned char dyn[];
   __shared__ std::conditional_t<KF, SharedKF, Shared> sh;
@@ -1782,6 +2039,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   const bool kf = KF && p.greedy == 0 && topk && p.top_k <= kKFast && !want_lp && capw >= 256 &&
                   capw <= kKSlots * 32 && 2 * p.top_k <= capw - 128 && nwarps() * p.top_k <= kGatherCap &&
                   kGatherCap * 8 <= nwarps() * kRaceWarpBytes;  // the gather and its sort fit before the lists
+  // top-p of at least TK_SAMPLE_TOPP_FAST_MIN (any with
+  // TK_SAMPLE_TOPP_FAST_ALL) without top-k or logprobs, one block a row:
+  // the max pass keeps the best race keys, and one more read cuts
+  // (tp_scan, tp_finish)
+  const bool tpf = TP && p.greedy == 0 && topp && !topk && !want_lp && capw >= 256 &&
+                   p.top_p >= ((tp_flags & TK_SAMPLE_TOPP_FAST_ALL) ? 0.f : TK_SAMPLE_TOPP_FAST_MIN);
   MinpList ml;
   ml.w.ids = lst;
   ml.w.cap = capw;
@@ -1937,6 +2200,14 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         m = a.m;
         bi = a.i;
       }
+    } else if (tpf) {
+      if constexpr (TP) {
+        // the pools: the first 64 keys of each warp's list space
+        const ArgMax a = tp_scan(sl, p.noise_key, ws, race.bid, reinterpret_cast<unsigned long long *>(lst - wid * capw),
+                                 capw / 2, sh);
+        m = a.m;
+        bi = a.i;
+      }
     } else {
       for_each_wq(sl, [&](int i0, float4 v, unsigned) { quad_argmax(i0, v, quad_max(v), m, bi); },
                   [](int, float) {}, [] {});
@@ -2032,6 +2303,18 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
 
   bool kfast = false;
   if constexpr (KF) kfast = sh.k_fast;
+  bool tp_done = false;  // block-uniform
+  if constexpr (TP) {
+    if (tpf) {
+      const unsigned long long w = tp_finish(sl, l, maxl, ws, p.top_p, p.min_p, sh);
+      tp_done = w != 0 && !(tp_flags & TK_SAMPLE_TOPP_FAST_FALLBACK);
+      if (tid == 0) atomicAdd(&g_tp_counts[tp_done ? 0 : 1], 1ull);
+      if (tp_done && tid == 0) {  // this block's winner (C = 1: the row's)
+        race.bk = ord2f((unsigned)(w >> 32));
+        race.bi = key_id(w);
+      }
+    }
+  }
   if (kfast) {
     // 3'. a top-k row from its lists (kf_finish)
     if constexpr (KF) {
@@ -2039,7 +2322,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       race.bk = w.m;
       race.bi = w.i;
     }
-  } else if (!plain && p.greedy == 0) {
+  } else if (!plain && p.greedy == 0 && !tp_done) {
     // 3. top-k, then top-p within it: the survivors rank at or before limit
     unsigned long long limit = 0;
     prof(4);
@@ -2164,26 +2447,30 @@ size_t fixed_smem(int C) {
   return b;
 }
 
-template <int C, int T = (C == 2 ? 1024 : 512), bool KF = false>
+template <int C, int T = (C == 2 ? 1024 : 512), bool KF = false, bool TP = false>
 int launch(float *logits, int rows, int V, const tk_sample_params *params,
            const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
-           int max_smem, cudaStream_t s) {
+           int max_smem, int flags, cudaStream_t s) {
   static_assert((T / 32) * kRaceWarpBytes <= ((kB1 * 8 + 15) & ~15) +
                                                  ((((kB1 + C - 1) / C) * 8 + 15) & ~15) + kLocalCap * 8,
                 "the race's buffers must fit the histogram space");
+  static_assert(!TP || (C == 1 && T == 512), "the two-read top-p is for one 512-thread block a row");
+  static_assert(!TP || (kTPM + 1) * T * 8 <= ((kB1 * 8 + 15) & ~15) + ((((kB1 + C - 1) / C) * 8 + 15) & ~15) +
+                                                 kLocalCap * 8 + kGatherCap * 8,
+                "tp_finish's bins must fit the histogram space");
   static bool configured = false;
   if (!configured) {
-    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T, KF>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T, KF, TP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   max_smem));
     // the largest shared-memory carveout, so that two 512-thread blocks
     // (~100 KB each) can share an SM whatever the driver's default (on the
     // H100 it changed no timing: the step from 132 rows, 61 us, to 133
     // rows, 90 us, is an SM running two rows 1.5x as long as one, not a
     // second wave)
-    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T, KF>, cudaFuncAttributePreferredSharedMemoryCarveout,
+    TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T, KF, TP>, cudaFuncAttributePreferredSharedMemoryCarveout,
                                   (int)cudaSharedmemCarveoutMaxShared));
     if (C > 8)
-      TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T, KF>,
+      TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T, KF, TP>,
                                     cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
     configured = true;
   }
@@ -2204,7 +2491,7 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = C > 1 ? 1 : 0;
-  cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C, T, KF>, logits, V, S, staged, ringed, params,
+  cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C, T, KF, TP>, logits, V, S, staged, ringed, flags, params,
                                      hist_ids, hist_counts, results);
   if (e != cudaSuccess) {
     cudaGetLastError();
@@ -2219,6 +2506,16 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
 extern "C" int tk_sample_phase_clocks(long long *out, int n) {
   if (n <= 0 || n > 32) return 20000;
   TK_CHECK(cudaMemcpyFromSymbol(out, g_prof, sizeof(long long) * n));
+  return 0;
+}
+
+extern "C" int tk_sample_topp_counts(unsigned long long *out, int reset) {
+  if (out == nullptr) return 20000;
+  TK_CHECK(cudaMemcpyFromSymbol(out, g_tp_counts, sizeof(unsigned long long) * 2));
+  if (reset) {
+    const unsigned long long zero[2] = {0, 0};
+    TK_CHECK(cudaMemcpyToSymbol(g_tp_counts, zero, sizeof(zero)));
+  }
   return 0;
 }
 
@@ -2244,6 +2541,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   // path (KList); the others' kernel leaves it out, which keeps their
   // scans' code as it was (with it, greedy rows ran ~10% slower on H100)
   const bool kf = (flags & TK_SAMPLE_TOPK_LISTS) != 0;
+  const bool tp = (flags & TK_SAMPLE_TOPP_FAST) != 0;
   // blocks per row, on Hopper: the most that keep every block of the batch
   // on the chip at once (a cluster of 8 over shared-memory slices up to 33
   // rows, two 1024-thread blocks a row reading half rows from global
@@ -2282,16 +2580,22 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   else if (cluster > 1 && (long long)rows * 2 <= sms)
     c = 2;  // one 1024-thread block an SM
   switch (c) {
-    case 2: return launch<2>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
-    case 4: return launch<4>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+    case 2: return launch<2>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+    case 4: return launch<4>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
     case 8:
-      if (kf) return launch<8, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
-      return launch<8>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
-    case 16: return launch<16>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+      if (kf) return launch<8, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+      return launch<8>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+    case 16: return launch<16>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
     default:
       if (c1_wide)
-        return launch<1, 1024>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
-      if (kf) return launch<1, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
-      return launch<1>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, st);
+        return launch<1, 1024>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+      // rows that may cut top-p in two reads get the kernel with that path
+      // (tp_scan, tp_finish), with or without the top-k lists
+      if (tp && kf)
+        return launch<1, 512, true, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+      if (tp)
+        return launch<1, 512, false, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+      if (kf) return launch<1, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+      return launch<1>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
   }
 }
