@@ -55,7 +55,10 @@
 // cluster reduce the winners. A row without top-k, top-p or min-p runs the
 // race in the max pass itself, so it reads its logits once; greedy rows
 // stop after the max pass. A min-p-only row lists its possible survivors
-// in the max pass (MinpList) and races over the list.
+// in the max pass (MinpList) and races over the list. A top-p row (0.8 or
+// more, no top-k or logprobs) that one block samples keeps its best race
+// keys in the max pass and cuts among them in one more read (tp_scan,
+// tp_finish): two reads instead of four.
 #include <cooperative_groups.h>
 #include <float.h>
 #include <limits.h>
