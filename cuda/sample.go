@@ -38,9 +38,9 @@ type sampler struct {
 var sampleTopKLists = os.Getenv("TOKAMAK_SAMPLE_TOPK_LISTS") != "0"
 
 // sampleTopPFast turns on the fused sampler's two-read top-p
-// (TK_SAMPLE_TOPP_FAST: rows with top-p >= 0.8, no top-k and no logprobs
-// draw from the max pass's best race keys where one block samples a row,
-// instead of the cut passes; see docs/gpu.md). On unless
+// (TK_SAMPLE_TOPP_FAST: rows with top-p >= 0.8, no top-k, no min-p and
+// no logprobs draw from the max pass's best race keys where one block
+// samples a row, instead of the cut passes; see docs/gpu.md). On unless
 // TOKAMAK_SAMPLE_TOPP_FAST=0; TOKAMAK_SAMPLE_TOPP_FAST=all takes every
 // top-p row whatever its top-p (sampleTopPFastAll; tests, where small
 // top-p exercises the fallback to the cut passes).
@@ -113,7 +113,7 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 			}
 			if p.TopP > 0 && p.TopP < 1 {
 				cp.top_p = C.float(p.TopP)
-				if sampleTopPFast && cp.top_k == 0 && !p.WantLogprobs() &&
+				if sampleTopPFast && cp.top_k == 0 && p.MinP == 0 && !p.WantLogprobs() &&
 					(sampleTopPFastAll || p.TopP >= C.TK_SAMPLE_TOPP_FAST_MIN) {
 					s.flags |= C.TK_SAMPLE_TOPP_FAST
 				}

@@ -124,9 +124,13 @@ func sampleParams() []sample.Params {
 		{Temperature: 3, MinP: 0.01},
 		{Temperature: 1.1, MinP: 0.2, RepetitionPenalty: 1.3, FrequencyPenalty: 0.5},
 		// top-p below the two-read path's 0.8: the cut passes, or (with
-		// sampleTopPFastAll) the two reads and often their fallback
+		// sampleTopPFastAll) the two reads and often their fallback; at
+		// 0.005 on flat rows the survivors' winner ranks far below the 7
+		// best keys, under the max pass's race threshold (a fallback
+		// that kept that threshold drew wrong tokens)
 		{Temperature: 0.7, TopP: 0.3},
-		{Temperature: 1, TopP: 0.6, MinP: 0.02},
+		{Temperature: 1, TopP: 0.6},
+		{Temperature: 1, TopP: 0.005},
 	}
 }
 
@@ -191,24 +195,30 @@ func TestSampleMatchesCPU(t *testing.T) {
 			// chunks of 1, 33 and 60 rows and the whole batch: the kernel's
 			// cluster shapes (8 blocks a row with staged slices, 2 blocks a
 			// row, one block a row), with the top-k lists and the two-read
-			// top-p off and on (every top-p row taking it in runs 5 and 7; the
-			// path needs one block a row: the whole batch, or
-			// TOKAMAK_SAMPLE_CLUSTER=1)
+			// top-p off (runs 0-3) and on (4-7: every top-p row taking it in
+			// 5 and 7), then the whole batch again with every top-p row
+			// taking it and falling back after its two reads (8). The path
+			// needs one block a row: the whole batch, or
+			// TOKAMAK_SAMPLE_CLUSTER=1 for every chunk size.
 			const tol = 2e-3
 			bad := 0
-			// the whole batch (hundreds of rows) runs one block a row
-			// unless TOKAMAK_SAMPLE_CLUSTER forces another shape
+			// the whole batch (hundreds of rows) runs one 512-thread block
+			// a row, the two-read top-p's shape, unless the environment
+			// forces another
 			forced := os.Getenv("TOKAMAK_SAMPLE_CLUSTER")
-			oneBlockARow := forced == "" || forced == "1"
+			oneBlockARow := (forced == "" || forced == "1") && os.Getenv("TOKAMAK_SAMPLE_C1_THREADS") != "1024"
 			defer func(on, fast, all bool) {
 				sampleTopKLists, sampleTopPFast, sampleTopPFastAll, sampleTopPFallback = on, fast, all, false
 			}(sampleTopKLists, sampleTopPFast, sampleTopPFastAll)
-			for run := range 8 {
-				bs := []int{1, 33, 60, len(rows)}[run%4]
+			for run := range 9 {
+				bs := len(rows)
+				if run < 8 {
+					bs = []int{1, 33, 60, len(rows)}[run%4]
+				}
 				sampleTopKLists = run >= 4
 				sampleTopPFast = run >= 4
-				sampleTopPFastAll = run == 5 || run == 7
-				sampleTopPFallback = run == 5
+				sampleTopPFastAll = run == 5 || run >= 7
+				sampleTopPFallback = run == 8
 				if _, _, err := sampleTopPCounts(true); err != nil {
 					t.Fatal(err)
 				}
@@ -240,6 +250,8 @@ func TestSampleMatchesCPU(t *testing.T) {
 				case run == 7 && fast == 0 && oneBlockARow:
 					// the whole batch runs one block a row: its top-p rows take the two reads
 					t.Errorf("whole batch: two-read top-p drew no row (%d to the cut passes)", fallback)
+				case run == 8 && fallback == 0 && oneBlockARow:
+					t.Errorf("whole batch, fallback forced: no row went to the cut passes (%d drawn)", fast)
 				}
 				for i := range rows {
 					g, w := got[i], want[i]
@@ -269,7 +281,7 @@ func TestSampleMatchesCPU(t *testing.T) {
 					}
 				}
 			}
-			t.Logf("%d rows in chunks of 1, 33, 60 and %d, top-k lists and two-read top-p off and on: %d differ", len(rows), len(rows), bad)
+			t.Logf("%d rows in chunks of 1, 33, 60 and %d, top-k lists and two-read top-p off and on, and its fallback forced: %d differ", len(rows), len(rows), bad)
 		})
 	}
 }

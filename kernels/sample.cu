@@ -56,7 +56,7 @@
 // race in the max pass itself, so it reads its logits once; greedy rows
 // stop after the max pass. A min-p-only row lists its possible survivors
 // in the max pass (MinpList) and races over the list. A top-p row (0.8 or
-// more, no top-k or logprobs) that one block samples keeps its best race
+// more, no top-k, min-p or logprobs) that one block samples keeps its best race
 // keys in the max pass and cuts among them in one more read (tp_scan,
 // tp_finish): two reads instead of four.
 #include <cooperative_groups.h>
@@ -1118,9 +1118,12 @@ __device__ __forceinline__ unsigned warp_top_floor(const float4 *xs4, int k) {
 // wins. When none survives (at most about (1 - top_p)^kTPM of rows: each
 // of the kTPM is a draw without replacement by weight, and a draw falls
 // outside the nucleus with probability at most 1 - top_p), the row takes
-// the cut passes. Rows with top_p below TK_SAMPLE_TOPP_FAST_MIN (0.8) do
-// so from the start unless TK_SAMPLE_TOPP_FAST_ALL: for them a fallback
-// is frequent, and it costs a read more than the cut passes alone.
+// the cut passes. Rows with min-p take the cut passes from the start (it
+// may drop all kTPM while the nucleus keeps its mass, so the bound above
+// fails: a review's crafted rows fell back 91% of the time); so do rows
+// with top_p below TK_SAMPLE_TOPP_FAST_MIN (0.8) unless
+// TK_SAMPLE_TOPP_FAST_ALL: for them a fallback is frequent, and it costs
+// a read more than the cut passes alone.
 // kTPM = 7: its 8 intervals a thread fit the histogram space as 64-bit
 // sums (8 * 512 * 8 = 32 KB), and a bin is three compares of a search.
 constexpr int kTPM = 7;
@@ -2043,10 +2046,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
                   capw <= kKSlots * 32 && 2 * p.top_k <= capw - 128 && nwarps() * p.top_k <= kGatherCap &&
                   kGatherCap * 8 <= nwarps() * kRaceWarpBytes;  // the gather and its sort fit before the lists
   // top-p of at least TK_SAMPLE_TOPP_FAST_MIN (any with
-  // TK_SAMPLE_TOPP_FAST_ALL) without top-k or logprobs, one block a row:
+  // TK_SAMPLE_TOPP_FAST_ALL) without top-k, min-p or logprobs, one block a
+  // row (with min-p the 7 best keys could all fall below it, and the
+  // row would read the logits six times):
   // the max pass keeps the best race keys, and one more read cuts
   // (tp_scan, tp_finish)
-  const bool tpf = TP && p.greedy == 0 && topp && !topk && !want_lp && capw >= 256 &&
+  const bool tpf = TP && p.greedy == 0 && topp && !topk && !want_lp && p.min_p == 0.f && capw >= 256 &&
                    p.top_p >= ((tp_flags & TK_SAMPLE_TOPP_FAST_ALL) ? 0.f : TK_SAMPLE_TOPP_FAST_MIN);
   MinpList ml;
   ml.w.ids = lst;
@@ -2311,7 +2316,14 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     if (tpf) {
       const unsigned long long w = tp_finish(sl, l, maxl, ws, p.top_p, p.min_p, sh);
       tp_done = w != 0 && !(tp_flags & TK_SAMPLE_TOPP_FAST_FALLBACK);
-      if (tid == 0) atomicAdd(&g_tp_counts[tp_done ? 0 : 1], 1ull);
+      if (tid == 0) {
+        atomicAdd(&g_tp_counts[tp_done ? 0 : 1], 1ull);
+        // the cut passes' race starts from its own bound: tp_scan's is
+        // the 7th best key over every token, which the survivors' winner
+        // may lie below when none of the 7 survives (the cut's barriers
+        // publish this before the race reads it)
+        sh.race_thr = f2ord(-INFINITY);
+      }
       if (tp_done && tid == 0) {  // this block's winner (C = 1: the row's)
         race.bk = ord2f((unsigned)(w >> 32));
         race.bi = key_id(w);

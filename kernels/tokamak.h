@@ -217,11 +217,12 @@ int tk_sample_phase_clocks(long long *out, int n);
 #define TK_SAMPLE_TOPK_LISTS 1
 #define TK_SAMPLE_TOPK_LISTS_MAX 64
 /* TK_SAMPLE_TOPP_FAST when some row samples (not greedy) with top-p of at
- * least TK_SAMPLE_TOPP_FAST_MIN, no top-k and no logprobs: such rows may
- * then draw from the best race keys of their max pass and cut top-p in
- * one more read (two reads instead of four), where one block samples a
- * row. TK_SAMPLE_TOPP_FAST_ALL with it takes every such row whatever its
- * top-p (tests: small top-p falls back to the cut passes often). */
+ * least TK_SAMPLE_TOPP_FAST_MIN, no top-k, no min-p and no logprobs: such
+ * rows may then draw from the best race keys of their max pass and cut
+ * top-p in one more read (two reads instead of four), where one block
+ * samples a row. TK_SAMPLE_TOPP_FAST_ALL with it takes every such row
+ * whatever its top-p (tests: small top-p falls back to the cut passes
+ * often). */
 #define TK_SAMPLE_TOPP_FAST 2
 #define TK_SAMPLE_TOPP_FAST_ALL 4
 #define TK_SAMPLE_TOPP_FAST_MIN 0.8f
