@@ -1117,8 +1117,9 @@ __device__ __forceinline__ unsigned warp_top_floor(const float4 *xs4, int k) {
 // (the cut's rule, the same exact sums). The first survivor in key order
 // wins. When none survives (at most about (1 - top_p)^kTPM of rows: each
 // of the kTPM is a draw without replacement by weight, and a draw falls
-// outside the nucleus with probability at most 1 - top_p), the row takes
-// the cut passes. Rows with min-p take the cut passes from the start (it
+// outside the nucleus with probability at most 1 - top_p; also rows
+// whose kTPM best keys all have weight 0, such as logits near 1e38), the
+// row takes the cut passes. Rows with min-p take the cut passes from the start (it
 // may drop all kTPM while the nucleus keeps its mass, so the bound above
 // fails: a review's crafted rows fell back 91% of the time); so do rows
 // with top_p below TK_SAMPLE_TOPP_FAST_MIN (0.8) unless
