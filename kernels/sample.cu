@@ -56,9 +56,9 @@
 // race in the max pass itself, so it reads its logits once; greedy rows
 // stop after the max pass. A min-p-only row lists its possible survivors
 // in the max pass (MinpList) and races over the list. A top-p row (0.8 or
-// more, no top-k, min-p or logprobs) that one block samples keeps its best race
-// keys in the max pass and cuts among them in one more read (tp_scan,
-// tp_finish): two reads instead of four.
+// more, no top-k, min-p or logprobs) that one block samples keeps its best
+// race keys in the max pass and cuts among them in one more read
+// (tp_scan, tp_finish): two reads instead of four.
 #include <cooperative_groups.h>
 #include <float.h>
 #include <limits.h>
@@ -373,14 +373,21 @@ struct Race {
   // cost ~13 instructions a group, the shared address included.)
   template <typename Keep>
   __device__ __forceinline__ void drain(Keep &keep, bool last = false) {
+    drain_to([&](int take) { flush(take, keep); }, last);
+  }
+
+  // drain_to is drain with the flush of take candidates given (RaceM
+  // pools them instead of keeping a winner a lane).
+  template <typename Flush>
+  __device__ __forceinline__ void drain_to(Flush flush_take, bool last) {
     if (__ballot_sync(0xffffffffu, pend != 0)) {
       const float b = ord2f(*(volatile unsigned *)block_thr);
       if (b > thr) set_thr(b);
       queue_group(bid, cnt, pend, pbase);
       pend = 0;
-      while (cnt >= 32) flush(32, keep);
+      while (cnt >= 32) flush_take(32);
     }
-    if (last && cnt > 0) flush(cnt, keep);
+    if (last && cnt > 0) flush_take(cnt);
   }
 };
 
@@ -491,6 +498,31 @@ struct MinpList {
   }
 };
 
+// warp_best_keys finds the R best distinct keys among n keys that get(j)
+// reads, best first, and calls each(r, key) with the r-th; it stops at the
+// first round that finds none (0), and returns the last key found (0 if
+// fewer than R): R rounds of a warp max. Warp-uniform.
+template <int R, typename G, typename E>
+__device__ unsigned long long warp_best_keys(int n, G get, E each) {
+  unsigned long long prev = ~0ull, k = 0;
+  for (int r = 0; r < R; r++) {
+    k = 0;
+    for (int j = (int)(threadIdx.x & 31); j < n; j += 32) {
+      const unsigned long long kk = get(j);
+      if (kk < prev && kk > k) k = kk;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const unsigned long long t = __shfl_xor_sync(0xffffffffu, k, o);
+      k = t > k ? t : k;
+    }
+    if (k == 0) break;  // warp-uniform
+    each(r, k);
+    prev = k;
+  }
+  return k;
+}
+
 // TopList is the WarpList of the ids that may be among the block's kTopReg
 // best (rank keys), made during the max pass. xfl is a logit with
 // kTopReg ids at or above it, so a smaller logit cannot rank among the
@@ -508,25 +540,10 @@ struct TopList {
   unsigned long long *pub;   // the block's table of published keys (shared)
 
   // kth_best returns the kTopReg-th best distinct key among n keys that
-  // get(j) reads (0 if fewer): kTopReg rounds of a warp max.
+  // get(j) reads (0 if fewer).
   template <typename G>
   __device__ static unsigned long long kth_best(int n, G get) {
-    unsigned long long prev = ~0ull, k = 0;
-    for (int r = 0; r < kTopReg; r++) {
-      k = 0;
-      for (int j = (int)(threadIdx.x & 31); j < n; j += 32) {
-        const unsigned long long kk = get(j);
-        if (kk < prev && kk > k) k = kk;
-      }
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) {
-        const unsigned long long t = __shfl_xor_sync(0xffffffffu, k, o);
-        k = t > k ? t : k;
-      }
-      prev = k;
-      if (k == 0) break;  // warp-uniform
-    }
-    return k;
+    return warp_best_keys<kTopReg>(n, get, [](int, unsigned long long) {});
   }
 
   // group queues the group's noted ids; only a warp that listed some
@@ -1022,6 +1039,17 @@ struct ArgMax {
   int i;
 };
 
+// sample_max is this thread's largest logit (NaN as -Inf) of its G groups
+// of four in the lists' samples, xs4[threadIdx.x + j * blockDim.x], j < G
+// (block_kth, warp_top_floor).
+template <int G>
+__device__ __forceinline__ float sample_max(const float4 *xs4) {
+  float m = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < G; j++) m = fmaxf(m, quad_max(xs4[threadIdx.x + j * blockDim.x]));
+  return m;
+}
+
 // block_kth returns a floor that k of the block's blockDim.x * 4 * G
 // logits at xs4[threadIdx.x + j * blockDim.x], j < G (every thread's G
 // groups of four) reach: the k-th largest (in f2ord order, its kKBits
@@ -1037,10 +1065,7 @@ struct ArgMax {
 template <int G, typename Sh>
 __device__ __noinline__ unsigned block_kth(const float4 *xs4, int k, Sh &sh) {
   const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
-  float m = -INFINITY;
-#pragma unroll
-  for (int j = 0; j < G; j++) m = fmaxf(m, quad_max(xs4[threadIdx.x + j * blockDim.x]));
-  const unsigned o = f2ord(m);
+  const unsigned o = f2ord(sample_max<G>(xs4));
   const unsigned t = ord_bisect(k, [&](unsigned cnd, int bit) {
     int *cnt = (bit & 1) ? reinterpret_cast<int *>(sh.red_m) : sh.red_i;
     const int n = __popc(__ballot_sync(0xffffffffu, o >= cnd));
@@ -1098,10 +1123,7 @@ __device__ __forceinline__ int keys_above(const unsigned long long *s, int n, un
 // k rounds of a warp max; warp-uniform.
 template <int G>
 __device__ __forceinline__ unsigned warp_top_floor(const float4 *xs4, int k) {
-  float m = -INFINITY;
-#pragma unroll
-  for (int j = 0; j < G; j++) m = fmaxf(m, quad_max(xs4[threadIdx.x + j * blockDim.x]));
-  const unsigned o = f2ord(m);
+  const unsigned o = f2ord(sample_max<G>(xs4));
   unsigned t = ~0u;
   for (int r = 0; r < k && t; r++) t = __reduce_max_sync(0xffffffffu, o < t ? o : 0u);
   return max(t, f2ord(-INFINITY));
@@ -1119,10 +1141,10 @@ __device__ __forceinline__ unsigned warp_top_floor(const float4 *xs4, int k) {
 // of the kTPM is a draw without replacement by weight, and a draw falls
 // outside the nucleus with probability at most 1 - top_p; also rows
 // whose kTPM best keys all have weight 0, such as logits near 1e38), the
-// row takes the cut passes. Rows with min-p take the cut passes from the start (it
-// may drop all kTPM while the nucleus keeps its mass, so the bound above
-// fails: a review's crafted rows fell back 91% of the time); so do rows
-// with top_p below TK_SAMPLE_TOPP_FAST_MIN (0.8) unless
+// row takes the cut passes. Rows with min-p take the cut passes from the
+// start (min-p may drop all kTPM while the nucleus keeps its mass, so the
+// bound above fails: a review's crafted rows fell back 91% of the time);
+// so do rows with top_p below TK_SAMPLE_TOPP_FAST_MIN (0.8) unless
 // TK_SAMPLE_TOPP_FAST_ALL: for them a fallback is frequent, and it costs
 // a read more than the cut passes alone.
 // kTPM = 7: its 8 intervals a thread fit the histogram space as 64-bit
@@ -1182,17 +1204,8 @@ struct RaceM : Race {
 
   // drain_m is Race::drain for the pool; last also sorts it.
   __device__ __forceinline__ void drain_m(bool last = false) {
-    if (__ballot_sync(0xffffffffu, pend != 0)) {
-      const float b = ord2f(*(volatile unsigned *)block_thr);
-      if (b > thr) set_thr(b);
-      queue_group(bid, cnt, pend, pbase);
-      pend = 0;
-      while (cnt >= 32) flush_m(32);
-    }
-    if (last) {
-      if (cnt > 0) flush_m(cnt);
-      compact();
-    }
+    drain_to([&](int take) { flush_m(take); }, last);
+    if (last) compact();
   }
 };
 
@@ -1223,24 +1236,14 @@ __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, fl
   prof(29);
   __syncthreads();
   if (threadIdx.x < 32) {
-    // warp 0: the block's kTPM best of the warps' kTPM, kTPM rounds of a
-    // warp max (keys are distinct: distinct ids)
-    const int n = nwarps() * kTPM;
-    unsigned long long prev = ~0ull;
-    for (int r = 0; r < kTPM; r++) {
-      unsigned long long k = 0;
-      for (int j = lane; j < n; j += 32) {
-        const unsigned long long kk = pools[(j / kTPM) * pw + j % kTPM];
-        if (kk < prev && kk > k) k = kk;
-      }
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) {
-        const unsigned long long t = __shfl_xor_sync(0xffffffffu, k, o);
-        k = t > k ? t : k;
-      }
-      if (lane == 0) sh.tp_key[r] = k;
-      prev = k;  // 0 once the keys run out: the rest stay 0
-    }
+    // warp 0: the block's kTPM best of the warps' kTPM (keys are
+    // distinct: distinct ids); 0 where they run out
+    if (lane < kTPM) sh.tp_key[lane] = 0;
+    __syncwarp();
+    warp_best_keys<kTPM>(nwarps() * kTPM, [&](int j) { return pools[(j / kTPM) * pw + j % kTPM]; },
+                         [&](int r, unsigned long long k) {
+                           if (lane == 0) sh.tp_key[r] = k;
+                         });
   }
   return ArgMax{m, bi};
 }
@@ -2048,10 +2051,9 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
                   kGatherCap * 8 <= nwarps() * kRaceWarpBytes;  // the gather and its sort fit before the lists
   // top-p of at least TK_SAMPLE_TOPP_FAST_MIN (any with
   // TK_SAMPLE_TOPP_FAST_ALL) without top-k, min-p or logprobs, one block a
-  // row (with min-p the 7 best keys could all fall below it, and the
-  // row would read the logits six times):
-  // the max pass keeps the best race keys, and one more read cuts
-  // (tp_scan, tp_finish)
+  // row: the max pass keeps the best race keys, and one more read cuts
+  // (tp_scan, tp_finish). With min-p the 7 best keys could all fall below
+  // it, and the row would read the logits six times.
   const bool tpf = TP && p.greedy == 0 && topp && !topk && !want_lp && p.min_p == 0.f && capw >= 256 &&
                    p.top_p >= ((tp_flags & TK_SAMPLE_TOPP_FAST_ALL) ? 0.f : TK_SAMPLE_TOPP_FAST_MIN);
   MinpList ml;
@@ -2324,10 +2326,10 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         // may lie below when none of the 7 survives (the cut's barriers
         // publish this before the race reads it)
         sh.race_thr = f2ord(-INFINITY);
-      }
-      if (tp_done && tid == 0) {  // this block's winner (C = 1: the row's)
-        race.bk = ord2f((unsigned)(w >> 32));
-        race.bi = key_id(w);
+        if (tp_done) {  // this block's winner (C = 1: the row's)
+          race.bk = ord2f((unsigned)(w >> 32));
+          race.bi = key_id(w);
+        }
       }
     }
   }

@@ -17,19 +17,13 @@ stamp "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 build_cuda
 stamp built
 cuda_tests TestSample
-for c in ${TEST_CLUSTERS:-}; do
-  TOKAMAK_SAMPLE_CLUSTER=$c go test -tags cuda -count=1 -v -run TestSampleMatchesCPU ./cuda/ >"$W/parity-c$c.log" 2>&1
-  stamp "parity, cluster $c: rc=$? $(grep -c ': 0 differ' "$W/parity-c$c.log") runs with 0 differing, $(grep -c 'differ' "$W/parity-c$c.log") in all"
-done
-bench() { # bench NAME: the benchmark in the current directory
-  go test -tags cuda -count=1 -run '^$' -bench 'SampleFused' -benchtime 20x ./cuda/ >"$W/bench-$1.log" 2>&1
-  stamp "bench $1 rc=$?"
-}
-bench new1
+# shellcheck disable=SC2086 # a list of cluster shapes
+sample_parity ${TEST_CLUSTERS:-}
+sample_bench new1
 base=/tmp/ab-base
 rm -rf "$base" && mkdir -p "$base" && tar -xf "${BASE_TAR:-base.tar}" -C "$base" && ln -s "$here/.gpu" "$base/.gpu"
-(cd "$base" && W=$W build_cuda && stamp "base built" && bench base)
-bench new2
+(cd "$base" && W=$W build_cuda && stamp "base built" && sample_bench base)
+sample_bench new2
 # table: parameters, batch, kernel µs of new1 / base / new2
 for f in new1 base new2; do
   grep -E '^SAMPLE ' "$W/bench-$f.log" | sed "s/^/$f /"

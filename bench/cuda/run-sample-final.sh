@@ -14,12 +14,9 @@ stamp built
 make test-cuda >"$W/test-cuda.log" 2>&1
 stamp "make test-cuda rc=$?"
 grep -E "^(ok|FAIL|--- FAIL)|panic" "$W/test-cuda.log" | head -20
-for c in ${TEST_CLUSTERS:-1 8}; do
-  TOKAMAK_SAMPLE_CLUSTER=$c go test -tags cuda -count=1 -v -run TestSampleMatchesCPU ./cuda/ >"$W/parity-c$c.log" 2>&1
-  stamp "parity, cluster $c: rc=$? $(grep -c ': 0 differ' "$W/parity-c$c.log") runs with 0 differing, $(grep -c 'differ' "$W/parity-c$c.log") in all"
-done
-go test -tags cuda -count=1 -run '^$' -bench 'SampleFused' -benchtime 20x ./cuda/ >"$W/bench-sample.log" 2>&1
-stamp "bench rc=$?"
+# shellcheck disable=SC2086 # a list of cluster shapes
+sample_parity ${TEST_CLUSTERS:-1 8}
+sample_bench sample
 grep -E "^SAMPLE(-TOPP)? " "$W/bench-sample.log"
 python3 "$(dirname "$0")/torch_sample.py" >"$W/torch.log" 2>&1
 stamp "torch rc=$?"
