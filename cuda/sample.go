@@ -10,6 +10,7 @@ import "C"
 import (
 	"fmt"
 	"os"
+	"slices"
 	"unsafe"
 
 	"github.com/tokamak-ai/tokamak/engine/backend"
@@ -51,6 +52,11 @@ var (
 	// top-p to the cut passes after its two reads (TK_SAMPLE_TOPP_FAST_FALLBACK).
 	sampleTopPFallback = false
 )
+
+// sampleBlockTimes has every sampling kernel record its blocks' SMs and
+// times (TK_SAMPLE_BLOCK_TIMES) for sampleBlockSummary; on with
+// TOKAMAK_SAMPLE_PHASES (benchmarks).
+var sampleBlockTimes = os.Getenv("TOKAMAK_SAMPLE_PHASES") != ""
 
 func (s *sampler) free() {
 	if s.dev != nil {
@@ -144,6 +150,9 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 			s.counts = append(s.counts, counts...)
 		}
 		s.params = append(s.params, cp)
+	}
+	if sampleBlockTimes {
+		s.flags |= C.TK_SAMPLE_BLOCK_TIMES
 	}
 	if s.flags&C.TK_SAMPLE_TOPP_FAST != 0 {
 		if sampleTopPFastAll {
@@ -281,4 +290,60 @@ func samplePhases() string {
 		}
 	}
 	return out
+}
+
+// sampleBlockSummary summarizes the last sampling kernel's block times
+// (benchmarks, with sampleBlockTimes): the span from the first block's
+// start to the last block's end, and where SMs ran two blocks, when the
+// first and the second of them ended (medians over those SMs, from the
+// first start), all in µs.
+func sampleBlockSummary() string {
+	const maxBlocks = 4096
+	buf := make([]C.ulonglong, 3*maxBlocks)
+	var nb C.int
+	if rc := C.tk_sample_block_times(&buf[0], maxBlocks, &nb); rc != 0 {
+		return fmt.Sprintf("block times: error %d", int(rc))
+	}
+	n := min(int(nb), maxBlocks)
+	if n == 0 {
+		return "no block times"
+	}
+	t0, t1 := uint64(buf[1]), uint64(buf[2])
+	bySM := map[uint64][]int{}
+	for i := range n {
+		sm, st, en := uint64(buf[3*i]), uint64(buf[3*i+1]), uint64(buf[3*i+2])
+		t0, t1 = min(t0, st), max(t1, en)
+		bySM[sm] = append(bySM[sm], i)
+	}
+	us := func(t uint64) float64 { return float64(t-t0) / 1e3 }
+	med := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	var one, first, second, durs []float64
+	for _, bs := range bySM {
+		ends := make([]float64, 0, len(bs))
+		for _, i := range bs {
+			ends = append(ends, us(uint64(buf[3*i+2])))
+			durs = append(durs, float64(uint64(buf[3*i+2])-uint64(buf[3*i+1]))/1e3)
+		}
+		slices.Sort(ends)
+		switch len(ends) {
+		case 1:
+			one = append(one, ends[0])
+		case 2:
+			first = append(first, ends[0])
+			second = append(second, ends[1])
+		}
+	}
+	maxDur := 0.0
+	for _, d := range durs {
+		maxDur = max(maxDur, d)
+	}
+	return fmt.Sprintf("blocks %d on %d SMs, span %.1f us, block duration median %.1f max %.1f; "+
+		"SMs with one block: %d ending at %.1f; with two: %d, ending at %.1f and %.1f (medians)",
+		n, len(bySM), us(t1), med(durs), maxDur, len(one), med(one), len(first), med(first), med(second))
 }

@@ -407,6 +407,9 @@ func BenchmarkSampleFused(b *testing.B) {
 				fmt.Printf("SAMPLE %-18s batch %3d  kernel %8.1f us  SampleBatch %8.1f us\n", m.name, batch, ms*1e3, e2e*1e6)
 				if batch == 1 || os.Getenv("TOKAMAK_SAMPLE_PHASES") != "" {
 					fmt.Printf("SAMPLE-PHASES %-18s %s\n", m.name, samplePhases())
+					if sampleBlockTimes {
+						fmt.Printf("SAMPLE-BLOCKS %-18s batch %3d  %s\n", m.name, batch, sampleBlockSummary())
+					}
 				}
 			})
 		}

@@ -102,6 +102,35 @@ __device__ __forceinline__ void prof(int i) {
   if (blockIdx.x == 0 && threadIdx.x == 0) g_prof[i] = clock64();
 }
 
+// g_blk: each block's SM, start and end (%globaltimer, ns) in the last
+// launch with TK_SAMPLE_BLOCK_TIMES (tk_sample_block_times; benchmarks
+// only), and how many blocks it had.
+constexpr int kBlkMax = 4096;
+__device__ unsigned long long g_blk[kBlkMax][3];
+int g_blk_count = 0;
+__device__ __forceinline__ unsigned long long gtime() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+// BlockClock records its block's times when on, the end at every return
+// of the kernel (its destructor).
+struct BlockClock {
+  bool on;
+  __device__ explicit BlockClock(int flags) : on((flags & TK_SAMPLE_BLOCK_TIMES) && threadIdx.x == 0 &&
+                                                   blockIdx.x < kBlkMax) {
+    if (on) {
+      unsigned sm;
+      asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+      g_blk[blockIdx.x][0] = sm;
+      g_blk[blockIdx.x][1] = gtime();
+    }
+  }
+  __device__ ~BlockClock() {
+    if (on) g_blk[blockIdx.x][2] = gtime();
+  }
+};
+
 // The exponential's mantissa table and the race's logarithm table
 // (engine/sample's, uploaded once).
 __device__ unsigned g_exp_mant[kQSize];
@@ -1920,6 +1949,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results) {
   extern __shared__ __align__(16) unsigned char dyn[];
   __shared__ std::conditional_t<KF, SharedKF, Shared> sh;
+  const BlockClock clk(tp_flags);
   const int rank = Cluster<C>::rank();
   const int row = blockIdx.x / C;
   const tk_sample_params p = params[row];
@@ -2509,6 +2539,7 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = C > 1 ? 1 : 0;
+  if (flags & TK_SAMPLE_BLOCK_TIMES) g_blk_count = rows * C;
   cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C, T, KF, TP>, logits, V, S, staged, ringed, flags, params,
                                      hist_ids, hist_counts, results);
   if (e != cudaSuccess) {
@@ -2524,6 +2555,13 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
 extern "C" int tk_sample_phase_clocks(long long *out, int n) {
   if (n <= 0 || n > 32) return 20000;
   TK_CHECK(cudaMemcpyFromSymbol(out, g_prof, sizeof(long long) * n));
+  return 0;
+}
+
+extern "C" int tk_sample_block_times(unsigned long long *out, int n, int *blocks) {
+  if (out == nullptr || blocks == nullptr || n <= 0 || n > kBlkMax) return 20000;
+  TK_CHECK(cudaMemcpyFromSymbol(out, g_blk, sizeof(unsigned long long) * 3 * n));
+  *blocks = g_blk_count;
   return 0;
 }
 
@@ -2569,7 +2607,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   // C=1; at 256 rows C=1 is fastest (bench/cuda/results/2026-11-26-h100-s4).
   // TOKAMAK_SAMPLE_CLUSTER (1, 2, 4, 8 or 16) forces one for comparisons.
   // Elsewhere one block a row.
-  static int cluster = 0, max_smem = 0, forced = 0, sms = 0, c1_wide = 0;
+  static int cluster = 0, max_smem = 0, forced = 0, sms = 0, c1_wide = 0, c2_narrow = 0;
   if (cluster == 0) {
     int dev = 0, major = 0;
     TK_CHECK(cudaGetDevice(&dev));
@@ -2583,6 +2621,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
     }
     TK_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     if (const char *e = getenv("TOKAMAK_SAMPLE_C1_THREADS"); e && atoi(e) == 1024) c1_wide = 1;
+    if (const char *e = getenv("TOKAMAK_SAMPLE_C2_THREADS"); e && atoi(e) == 512) c2_narrow = 1;
     cluster = c;
   }
   cudaStream_t st = TK_STREAM(s);
@@ -2598,7 +2637,11 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   else if (cluster > 1 && (long long)rows * 2 <= sms)
     c = 2;  // one 1024-thread block an SM
   switch (c) {
-    case 2: return launch<2>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+    case 2:
+      if (c2_narrow && kf)
+        return launch<2, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+      if (c2_narrow) return launch<2, 512>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+      return launch<2>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
     case 4: return launch<4>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
     case 8:
       if (kf) return launch<8, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);

@@ -229,6 +229,13 @@ int tk_sample_phase_clocks(long long *out, int n);
 /* With TK_SAMPLE_TOPP_FAST, tests only: every such row falls back to the
  * cut passes after its two reads, as when none of its race keys survives. */
 #define TK_SAMPLE_TOPP_FAST_FALLBACK 8
+/* Benchmarks: each block records its SM and its start and end
+ * (%globaltimer, ns) for tk_sample_block_times. */
+#define TK_SAMPLE_BLOCK_TIMES 16
+/* Copies the SM, start and end (ns) of each of the first n blocks of the
+ * last tk_sample launched with TK_SAMPLE_BLOCK_TIMES, 3 values a block;
+ * sets *blocks to how many blocks that launch had. */
+int tk_sample_block_times(unsigned long long *out, int n, int *blocks);
 /* Copies how many rows the two-read top-p drew (out[0]) and sent to the
  * cut passes (out[1]) since the last reset; reset != 0 zeroes them after. */
 int tk_sample_topp_counts(unsigned long long *out, int reset);

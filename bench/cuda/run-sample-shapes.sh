@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One device call comparing the fused sampler's block shapes at large
+# batches, with each block's SM and times recorded (TOKAMAK_SAMPLE_PHASES):
+# parity with 512-thread blocks in clusters of 2 forced, then
+# BenchmarkSampleFused under each shape in SHAPES (name:VAR=value,...).
+# TOKAMAK_SAMPLE_BATCHES narrows the batches (default 132,256).
+# Logs: $OUT/sample-shapes.tgz.
+#   bash .gpu/remote.sh bash bench/cuda/run-sample-shapes.sh
+set -u
+. "$(dirname "$0")/lib.sh"
+device_logs sample-shapes
+export TOKAMAK_SAMPLE_BATCHES=${TOKAMAK_SAMPLE_BATCHES:-132,256}
+export TOKAMAK_SAMPLE_PHASES=1
+stamp "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
+build_cuda
+stamp built
+if [ "${PARITY:-1}" = 1 ]; then
+  TOKAMAK_SAMPLE_C2_THREADS=512 sample_parity 2
+fi
+SHAPES=${SHAPES:-"auto: c2n:TOKAMAK_SAMPLE_CLUSTER=2,TOKAMAK_SAMPLE_C2_THREADS=512 c4:TOKAMAK_SAMPLE_CLUSTER=4 c1w:TOKAMAK_SAMPLE_CLUSTER=1,TOKAMAK_SAMPLE_C1_THREADS=1024 auto2:"}
+for shape in $SHAPES; do
+  name=${shape%%:*}
+  vars=${shape#*:}
+  # shellcheck disable=SC2046 # the shape's variables, split at commas
+  env $(echo "$vars" | tr ',' ' ') go test -tags cuda -count=1 -run '^$' -bench 'SampleFused' -benchtime 20x ./cuda/ >"$W/bench-$name.log" 2>&1
+  stamp "bench $name ($vars) rc=$?"
+done
+for shape in $SHAPES; do
+  name=${shape%%:*}
+  grep -E '^SAMPLE ' "$W/bench-$name.log" | sed "s/^/$name /"
+done >"$W/all.txt"
+awk '{ k = sprintf("%-20s b%-4s", $3, $5); if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+  if (!($1 in cs)) { cs[$1] = 1; cols[++m] = $1 }
+  v[k, $1] = $7 }
+END { printf "%-26s", "kernel us"; for (j = 1; j <= m; j++) printf " %8s", cols[j]; printf "\n"
+  for (i = 1; i <= n; i++) { k = order[i]; printf "%-26s", k; for (j = 1; j <= m; j++) printf " %8s", v[k, cols[j]]; printf "\n" } }' "$W/all.txt"
+grep -h 'SAMPLE-BLOCKS' "$W"/bench-auto.log | grep 'batch 256' | cut -c1-250
