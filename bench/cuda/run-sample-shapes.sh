@@ -14,8 +14,12 @@ export TOKAMAK_SAMPLE_PHASES=1
 stamp "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 build_cuda
 stamp built
-if [ "${PARITY:-1}" = 1 ]; then
-  TOKAMAK_SAMPLE_C2_THREADS=512 sample_parity 2
+# PARITY: extra variables (VAR=value,...) and cluster shapes for
+# TestSampleMatchesCPU, e.g. "TOKAMAK_SAMPLE_DYN=1:1 8"; NONE skips it
+PARITY=${PARITY:-TOKAMAK_SAMPLE_C2_THREADS=512:2}
+if [ "$PARITY" != NONE ]; then
+  # shellcheck disable=SC2046,SC2086 # the variables, split at commas; the shapes
+  env $(echo "${PARITY%%:*}" | tr ',' ' ') bash -c ". bench/cuda/lib.sh; W=$W; t0=$t0; sample_parity ${PARITY#*:}"
 fi
 SHAPES=${SHAPES:-"auto: c2n:TOKAMAK_SAMPLE_CLUSTER=2,TOKAMAK_SAMPLE_C2_THREADS=512 c4:TOKAMAK_SAMPLE_CLUSTER=4 c1w:TOKAMAK_SAMPLE_CLUSTER=1,TOKAMAK_SAMPLE_C1_THREADS=1024 auto2:"}
 for shape in $SHAPES; do
