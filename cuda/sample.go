@@ -58,10 +58,6 @@ var (
 // TOKAMAK_SAMPLE_PHASES (benchmarks).
 var sampleBlockTimes = os.Getenv("TOKAMAK_SAMPLE_PHASES") != ""
 
-// sampleDynChunks has the warps of a block claim the chunks of a row read
-// in place (TK_SAMPLE_DYN_CHUNKS); TOKAMAK_SAMPLE_DYN=1 (experiment).
-var sampleDynChunks = os.Getenv("TOKAMAK_SAMPLE_DYN") == "1"
-
 func (s *sampler) free() {
 	if s.dev != nil {
 		C.tk_free(s.dev)
@@ -157,9 +153,6 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 	}
 	if sampleBlockTimes {
 		s.flags |= C.TK_SAMPLE_BLOCK_TIMES
-	}
-	if sampleDynChunks {
-		s.flags |= C.TK_SAMPLE_DYN_CHUNKS
 	}
 	if s.flags&C.TK_SAMPLE_TOPP_FAST != 0 {
 		if sampleTopPFastAll {

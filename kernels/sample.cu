@@ -798,8 +798,6 @@ struct Shared {
   // keys, descending, 0: none), their rank keys (descending, 0-padded) and
   // the masses of the rank intervals between them (tp_finish)
   unsigned long long tp_key[8], tp_rk[8], tp_d[8], tp_win;
-  // for_each_wq's chunk claims (the next chunk, warps done with the pass)
-  int wq[2];
 };
 
 // SharedKF is Shared with the top-k lists' fields, for the kernel built
@@ -914,7 +912,6 @@ struct Slice {
   const unsigned *tab;
   unsigned long long *hist1, *own, *local, *gbuf;
   float4 *ring;  // for_each_wq's copy ring when the slice is read in place (else null)
-  int *wq;       // with the ring: chunk claims (Shared::wq), or null for strided shares
 };
 
 // The ring that streams an unstaged slice through shared memory: kRingDepth
@@ -971,68 +968,7 @@ __device__ __forceinline__ void for_each_wq(const Slice &sl, P pre, F f, G after
   };
   const float4 ninf = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
   const int n4 = sl.vec ? sl.n >> 2 : 0;
-  if (n4 && sl.ring && sl.wq) {
-    // global slice, claimed a chunk at a time: each warp takes the next
-    // kRingU * 32 float4 (one stage of its lanes) from a shared counter
-    // when it issues a stage, so that the warps the scheduler favours take
-    // more chunks and every warp of the block ends its pass at about the
-    // same time (with fixed shares the last warp ended ~20% after the
-    // first). A warp's chunks rise, so a thread still sees its ids in
-    // increasing order. The last warp done resets the counter; a block
-    // barrier parts every two passes.
-    const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
-    constexpr int CH = kRingU * 32;
-    const int nch = (n4 + CH - 1) / CH;
-    const unsigned r0 = (unsigned)__cvta_generic_to_shared(sl.ring + tid), sbytes = 16u * (unsigned)(kRingU * T);
-    unsigned wr = r0;
-    auto claim = [&]() {
-      int c = 0;
-      if (lane == 0) c = atomicAdd(sl.wq, 1);
-      return __shfl_sync(0xffffffffu, c, 0);
-    };
-    auto issue = [&](int c) {
-      if (c < nch) {
-        const int b = c * CH + lane;
-#pragma unroll
-        for (int u = 0; u < kRingU; u++) {
-          if (b + u * 32 < n4)
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(wr + 16u * (unsigned)(u * T)),
-                         "l"(x4 + b + u * 32));
-          else
-            asm volatile("st.shared.v4.f32 [%0], {%1, %1, %1, %1};\n" ::"r"(wr + 16u * (unsigned)(u * T)),
-                         "f"(-INFINITY) : "memory");
-        }
-      }
-      asm volatile("cp.async.commit_group;\n" ::: "memory");
-      wr = wr == r0 + (kRingSlots - 1) * sbytes ? r0 : wr + sbytes;
-    };
-    static_assert(kRingDepth == 2, "the claimed chunks in flight are two registers");
-    int ca = claim();
-    int cb = ca < nch ? claim() : nch;
-    issue(ca);
-    issue(cb);
-    const float4 *rd = sl.ring + tid;  // the slot read this step
-    while (ca < nch) {  // warp-uniform
-      asm volatile("cp.async.wait_group %0;\n" ::"n"(kRingDepth - 1) : "memory");
-      const int cn = cb < nch ? claim() : nch;
-      issue(cn);  // into the slot read last step
-#pragma unroll 1
-      for (int u = 0; u < kRingU; u++) {
-        const int jb = ca * CH + u * 32;
-        if (jb >= n4) break;  // warp-uniform
-        quad(jb, rd[u * T], jb + lane < n4 ? 0xFu : 0u);
-      }
-      rd = rd == sl.ring + tid + (kRingSlots - 1) * kRingU * T ? sl.ring + tid : rd + kRingU * T;
-      ca = cb;
-      cb = cn;
-    }
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
-    if (lane == 0 && atomicAdd(sl.wq + 1, 1) == nwarps() - 1) {
-      sl.wq[0] = 0;
-      sl.wq[1] = 0;
-    }
-    j0 = 4 * n4;
-  } else if (n4 && sl.ring) {
+  if (n4 && sl.ring) {
     // global slice: asynchronous copies kRingDepth stages ahead, so the
     // loads stay in flight while the thread computes
     // (slots and offsets advance by steps, no division by kRingSlots)
@@ -2039,7 +1975,6 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   sl.gbuf = reinterpret_cast<unsigned long long *>(ptr);
   ptr += (size_t)kGatherCap * 8;
   sl.ring = ringed ? reinterpret_cast<float4 *>(ptr) : nullptr;  // ring_bytes(T) more
-  sl.wq = ringed && (tp_flags & TK_SAMPLE_DYN_CHUNKS) ? sh.wq : nullptr;
   sl.tab = tab;
   sl.lo = lo;
   sl.n = n;
@@ -2054,7 +1989,6 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     sh.mp_max = f2ord(-INFINITY);
     sh.top_thr = f2ord(-INFINITY);
     sh.mp_over = 0;
-    sh.wq[0] = sh.wq[1] = 0;
     if constexpr (KF) {
       sh.kover = 2;  // not a top-k row cut from lists (kf_scan writes 0 or 1)
       sh.k_thr = f2ord(-INFINITY);
