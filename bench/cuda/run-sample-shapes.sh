@@ -6,6 +6,7 @@
 # TOKAMAK_SAMPLE_BATCHES narrows the batches (default 132,256).
 # Logs: $OUT/sample-shapes.tgz.
 #   bash .gpu/remote.sh bash bench/cuda/run-sample-shapes.sh
+# (BASE_TAR=base.tar: also a base tree's benchmark; carry base.tar)
 set -u
 . "$(dirname "$0")/lib.sh"
 device_logs sample-shapes
@@ -29,6 +30,14 @@ for shape in $SHAPES; do
   env $(echo "$vars" | tr ',' ' ') go test -tags cuda -count=1 -run '^$' -bench 'SampleFused' -benchtime 20x ./cuda/ >"$W/bench-$name.log" 2>&1
   stamp "bench $name ($vars) rc=$?"
 done
+# BASE_TAR (a `git archive` of another tree): its benchmark as column "base"
+if [ -n "${BASE_TAR:-}" ]; then
+  here=$PWD base=/tmp/shapes-base
+  rm -rf "$base" && mkdir -p "$base" && tar -xf "$BASE_TAR" -C "$base" && ln -s "$here/.gpu" "$base/.gpu"
+  (cd "$base" && W=$W build_cuda && go test -tags cuda -count=1 -run '^$' -bench 'SampleFused' -benchtime 20x ./cuda/ >"$W/bench-base.log" 2>&1)
+  stamp "bench base rc=$?"
+  SHAPES="$SHAPES base:"
+fi
 for shape in $SHAPES; do
   name=${shape%%:*}
   grep -E '^SAMPLE ' "$W/bench-$name.log" | sed "s/^/$name /"
