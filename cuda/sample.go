@@ -58,10 +58,6 @@ var (
 // TOKAMAK_SAMPLE_PHASES (benchmarks).
 var sampleBlockTimes = os.Getenv("TOKAMAK_SAMPLE_PHASES") != ""
 
-// samplePace has two blocks sharing an SM pace each other
-// (TK_SAMPLE_PACE); TOKAMAK_SAMPLE_PACE=1 (experiment).
-var samplePace = os.Getenv("TOKAMAK_SAMPLE_PACE") == "1"
-
 func (s *sampler) free() {
 	if s.dev != nil {
 		C.tk_free(s.dev)
@@ -157,9 +153,6 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 	}
 	if sampleBlockTimes {
 		s.flags |= C.TK_SAMPLE_BLOCK_TIMES
-	}
-	if samplePace {
-		s.flags |= C.TK_SAMPLE_PACE
 	}
 	if s.flags&C.TK_SAMPLE_TOPP_FAST != 0 {
 		if sampleTopPFastAll {

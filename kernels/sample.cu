@@ -131,21 +131,6 @@ struct BlockClock {
   }
 };
 
-// Pacing (TK_SAMPLE_PACE): two blocks sharing an SM register in its two
-// slots, and each warp publishes how many stages of a row read in place
-// it has taken (g_pace_prog; ~0u: none, or done). A warp more than
-// kPaceSlack stages ahead of the same warp of the other block sleeps a
-// little after each stage, so that the scheduler's favoured block leaves
-// issue slots to the other and both end together: unpaced, an SM's second
-// block ended 24 us after its first in temperature + 5 logprobs at 256 rows
-// (H100), running alone meanwhile. A lead of more than kPaceMaxLead is a
-// block that came later to the SM (another wave), and is not waited for.
-constexpr int kPaceSMs = 256;
-constexpr unsigned kPaceSlack = 1, kPaceMaxLead = 12, kPaceNs = 400;
-__device__ unsigned g_pace_owner[kPaceSMs][2];
-__device__ unsigned g_pace_prog[kPaceSMs][2][kMaxNW];
-bool g_pace_set = false;
-
 // The exponential's mantissa table and the race's logarithm table
 // (engine/sample's, uploaded once).
 __device__ unsigned g_exp_mant[kQSize];
@@ -813,8 +798,6 @@ struct Shared {
   // keys, descending, 0: none), their rank keys (descending, 0-padded) and
   // the masses of the rank intervals between them (tp_finish)
   unsigned long long tp_key[8], tp_rk[8], tp_d[8], tp_win;
-  int pace_sm, pace_slot;  // this block's pacing slot (-1: none)
-  unsigned pace_cnt[kMaxNW];
 };
 
 // SharedKF is Shared with the top-k lists' fields, for the kernel built
@@ -825,39 +808,6 @@ struct SharedKF : Shared {
   int k_cnt;       // keys this block's lists gathered
   int kover;       // kf_scan: 1 if this block's lists overflowed, 0 if not; 2: not such a row
   int k_len[kMaxNW];  // kf_scan's merge: keys in each warp's slot
-};
-
-// Pacer registers its block in a pacing slot of its SM when on (thread
-// 0, before the block's first barrier; sh.pace_slot -1 when off or
-// both slots are taken) and gives the slot back when the block ends, its
-// counts marked done first, so that a block taking the slot next resets
-// them after.
-struct Pacer {
-  Shared &sh;
-  __device__ Pacer(bool on, Shared &s) : sh(s) {
-    if (threadIdx.x != 0) return;
-    sh.pace_slot = -1;
-    if (!on) return;
-    unsigned sm;
-    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-    if (sm >= kPaceSMs) return;
-    const int slot = atomicCAS(&g_pace_owner[sm][0], 0u, 1u) == 0u   ? 0
-                     : atomicCAS(&g_pace_owner[sm][1], 0u, 1u) == 0u ? 1
-                                                                      : -1;
-    if (slot < 0) return;
-    for (int w = 0; w < kMaxNW; w++) {
-      *(volatile unsigned *)&g_pace_prog[sm][slot][w] = 0u;
-      sh.pace_cnt[w] = 0u;
-    }
-    sh.pace_sm = (int)sm;
-    sh.pace_slot = slot;
-  }
-  __device__ ~Pacer() {
-    if (threadIdx.x != 0 || sh.pace_slot < 0) return;
-    for (int w = 0; w < kMaxNW; w++) *(volatile unsigned *)&g_pace_prog[sh.pace_sm][sh.pace_slot][w] = ~0u;
-    __threadfence();
-    atomicExch(&g_pace_owner[sh.pace_sm][sh.pace_slot], 0u);
-  }
 };
 
 // The launch reserves 8,192 bytes for static shared memory (Shared, or
@@ -962,11 +912,6 @@ struct Slice {
   const unsigned *tab;
   unsigned long long *hist1, *own, *local, *gbuf;
   float4 *ring;  // for_each_wq's copy ring when the slice is read in place (else null)
-  // pacing with the SM's other block (with the ring; else null): this
-  // block's and the other slot's stage counts a warp (global), this
-  // block's running counts (shared)
-  volatile unsigned *pace_mine, *pace_theirs;
-  unsigned *pace_cnt;
 };
 
 // The ring that streams an unstaged slice through shared memory: kRingDepth
@@ -1057,13 +1002,9 @@ __device__ __forceinline__ void for_each_wq(const Slice &sl, P pre, F f, G after
 #pragma unroll
     for (int st = 0; st < kRingDepth; st++) issue();
     const float4 *rd = sl.ring + tid;  // the slot read this step
-    const int wid = tid >> 5;
-    const bool pace = sl.pace_mine != nullptr;
-    unsigned cnt = pace ? sl.pace_cnt[wid] : 0u, theirs = ~0u;
     for (int jst = wbase; jst < n4; jst += per) {
       asm volatile("cp.async.wait_group %0;\n" ::"n"(kRingDepth - 1) : "memory");
       issue();  // into the slot read last step
-      if (pace && lane == 0) theirs = sl.pace_theirs[wid];  // used after the stage
 #pragma unroll 1
       for (int u = 0; u < kRingU; u++) {
         const int jb = jst + u * T;
@@ -1071,18 +1012,7 @@ __device__ __forceinline__ void for_each_wq(const Slice &sl, P pre, F f, G after
         quad(jb, rd[u * T], jb + lane < n4 ? 0xFu : 0u);
       }
       rd = rd == sl.ring + tid + (kRingSlots - 1) * per ? sl.ring + tid : rd + per;
-      if (pace) {
-        cnt++;
-        unsigned lead = 0;
-        if (lane == 0) {
-          sl.pace_mine[wid] = cnt;
-          lead = theirs != ~0u && cnt > theirs + kPaceSlack ? cnt - theirs - kPaceSlack : 0u;
-        }
-        lead = __shfl_sync(0xffffffffu, lead, 0);
-        if (lead && lead <= kPaceMaxLead) __nanosleep(kPaceNs * min(lead, 4u));
-      }
     }
-    if (pace && lane == 0) sl.pace_cnt[wid] = cnt;
     asm volatile("cp.async.wait_all;\n" ::: "memory");
     j0 = 4 * n4;
   } else if (n4) {
@@ -2048,8 +1978,6 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   sl.tab = tab;
   sl.lo = lo;
   sl.n = n;
-  sl.pace_mine = sl.pace_theirs = nullptr;
-  sl.pace_cnt = sh.pace_cnt;
 
   if (blockIdx.x == 0 && tid == 0)
     for (int i = 1; i < 32; i++) g_prof[i] = 0;
@@ -2067,7 +1995,6 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     }
   }
   for (int j = tid; j < kMaxNW * kTopReg; j += (int)blockDim.x) sh.top_pub[j] = 0;
-  const Pacer pacer(ringed && (tp_flags & TK_SAMPLE_PACE), sh);
   // 1. penalties on this slice's ids, in place (history ids are distinct:
   // no two threads write one logit)
   for (int j = tid; j < p.hist_len; j += (int)blockDim.x) {
@@ -2103,10 +2030,6 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   }
   __syncthreads();
 
-  if (sh.pace_slot >= 0) {  // registered before the barrier above
-    sl.pace_mine = g_pace_prog[sh.pace_sm][sh.pace_slot];
-    sl.pace_theirs = g_pace_prog[sh.pace_sm][sh.pace_slot ^ 1];
-  }
   prof(2);
   // 2. max (ties to the lowest id) and, for logprobs, sum exp(l - max)
   const bool want_lp = p.want_logprobs != 0 || p.n_top > 0;
@@ -2684,15 +2607,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   // C=1; at 256 rows C=1 is fastest (bench/cuda/results/2026-11-26-h100-s4).
   // TOKAMAK_SAMPLE_CLUSTER (1, 2, 4, 8 or 16) forces one for comparisons.
   // Elsewhere one block a row.
-  static int cluster = 0, max_smem = 0, forced = 0, sms = 0, c1_wide = 0, c2_narrow = 0;
-  if (!g_pace_set) {  // every count "done" until a block registers
-    static unsigned done[kPaceSMs][2][kMaxNW];
-    for (auto &a : done)
-      for (auto &b : a)
-        for (auto &c : b) c = ~0u;
-    TK_CHECK(cudaMemcpyToSymbol(g_pace_prog, done, sizeof(done)));
-    g_pace_set = true;
-  }
+  static int cluster = 0, max_smem = 0, forced = 0, sms = 0, c1_wide = 0;
   if (cluster == 0) {
     int dev = 0, major = 0;
     TK_CHECK(cudaGetDevice(&dev));
@@ -2706,7 +2621,6 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
     }
     TK_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     if (const char *e = getenv("TOKAMAK_SAMPLE_C1_THREADS"); e && atoi(e) == 1024) c1_wide = 1;
-    if (const char *e = getenv("TOKAMAK_SAMPLE_C2_THREADS"); e && atoi(e) == 512) c2_narrow = 1;
     cluster = c;
   }
   cudaStream_t st = TK_STREAM(s);
@@ -2722,11 +2636,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   else if (cluster > 1 && (long long)rows * 2 <= sms)
     c = 2;  // one 1024-thread block an SM
   switch (c) {
-    case 2:
-      if (c2_narrow && kf)
-        return launch<2, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
-      if (c2_narrow) return launch<2, 512>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
-      return launch<2>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+    case 2: return launch<2>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
     case 4: return launch<4>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
     case 8:
       if (kf) return launch<8, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);

@@ -232,8 +232,6 @@ int tk_sample_phase_clocks(long long *out, int n);
 /* Benchmarks: each block records its SM and its start and end
  * (%globaltimer, ns) for tk_sample_block_times. */
 #define TK_SAMPLE_BLOCK_TIMES 16
-/* Two blocks sharing an SM pace each other (see sample.cu's Pacer). */
-#define TK_SAMPLE_PACE 32
 /* Copies the SM, start and end (ns) of each of the first n blocks of the
  * last tk_sample launched with TK_SAMPLE_BLOCK_TIMES, 3 values a block;
  * sets *blocks to how many blocks that launch had. */

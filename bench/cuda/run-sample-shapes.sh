@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call comparing the fused sampler's block shapes at large
-# batches, with each block's SM and times recorded (TOKAMAK_SAMPLE_PHASES):
-# parity with 512-thread blocks in clusters of 2 forced, then
+# batches, with each block's SM and times recorded (TOKAMAK_SAMPLE_PHASES,
+# SAMPLE-BLOCKS lines): parity under PARITY's settings when given, then
 # BenchmarkSampleFused under each shape in SHAPES (name:VAR=value,...).
 # TOKAMAK_SAMPLE_BATCHES narrows the batches (default 132,256).
 # Logs: $OUT/sample-shapes.tgz.
@@ -16,13 +16,13 @@ stamp "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 build_cuda
 stamp built
 # PARITY: extra variables (VAR=value,...) and cluster shapes for
-# TestSampleMatchesCPU, e.g. "TOKAMAK_SAMPLE_DYN=1:1 8"; NONE skips it
-PARITY=${PARITY:-TOKAMAK_SAMPLE_C2_THREADS=512:2}
+# TestSampleMatchesCPU, e.g. "TOKAMAK_SAMPLE_TOPP_FAST=all:1 8"; NONE skips it
+PARITY=${PARITY:-NONE}
 if [ "$PARITY" != NONE ]; then
   # shellcheck disable=SC2046,SC2086 # the variables, split at commas; the shapes
   env $(echo "${PARITY%%:*}" | tr ',' ' ') bash -c ". bench/cuda/lib.sh; W=$W; t0=$t0; sample_parity ${PARITY#*:}"
 fi
-SHAPES=${SHAPES:-"auto: c2n:TOKAMAK_SAMPLE_CLUSTER=2,TOKAMAK_SAMPLE_C2_THREADS=512 c4:TOKAMAK_SAMPLE_CLUSTER=4 c1w:TOKAMAK_SAMPLE_CLUSTER=1,TOKAMAK_SAMPLE_C1_THREADS=1024 auto2:"}
+SHAPES=${SHAPES:-"auto: c2:TOKAMAK_SAMPLE_CLUSTER=2 c4:TOKAMAK_SAMPLE_CLUSTER=4 c1w:TOKAMAK_SAMPLE_CLUSTER=1,TOKAMAK_SAMPLE_C1_THREADS=1024 auto2:"}
 for shape in $SHAPES; do
   name=${shape%%:*}
   vars=${shape#*:}
@@ -47,4 +47,4 @@ awk '{ k = sprintf("%-20s b%-4s", $3, $5); if (!(k in seen)) { seen[k] = 1; orde
   v[k, $1] = $7 }
 END { printf "%-26s", "kernel us"; for (j = 1; j <= m; j++) printf " %8s", cols[j]; printf "\n"
   for (i = 1; i <= n; i++) { k = order[i]; printf "%-26s", k; for (j = 1; j <= m; j++) printf " %8s", v[k, cols[j]]; printf "\n" } }' "$W/all.txt"
-grep -h 'SAMPLE-BLOCKS' "$W"/bench-auto.log | grep 'batch 256' | cut -c1-250
+grep -h 'SAMPLE-BLOCKS' "$W/bench-${SHAPES%%:*}.log" | grep 'batch 256' | cut -c1-250
