@@ -113,23 +113,19 @@ __device__ __forceinline__ unsigned long long gtime() {
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
   return t;
 }
-// BlockClock records its block's times when on, the end at every return
-// of the kernel (its destructor).
-struct BlockClock {
-  bool on;
-  __device__ explicit BlockClock(int flags) : on((flags & TK_SAMPLE_BLOCK_TIMES) && threadIdx.x == 0 &&
-                                                   blockIdx.x < kBlkMax) {
-    if (on) {
-      unsigned sm;
-      asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-      g_blk[blockIdx.x][0] = sm;
-      g_blk[blockIdx.x][1] = gtime();
-    }
+// block_time records, with TK_SAMPLE_BLOCK_TIMES, the block's SM and
+// start (k = 1) or its end (k = 2; at every return of the kernel). The
+// flags come from the kernel's parameters each time: a flag kept in a
+// register through the kernel added spills.
+__device__ __forceinline__ void block_time(int flags, int k) {
+  if (!(flags & TK_SAMPLE_BLOCK_TIMES) || threadIdx.x != 0 || blockIdx.x >= kBlkMax) return;
+  if (k == 1) {
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+    g_blk[blockIdx.x][0] = sm;
   }
-  __device__ ~BlockClock() {
-    if (on) g_blk[blockIdx.x][2] = gtime();
-  }
-};
+  g_blk[blockIdx.x][k] = gtime();
+}
 
 // The exponential's mantissa table and the race's logarithm table
 // (engine/sample's, uploaded once).
@@ -1949,7 +1945,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results) {
   extern __shared__ __align__(16) unsigned char dyn[];
   __shared__ std::conditional_t<KF, SharedKF, Shared> sh;
-  const BlockClock clk(tp_flags);
+  block_time(tp_flags, 1);
   const int rank = Cluster<C>::rank();
   const int row = blockIdx.x / C;
   const tk_sample_params p = params[row];
@@ -2338,7 +2334,8 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       res->n_top = 0;
     }
     Cluster<C>::sync();  // no block leaves while a peer may read its shared memory
-    return;              // the same decision in every block
+    block_time(tp_flags, 2);
+    return;  // the same decision in every block
   }
   const float logz = sh.f_logz;
 
@@ -2455,7 +2452,10 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   prof(8);
   Cluster<C>::sync();
   prof(9);
-  if (rank != 0) return;
+  if (rank != 0) {
+    block_time(tp_flags, 2);
+    return;
+  }
   int token = best;
   if (p.greedy == 0) {
     unsigned long long w = 0;
@@ -2484,6 +2484,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     res->n_top = ntop;
     res->status = token >= 0 ? kOK : kNoFinite;
   }
+  block_time(tp_flags, 2);
 }
 
 // fixed_smem is the dynamic shared memory besides the staged slice.
