@@ -240,24 +240,32 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 }
 
 // sampleKernelMS times the sampling kernel alone on logits (penalties
-// off), median of reps after warm-up, for benchmarks. SampleBatch must
-// have run once on rows of the same shape (it leaves the parameters on
-// the device).
-func (b *Backend) sampleKernelMS(logits backend.Tensor, rows int, reps int) (float64, error) {
+// off), median of reps after warm-up, for benchmarks: launched with each
+// run's launch latency (timeMS), queued without it (timeQueuedMS).
+// SampleBatch must have run once on rows of the same shape (it leaves the
+// parameters on the device).
+func (b *Backend) sampleKernelMS(logits backend.Tensor, rows int, reps int) (launched, queued float64, err error) {
 	t, err := asTensor(logits, "sample bench")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s := &b.smp
 	if s.dev == nil || len(s.params) != rows {
-		return 0, fmt.Errorf("cuda: sample bench: run SampleBatch on %d rows first", rows)
+		return 0, 0, fmt.Errorf("cuda: sample bench: run SampleBatch on %d rows first", rows)
 	}
 	n := int64(rows)
 	offR := align256(n * int64(unsafe.Sizeof(C.tk_sample_params{})))
-	return b.timeMS(func() error {
+	run := func() error {
 		return callError("sample", C.tk_sample((*C.float)(t.ptr), C.int(rows), C.int(t.shape[1]),
 			(*C.tk_sample_params)(s.dev), nil, nil, (*C.tk_sample_result)(unsafe.Add(s.dev, offR)), s.flags, b.stream))
-	}, 3, reps)
+	}
+	if launched, err = b.timeMS(run, 3, reps); err != nil {
+		return 0, 0, err
+	}
+	if queued, err = b.timeQueuedMS(run, 3, reps); err != nil {
+		return 0, 0, err
+	}
+	return launched, queued, nil
 }
 
 // sampleTopPCounts reports how many rows the two-read top-p drew and sent

@@ -334,8 +334,9 @@ func TestSampleReportsBadRows(t *testing.T) {
 
 // BenchmarkSampleFused times the fused sampling kernel over a
 // 128,256-token vocabulary at batch 1, 64 and 256 for common parameter
-// mixes (kernel alone, CUDA events, median), and SampleBatch end to end
-// (parameters up, results down).
+// mixes (kernel alone, CUDA events, median: each launch timed with its
+// latency, and queued behind a device wait without it), and SampleBatch
+// end to end (parameters up, results down).
 func BenchmarkSampleFused(b *testing.B) {
 	gpu := openTest(b)
 	const vocab = 128256
@@ -397,14 +398,18 @@ func BenchmarkSampleFused(b *testing.B) {
 					}
 				}
 				e2e := time.Since(t0).Seconds() / float64(reps)
-				ms, err := gpu.sampleKernelMS(lt, batch, reps)
+				ms, qms, err := gpu.sampleKernelMS(lt, batch, reps)
 				if err != nil {
 					b.Fatal(err)
 				}
 				b.ReportMetric(ms*1e3, "us/kernel")
+				b.ReportMetric(qms*1e3, "us/kernel-queued")
 				b.ReportMetric(e2e*1e6, "us/call")
 				b.ReportMetric(float64(batch*vocab*4)/(ms*1e-3)/1e9, "GB/s-1pass")
-				fmt.Printf("SAMPLE %-18s batch %3d  kernel %8.1f us  SampleBatch %8.1f us\n", m.name, batch, ms*1e3, e2e*1e6)
+				// kernel: each launch timed with its latency, as before
+				// session 12; queued: behind a device wait, without it
+				fmt.Printf("SAMPLE %-18s batch %3d  kernel %8.1f us  SampleBatch %8.1f us  queued %8.1f us\n",
+					m.name, batch, ms*1e3, e2e*1e6, qms*1e3)
 				if batch == 1 || os.Getenv("TOKAMAK_SAMPLE_PHASES") != "" {
 					fmt.Printf("SAMPLE-PHASES %-18s %s\n", m.name, samplePhases())
 					if sampleBlockTimes {

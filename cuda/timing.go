@@ -16,8 +16,31 @@ import (
 )
 
 // timeMS runs fn warm times, then reps times, each timed on the stream with
-// CUDA events, and returns the median milliseconds per run.
+// CUDA events, and returns the median milliseconds per run. A run's time
+// includes the latency of launching its work (~5 µs a kernel on an H100).
 func (b *Backend) timeMS(fn func() error, warm, reps int) (float64, error) {
+	return b.timeRuns(fn, warm, reps, false)
+}
+
+// queueNS is how long timeQueuedMS holds the stream before each run: far
+// more than the host takes to record an event and launch a kernel.
+const queueNS = 50_000
+
+// timeQueuedMS is timeMS with each run's work queued behind a wait on the
+// device (tk_spin) that starts before the start event, so that the time
+// is the device's alone, as when the work follows other work on its
+// stream (a decode step), without the launch latency.
+func (b *Backend) timeQueuedMS(fn func() error, warm, reps int) (float64, error) {
+	return b.timeRuns(fn, warm, reps, true)
+}
+
+// spinWait queues a wait of ns nanoseconds on the device (tk_spin) on
+// b's stream.
+func (b *Backend) spinWait(ns uint64) error {
+	return callError("spin_kernel", C.tk_spin(C.uint64_t(ns), b.stream))
+}
+
+func (b *Backend) timeRuns(fn func() error, warm, reps int, queued bool) (float64, error) {
 	var start, end C.tk_event
 	if rc := C.tk_event_create(&start); rc != 0 {
 		return 0, callError("cudaEventCreate", rc)
@@ -34,6 +57,11 @@ func (b *Backend) timeMS(fn func() error, warm, reps int) (float64, error) {
 	}
 	ts := make([]float64, 0, reps)
 	for i := 0; i < reps; i++ {
+		if queued {
+			if err := b.spinWait(queueNS); err != nil {
+				return 0, err
+			}
+		}
 		if rc := C.tk_event_record(start, b.stream); rc != 0 {
 			return 0, callError("cudaEventRecord", rc)
 		}

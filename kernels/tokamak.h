@@ -65,6 +65,11 @@ int tk_graph_destroy(tk_graph g);
 void tk_set_pdl(int on);
 
 /* --- fill and convert (util.cu) ----------------------------------------- */
+/* Holds stream s for about ns (<= 1e9) nanoseconds: one GPU thread
+ * waiting on the global timer. Timing launches it before its start event,
+ * so that the work timed is queued behind it and its launch latency is
+ * not measured. */
+int tk_spin(uint64_t ns, tk_stream s);
 /* Fills n elements of dtype dt with uniform values in [-scale, scale)
  * drawn from a counter-based hash of (seed, index). */
 int tk_fill_random(void *p, int dt, size_t n, uint64_t seed, float scale, tk_stream s);

@@ -49,6 +49,23 @@ extern "C" int tk_fill_random(void *p, int dt, size_t n, uint64_t seed, float sc
   TK_LAUNCHED("fill_random_kernel");
 }
 
+// spin_kernel holds its stream for ns nanoseconds of the global timer
+// (one thread): timing queues the kernel it times behind it.
+__global__ void spin_kernel(unsigned long long ns) {
+  unsigned long long t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (t - t0 < ns);
+}
+
+extern "C" int tk_spin(uint64_t ns, tk_stream s) {
+  if (ns > 1000000000ull) return 20000;  // a second at most
+  spin_kernel<<<1, 1, 0, TK_STREAM(s)>>>(ns);
+  TK_LAUNCHED("spin_kernel");
+}
+
 extern "C" int tk_fill_const(void *p, int dt, size_t n, float value, tk_stream s) {
   if (!float_dt(dt)) return 20000;
   if (n == 0) return 0;

@@ -28,7 +28,11 @@ sample_bench new2
 for f in new1 base new2; do
   grep -E '^SAMPLE ' "$W/bench-$f.log" | sed "s/^/$f /"
 done >"$W/all.txt"
-awk '{ k = sprintf("%-20s b%-4s", $3, $5); if (!(k in seen)) { seen[k] = 1; order[++n] = k }
-  v[k, $1] = $7 }
-END { printf "%-26s %8s %8s %8s\n", "kernel us", "new1", "base", "new2"
-  for (i = 1; i <= n; i++) { k = order[i]; printf "%-26s %8s %8s %8s\n", k, v[k, "new1"], v[k, "base"], v[k, "new2"] } }' "$W/all.txt"
+# a second table of the queued times (field 13; trees from before session
+# 12 print none)
+for f in 7 13; do
+  awk -v f=$f '{ k = sprintf("%-20s b%-4s", $3, $5); if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+    v[k, $1] = $f }
+  END { printf "%-26s %8s %8s %8s\n", f == 7 ? "kernel us" : "queued us", "new1", "base", "new2"
+    for (i = 1; i <= n; i++) { k = order[i]; printf "%-26s %8s %8s %8s\n", k, v[k, "new1"], v[k, "base"], v[k, "new2"] } }' "$W/all.txt"
+done

@@ -3,7 +3,8 @@
 # batches, with each block's SM and times recorded (TOKAMAK_SAMPLE_PHASES,
 # SAMPLE-BLOCKS lines): parity under PARITY's settings when given, then
 # BenchmarkSampleFused under each shape in SHAPES (name:VAR=value,...).
-# TOKAMAK_SAMPLE_BATCHES narrows the batches (default 132,256).
+# TOKAMAK_SAMPLE_BATCHES narrows the batches (default 132,256); FIELD=13
+# tabulates the queued times instead of the launched ones.
 # Logs: $OUT/sample-shapes.tgz.
 #   bash .gpu/remote.sh bash bench/cuda/run-sample-shapes.sh
 # (BASE_TAR=base.tar: also a base tree's benchmark; carry base.tar)
@@ -42,9 +43,9 @@ for shape in $SHAPES; do
   name=${shape%%:*}
   grep -E '^SAMPLE ' "$W/bench-$name.log" | sed "s/^/$name /"
 done >"$W/all.txt"
-awk '{ k = sprintf("%-20s b%-4s", $3, $5); if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+awk -v f="${FIELD:-7}" '{ k = sprintf("%-20s b%-4s", $3, $5); if (!(k in seen)) { seen[k] = 1; order[++n] = k }
   if (!($1 in cs)) { cs[$1] = 1; cols[++m] = $1 }
-  v[k, $1] = $7 }
-END { printf "%-26s", "kernel us"; for (j = 1; j <= m; j++) printf " %8s", cols[j]; printf "\n"
+  v[k, $1] = $f }
+END { printf "%-26s", f == 7 ? "kernel us" : "queued us"; for (j = 1; j <= m; j++) printf " %8s", cols[j]; printf "\n"
   for (i = 1; i <= n; i++) { k = order[i]; printf "%-26s", k; for (j = 1; j <= m; j++) printf " %8s", v[k, cols[j]]; printf "\n" } }' "$W/all.txt"
 grep -h 'SAMPLE-BLOCKS' "$W/bench-${SHAPES%%:*}.log" | grep 'batch 256' | cut -c1-250
