@@ -301,10 +301,12 @@ func samplePhases() string {
 }
 
 // sampleBlockSummary summarizes the last sampling kernel's block times
-// (benchmarks, with sampleBlockTimes): the span from the first block's
-// start to the last block's end, and where SMs ran two blocks, when the
-// first and the second of them ended (medians over those SMs, from the
-// first start), all in µs.
+// (benchmarks, with sampleBlockTimes; the stream synchronized since): the
+// span from the first block's start to the last block's end, and per SM
+// when its blocks ended: alone, the first and the second of two, or the
+// first and the last of more (medians over those SMs, from the first
+// start), all in µs; "-" where no SM ran that many. Blocks past the 4096th
+// and entries never written are left out.
 func sampleBlockSummary() string {
 	const maxBlocks = 4096
 	buf := make([]C.ulonglong, 3*maxBlocks)
@@ -312,46 +314,57 @@ func sampleBlockSummary() string {
 	if rc := C.tk_sample_block_times(&buf[0], maxBlocks, &nb); rc != 0 {
 		return fmt.Sprintf("block times: error %d", int(rc))
 	}
-	n := min(int(nb), maxBlocks)
-	if n == 0 {
+	type span struct{ st, en uint64 }
+	bySM := map[uint64][]span{}
+	var t0, t1 uint64
+	kept := 0
+	for i := range min(int(nb), maxBlocks) {
+		sm, st, en := uint64(buf[3*i]), uint64(buf[3*i+1]), uint64(buf[3*i+2])
+		if st == 0 || en < st {
+			continue // not written in the last launch
+		}
+		if kept == 0 || st < t0 {
+			t0 = st
+		}
+		t1 = max(t1, en)
+		kept++
+		bySM[sm] = append(bySM[sm], span{st, en})
+	}
+	if kept == 0 {
 		return "no block times"
 	}
-	t0, t1 := uint64(buf[1]), uint64(buf[2])
-	bySM := map[uint64][]int{}
-	for i := range n {
-		sm, st, en := uint64(buf[3*i]), uint64(buf[3*i+1]), uint64(buf[3*i+2])
-		t0, t1 = min(t0, st), max(t1, en)
-		bySM[sm] = append(bySM[sm], i)
-	}
 	us := func(t uint64) float64 { return float64(t-t0) / 1e3 }
-	med := func(v []float64) float64 {
+	med := func(v []float64) string {
 		if len(v) == 0 {
-			return 0
+			return "-"
 		}
 		slices.Sort(v)
-		return v[len(v)/2]
+		return fmt.Sprintf("%.1f", v[len(v)/2])
 	}
-	var one, first, second, durs []float64
+	var one, first2, second2, firstN, lastN, durs []float64
+	maxDur := 0.0
 	for _, bs := range bySM {
 		ends := make([]float64, 0, len(bs))
-		for _, i := range bs {
-			ends = append(ends, us(uint64(buf[3*i+2])))
-			durs = append(durs, float64(uint64(buf[3*i+2])-uint64(buf[3*i+1]))/1e3)
+		for _, b := range bs {
+			ends = append(ends, us(b.en))
+			d := float64(b.en-b.st) / 1e3
+			durs = append(durs, d)
+			maxDur = max(maxDur, d)
 		}
 		slices.Sort(ends)
 		switch len(ends) {
 		case 1:
 			one = append(one, ends[0])
 		case 2:
-			first = append(first, ends[0])
-			second = append(second, ends[1])
+			first2 = append(first2, ends[0])
+			second2 = append(second2, ends[1])
+		default:
+			firstN = append(firstN, ends[0])
+			lastN = append(lastN, ends[len(ends)-1])
 		}
 	}
-	maxDur := 0.0
-	for _, d := range durs {
-		maxDur = max(maxDur, d)
-	}
-	return fmt.Sprintf("blocks %d on %d SMs, span %.1f us, block duration median %.1f max %.1f; "+
-		"SMs with one block: %d ending at %.1f; with two: %d, ending at %.1f and %.1f (medians)",
-		n, len(bySM), us(t1), med(durs), maxDur, len(one), med(one), len(first), med(first), med(second))
+	return fmt.Sprintf("blocks %d of %d on %d SMs, span %.1f us, block duration median %s max %.1f; "+
+		"SMs with one block: %d ending at %s; with two: %d, ending at %s and %s; with more: %d, first and last ending at %s and %s (medians)",
+		kept, int(nb), len(bySM), us(t1), med(durs), maxDur, len(one), med(one),
+		len(first2), med(first2), med(second2), len(firstN), med(firstN), med(lastN))
 }

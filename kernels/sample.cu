@@ -2540,7 +2540,6 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   attr[0].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = C > 1 ? 1 : 0;
-  if (flags & TK_SAMPLE_BLOCK_TIMES) g_blk_count = rows * C;
   cudaError_t e = cudaLaunchKernelEx(&cfg, sample_kernel<C, T, KF, TP>, logits, V, S, staged, ringed, flags, params,
                                      hist_ids, hist_counts, results);
   if (e != cudaSuccess) {
@@ -2548,6 +2547,7 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
     tk_note_call("sample_kernel");
     return (int)e;
   }
+  if (flags & TK_SAMPLE_BLOCK_TIMES) g_blk_count = rows * C;
   return 0;
 }
 

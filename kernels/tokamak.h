@@ -237,9 +237,11 @@ int tk_sample_phase_clocks(long long *out, int n);
 /* Benchmarks: each block records its SM and its start and end
  * (%globaltimer, ns) for tk_sample_block_times. */
 #define TK_SAMPLE_BLOCK_TIMES 16
-/* Copies the SM, start and end (ns) of each of the first n blocks of the
- * last tk_sample launched with TK_SAMPLE_BLOCK_TIMES, 3 values a block;
- * sets *blocks to how many blocks that launch had. */
+/* Copies the SM, start and end (ns) of each of the first n (<= 4096)
+ * blocks of the last tk_sample launched with TK_SAMPLE_BLOCK_TIMES, 3
+ * values a block (blocks from the 4097th on are not recorded); sets
+ * *blocks to how many blocks that launch had (it may exceed n). Copies on
+ * the legacy stream: synchronize the sampling stream first. */
 int tk_sample_block_times(unsigned long long *out, int n, int *blocks);
 /* Copies how many rows the two-read top-p drew (out[0]) and sent to the
  * cut passes (out[1]) since the last reset; reset != 0 zeroes them after. */

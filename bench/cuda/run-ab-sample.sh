@@ -24,12 +24,12 @@ base=/tmp/ab-base
 rm -rf "$base" && mkdir -p "$base" && tar -xf "${BASE_TAR:-base.tar}" -C "$base" && ln -s "$here/.gpu" "$base/.gpu"
 (cd "$base" && W=$W build_cuda && stamp "base built" && sample_bench base)
 sample_bench new2
-# table: parameters, batch, kernel µs of new1 / base / new2
+# tables: parameters, batch, kernel µs of new1 / base / new2, launched
+# and queued
 for f in new1 base new2; do
   grep -E '^SAMPLE ' "$W/bench-$f.log" | sed "s/^/$f /"
 done >"$W/all.txt"
-# a second table of the queued times (field 13; trees from before session
-# 12 print none)
+# (the queued time is field 13; trees from before session 12 print none)
 for f in 7 13; do
   awk -v f=$f '{ k = sprintf("%-20s b%-4s", $3, $5); if (!(k in seen)) { seen[k] = 1; order[++n] = k }
     v[k, $1] = $f }

@@ -5,6 +5,8 @@
 # BenchmarkSampleFused under each shape in SHAPES (name:VAR=value,...).
 # TOKAMAK_SAMPLE_BATCHES narrows the batches (default 132,256); FIELD=13
 # tabulates the queued times instead of the launched ones.
+# Every run here, parity included, has the block times on; a BASE_TAR
+# tree from before 1c3b61b has none (its column runs without them).
 # Logs: $OUT/sample-shapes.tgz.
 #   bash .gpu/remote.sh bash bench/cuda/run-sample-shapes.sh
 # (BASE_TAR=base.tar: also a base tree's benchmark; carry base.tar)
@@ -20,8 +22,13 @@ stamp built
 # TestSampleMatchesCPU, e.g. "TOKAMAK_SAMPLE_TOPP_FAST=all:1 8"; NONE skips it
 PARITY=${PARITY:-NONE}
 if [ "$PARITY" != NONE ]; then
+  case "$PARITY" in
+  *:*) ;;
+  *) echo "PARITY wants VARS:SHAPES, got '$PARITY'"; exit 1 ;;
+  esac
   # shellcheck disable=SC2046,SC2086 # the variables, split at commas; the shapes
-  env $(echo "${PARITY%%:*}" | tr ',' ' ') bash -c ". bench/cuda/lib.sh; W=$W; t0=$t0; sample_parity ${PARITY#*:}"
+  env $(echo "${PARITY%%:*}" | tr ',' ' ') W="$W" t0="$t0" \
+    bash -c '. bench/cuda/lib.sh; sample_parity "$@"' _ ${PARITY#*:}
 fi
 SHAPES=${SHAPES:-"auto: c2:TOKAMAK_SAMPLE_CLUSTER=2 c4:TOKAMAK_SAMPLE_CLUSTER=4 c1w:TOKAMAK_SAMPLE_CLUSTER=1,TOKAMAK_SAMPLE_C1_THREADS=1024 auto2:"}
 for shape in $SHAPES; do
