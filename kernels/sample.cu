@@ -2200,53 +2200,9 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         }
       }
       prof(20);
-      // (not in the kernel with the top-k lists: there the code alone
-      // made top-k 50 + top-p ~6 us slower at 256 rows, H100, session 12)
-      if (!KF && top_reg && top_list) {
-        // the block's n best with one barrier: each warp's n best (n
-        // rounds of a warp max over its lanes' heads; keys are distinct:
-        // one lane owns the winner and pops it, 0 once the warp has no
-        // more) go to the start of its list space, which its lanes have
-        // read; then warp 0 takes the block's n best of those. (n rounds of
-        // a block max, two barriers each, took as long as the warps' rounds
-        // many times over.)
-        unsigned long long *wk = reinterpret_cast<unsigned long long *>(lst);
-        __syncwarp();
-        for (int r = 0; r < p.n_top; r++) {
-          unsigned long long b = tk[0];
-#pragma unroll
-          for (int o = 16; o > 0; o >>= 1) {
-            const unsigned long long t = __shfl_xor_sync(0xffffffffu, b, o);
-            b = t > b ? t : b;
-          }
-          if (b != 0 && tk[0] == b) {
-#pragma unroll
-            for (int j = 0; j < kTopReg - 1; j++) tk[j] = tk[j + 1];
-            tk[kTopReg - 1] = 0;
-          }
-          if (lane == 0) wk[r] = b;
-        }
-        __syncthreads();
-        if (wid == 0) {
-          const int nt = p.n_top;
-          const unsigned long long *all = reinterpret_cast<const unsigned long long *>(lst);  // warp 0's: the first
-          int got = 0;
-          warp_best_keys<kTopReg>(nwarps() * nt,
-                                  [&](int j) {
-                                    return *reinterpret_cast<const unsigned long long *>(
-                                        reinterpret_cast<const int *>(all) + (j / nt) * capw + 2 * (j % nt));
-                                  },
-                                  [&](int r, unsigned long long k) {
-                                    if (r < nt) {
-                                      if (lane == 0) sh.top_mine[r] = k;  // sent to block 0 in step 5
-                                      got = r + 1;
-                                    }
-                                  });
-          if (lane == 0) sh.top_mine_cnt = got;
-        }
-      } else if (top_reg) {
-        // the block's n best: n rounds of a block max over the lists' heads
-        // (keys are distinct: one thread owns the winner and pops it)
+      // the block's n best: n rounds of a block max over the lists' heads
+      // (keys are distinct: one thread owns the winner and pops it)
+      auto block_rounds = [&]() {
         int got = 0;
         for (; got < p.n_top; got++) {
           const unsigned long long b = block_max_u(tk[0], sh);
@@ -2259,6 +2215,60 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
           if (tid == 0) sh.top_mine[got] = b;  // sent to block 0 in step 5, after a cluster barrier
         }
         if (tid == 0) sh.top_mine_cnt = got;
+      };
+      // With the lists, in the kernels of one 512-thread block a row
+      // without the top-k lists, the same with one barrier: each warp's n
+      // best (n rounds of a warp max over its lanes' heads; one lane owns
+      // the winner and pops it, 0 once the warp has no more) go to the
+      // start of its list space, which its lanes have read; then warp 0
+      // takes the block's n best of those. H100, 256 rows: greedy + 5
+      // logprobs 76.8 -> 74.0 us, temperature + 5 logprobs 101.5 -> 99.3
+      // (queued). In the other kernels the code alone slowed other modes
+      // (top-k 50 + top-p ~6 us at 256 rows with the top-k lists; every
+      // mode ~1-2 us at 64 rows in two-block clusters), so they keep the
+      // rounds (session 12).
+      if constexpr (C == 1 && T == 512 && !KF) {
+        if (top_reg && top_list) {
+          unsigned long long *wk = reinterpret_cast<unsigned long long *>(lst);
+          __syncwarp();
+          for (int r = 0; r < p.n_top; r++) {
+            unsigned long long b = tk[0];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) {
+              const unsigned long long t = __shfl_xor_sync(0xffffffffu, b, o);
+              b = t > b ? t : b;
+            }
+            if (b != 0 && tk[0] == b) {
+#pragma unroll
+              for (int j = 0; j < kTopReg - 1; j++) tk[j] = tk[j + 1];
+              tk[kTopReg - 1] = 0;
+            }
+            if (lane == 0) wk[r] = b;
+          }
+          __syncthreads();
+          if (wid == 0) {
+            // warp w's keys at lst + w * capw (ints) from warp 0's lst
+            const int nt = p.n_top;
+            const int *base = lst;
+            int got = 0;
+            warp_best_keys<kTopReg>(
+                nwarps() * nt,
+                [&](int j) {
+                  return *reinterpret_cast<const unsigned long long *>(base + (j / nt) * capw + 2 * (j % nt));
+                },
+                [&](int r, unsigned long long k) {
+                  if (r < nt) {
+                    if (lane == 0) sh.top_mine[r] = k;  // sent to block 0 in step 5
+                    got = r + 1;
+                  }
+                });
+            if (lane == 0) sh.top_mine_cnt = got;
+          }
+        } else if (top_reg) {
+          block_rounds();
+        }
+      } else {
+        if (top_reg) block_rounds();
       }
       prof(21);
     } else if (plain) {  // straight-line code a group of four: the hashes overlap
