@@ -2222,8 +2222,8 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       // the winner and pops it, 0 once the warp has no more) go to the
       // start of its list space, which its lanes have read; then warp 0
       // takes the block's n best of those. H100, 256 rows: greedy + 5
-      // logprobs 76.8 -> 74.0 us, temperature + 5 logprobs 101.5 -> 99.3
-      // (queued). In the other kernels the code alone slowed other modes
+      // logprobs 76.9 -> 73.7-73.9 us, temperature + 5 logprobs 101.6 ->
+      // 98.5-99.0 (queued, bench/cuda/results/2026-11-26-h100-s12/ab-topn-3). In the other kernels the code alone slowed other modes
       // (top-k 50 + top-p ~6 us at 256 rows with the top-k lists; every
       // mode ~1-2 us at 64 rows in two-block clusters), so they keep the
       // rounds (session 12).
