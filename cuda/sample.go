@@ -305,10 +305,10 @@ func samplePhases() string {
 // span from the first block's start to the last block's end, and per SM
 // when its blocks ended: alone, the first and the second of two, or the
 // first and the last of more (medians over those SMs, from the first
-// start), all in µs; "-" where no SM ran that many. Blocks past the 4096th
-// and entries never written are left out.
+// start), all in µs; "-" where no SM ran that many. Blocks past the
+// TK_SAMPLE_BLOCK_TIMES_MAX-th and entries never written are left out.
 func sampleBlockSummary() string {
-	const maxBlocks = 4096
+	const maxBlocks = C.TK_SAMPLE_BLOCK_TIMES_MAX
 	buf := make([]C.ulonglong, 3*maxBlocks)
 	var nb C.int
 	if rc := C.tk_sample_block_times(&buf[0], maxBlocks, &nb); rc != 0 {

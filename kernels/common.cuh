@@ -51,6 +51,14 @@ __device__ __forceinline__ void st_any(void *p, int dt, size_t i, float v) {
     ((__half *)p)[i] = __float2half(v);
 }
 
+// gtime is the global timer, in ns (spin_kernel's wait, the sampler's
+// block times).
+__device__ __forceinline__ unsigned long long gtime() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

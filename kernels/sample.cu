@@ -105,14 +105,9 @@ __device__ __forceinline__ void prof(int i) {
 // g_blk: each block's SM, start and end (%globaltimer, ns) in the last
 // launch with TK_SAMPLE_BLOCK_TIMES (tk_sample_block_times; benchmarks
 // only), and how many blocks it had.
-constexpr int kBlkMax = 4096;
+constexpr int kBlkMax = TK_SAMPLE_BLOCK_TIMES_MAX;
 __device__ unsigned long long g_blk[kBlkMax][3];
 int g_blk_count = 0;
-__device__ __forceinline__ unsigned long long gtime() {
-  unsigned long long t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
 // block_time records, with TK_SAMPLE_BLOCK_TIMES, the block's SM and
 // start (k = 1) or its end (k = 2; at every return of the kernel). The
 // flags come from the kernel's parameters each time: a flag kept in a

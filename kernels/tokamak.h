@@ -237,9 +237,12 @@ int tk_sample_phase_clocks(long long *out, int n);
 /* Benchmarks: each block records its SM and its start and end
  * (%globaltimer, ns) for tk_sample_block_times. */
 #define TK_SAMPLE_BLOCK_TIMES 16
-/* Copies the SM, start and end (ns) of each of the first n (<= 4096)
- * blocks of the last tk_sample launched with TK_SAMPLE_BLOCK_TIMES, 3
- * values a block (blocks from the 4097th on are not recorded); sets
+/* The blocks a launch records times for (the first ones). */
+#define TK_SAMPLE_BLOCK_TIMES_MAX 4096
+/* Copies the SM, start and end (ns) of each of the first n
+ * (<= TK_SAMPLE_BLOCK_TIMES_MAX) blocks of the last tk_sample launched
+ * with TK_SAMPLE_BLOCK_TIMES, 3 values a block (later blocks are not
+ * recorded); sets
  * *blocks to how many blocks that launch had (it may exceed n). Copies on
  * the legacy stream: synchronize the sampling stream first. */
 int tk_sample_block_times(unsigned long long *out, int n, int *blocks);

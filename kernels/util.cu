@@ -52,12 +52,9 @@ extern "C" int tk_fill_random(void *p, int dt, size_t n, uint64_t seed, float sc
 // spin_kernel holds its stream for ns nanoseconds of the global timer
 // (one thread): timing queues the kernel it times behind it.
 __global__ void spin_kernel(unsigned long long ns) {
-  unsigned long long t0, t;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-  do {
-    __nanosleep(1000);
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  } while (t - t0 < ns);
+  const unsigned long long t0 = gtime();
+  do __nanosleep(1000);
+  while (gtime() - t0 < ns);
 }
 
 extern "C" int tk_spin(uint64_t ns, tk_stream s) {

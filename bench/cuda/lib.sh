@@ -13,6 +13,12 @@
 #                     forced, into $W/parity-cC.log, a summary line each
 #   sample_bench NAME BenchmarkSampleFused in the current directory into
 #                     $W/bench-NAME.log
+#   sample_bench_base TAR
+#                     the tree in TAR (a `git archive`) built beside this
+#                     one, and its BenchmarkSampleFused into $W/bench-base.log
+#   sample_table F    $W/all.txt (SAMPLE lines, each led by its column's
+#                     name) as a table of field F (7: kernel µs launched,
+#                     13: queued) a case a row, columns in order of first use
 device_logs() {
   OUT=${OUT:-/tmp/out}
   W=/tmp/$1
@@ -51,4 +57,18 @@ sample_parity() {
 sample_bench() {
   go test -tags cuda -count=1 -run '^$' -bench 'SampleFused' -benchtime 20x ./cuda/ >"$W/bench-$1.log" 2>&1
   stamp "bench $1 rc=$?"
+}
+
+sample_bench_base() {
+  local here=$PWD base=/tmp/sample-base
+  rm -rf "$base" && mkdir -p "$base" && tar -xf "$1" -C "$base" && ln -s "$here/.gpu" "$base/.gpu"
+  (cd "$base" && build_cuda && stamp "base built" && sample_bench base)
+}
+
+sample_table() {
+  awk -v f="$1" '{ k = sprintf("%-20s b%-4s", $3, $5); if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+    if (!($1 in cs)) { cs[$1] = 1; cols[++m] = $1 }
+    v[k, $1] = $f }
+  END { printf "%-26s", f == 7 ? "kernel us" : "queued us"; for (j = 1; j <= m; j++) printf " %8s", cols[j]; printf "\n"
+    for (i = 1; i <= n; i++) { k = order[i]; printf "%-26s", k; for (j = 1; j <= m; j++) printf " %8s", v[k, cols[j]]; printf "\n" } }' "$W/all.txt"
 }

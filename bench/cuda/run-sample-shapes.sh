@@ -35,24 +35,16 @@ for shape in $SHAPES; do
   name=${shape%%:*}
   vars=${shape#*:}
   # shellcheck disable=SC2046 # the shape's variables, split at commas
-  env $(echo "$vars" | tr ',' ' ') go test -tags cuda -count=1 -run '^$' -bench 'SampleFused' -benchtime 20x ./cuda/ >"$W/bench-$name.log" 2>&1
-  stamp "bench $name ($vars) rc=$?"
+  (if [ -n "$vars" ]; then export $(echo "$vars" | tr ',' ' '); fi; sample_bench "$name")
 done
 # BASE_TAR (a `git archive` of another tree): its benchmark as column "base"
 if [ -n "${BASE_TAR:-}" ]; then
-  here=$PWD base=/tmp/shapes-base
-  rm -rf "$base" && mkdir -p "$base" && tar -xf "$BASE_TAR" -C "$base" && ln -s "$here/.gpu" "$base/.gpu"
-  (cd "$base" && W=$W build_cuda && go test -tags cuda -count=1 -run '^$' -bench 'SampleFused' -benchtime 20x ./cuda/ >"$W/bench-base.log" 2>&1)
-  stamp "bench base rc=$?"
+  sample_bench_base "$BASE_TAR"
   SHAPES="$SHAPES base:"
 fi
 for shape in $SHAPES; do
   name=${shape%%:*}
   grep -E '^SAMPLE ' "$W/bench-$name.log" | sed "s/^/$name /"
 done >"$W/all.txt"
-awk -v f="${FIELD:-7}" '{ k = sprintf("%-20s b%-4s", $3, $5); if (!(k in seen)) { seen[k] = 1; order[++n] = k }
-  if (!($1 in cs)) { cs[$1] = 1; cols[++m] = $1 }
-  v[k, $1] = $f }
-END { printf "%-26s", f == 7 ? "kernel us" : "queued us"; for (j = 1; j <= m; j++) printf " %8s", cols[j]; printf "\n"
-  for (i = 1; i <= n; i++) { k = order[i]; printf "%-26s", k; for (j = 1; j <= m; j++) printf " %8s", v[k, cols[j]]; printf "\n" } }' "$W/all.txt"
+sample_table "${FIELD:-7}"
 grep -h 'SAMPLE-BLOCKS' "$W/bench-${SHAPES%%:*}.log" | grep 'batch 256' | cut -c1-250
