@@ -1938,7 +1938,14 @@ template <int C, int T, bool KF, bool TP>
 __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     float *logits, int V, int S, int staged, int ringed, int tp_flags, const tk_sample_params *params,
     const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results) {
-  extern __shared__ __align__(16) unsigned char dyn[];
+  // dyn on a 128-byte boundary whatever the size of the static sh before
+  // it: with 16, a field added to Shared moved dyn by 16 bytes and cost
+  // ~5% in every mode at 256 rows (H100, session 13), and 128 ran top-k 50
+  // + top-p 0.9 at 256 rows in 91-92 us against 99 with 16, the other
+  // modes 1-2% faster (session 14, bench/cuda/results/2026-11-27-h100-s14).
+  // (Why is not established: each warp's 512-byte ring stage then starts a
+  // 128-byte line of shared memory.)
+  extern __shared__ __align__(128) unsigned char dyn[];
   __shared__ std::conditional_t<KF, SharedKF, Shared> sh;
   block_time(tp_flags, 1);
   const int rank = Cluster<C>::rank();
