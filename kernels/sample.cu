@@ -85,6 +85,13 @@ constexpr int kB2 = 1 << kB2Bits;               // q values per level-1 bucket
 constexpr int kB1 = ((126 << kQBits) >> kB2Bits) + 1;  // level-1 buckets over -q
 constexpr int kLocalCap = 256;                  // exact-q members one block lists
 constexpr int kGatherCap = 1024;                // members gathered and sorted (power of two)
+// The dynamic shared memory's regions (the staged slice, the histograms)
+// are rounded up to 128 bytes, so that every region after them, the copy
+// ring above all, starts a 128-byte line of shared memory (see dyn in
+// sample_kernel).
+__host__ __device__ constexpr size_t round128(size_t b) { return (b + 127) & ~(size_t)127; }
+__host__ __device__ constexpr size_t hist1_bytes() { return round128((size_t)kB1 * 8); }
+__host__ __device__ constexpr size_t own_bytes(int C) { return round128((size_t)((kB1 + C - 1) / C) * 8); }
 constexpr int kMaxCluster = 16;
 constexpr float kFix = 4294967296.0f;  // 2^32: fixed-point masses (w <= 1), engine/sample's fixedOf
 constexpr int kLogSize = TK_SAMPLE_LOG_TABLE / 2;  // logarithm intervals of a mantissa
@@ -1960,14 +1967,14 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // [ring if not staged]
   unsigned char *ptr = dyn;
   float *stage = reinterpret_cast<float *>(ptr);
-  if (staged) ptr += (size_t)S * 4;
+  if (staged) ptr += round128((size_t)S * 4);
   unsigned *tab = reinterpret_cast<unsigned *>(ptr);
   ptr += kQSize * 4;
   Slice sl;
   sl.hist1 = reinterpret_cast<unsigned long long *>(ptr);
-  ptr += ((size_t)kB1 * 8 + 15) & ~(size_t)15;
+  ptr += hist1_bytes();
   sl.own = reinterpret_cast<unsigned long long *>(ptr);
-  ptr += ((size_t)((kB1 + C - 1) / C) * 8 + 15) & ~(size_t)15;
+  ptr += own_bytes(C);
   sl.local = reinterpret_cast<unsigned long long *>(ptr);
   ptr += (size_t)kLocalCap * 8;
   sl.gbuf = reinterpret_cast<unsigned long long *>(ptr);
@@ -2546,8 +2553,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
 // fixed_smem is the dynamic shared memory besides the staged slice.
 size_t fixed_smem(int C) {
   size_t b = (size_t)kQSize * 4;
-  b += ((size_t)kB1 * 8 + 15) & ~(size_t)15;
-  b += ((size_t)((kB1 + C - 1) / C) * 8 + 15) & ~(size_t)15;
+  b += hist1_bytes() + own_bytes(C);
   b += (size_t)kLocalCap * 8 + (size_t)kGatherCap * 8;
   return b;
 }
@@ -2556,12 +2562,10 @@ template <int C, int T = (C == 2 ? 1024 : 512), bool KF = false, bool TP = false
 int launch(float *logits, int rows, int V, const tk_sample_params *params,
            const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
            int max_smem, int flags, cudaStream_t s) {
-  static_assert((T / 32) * kRaceWarpBytes <= ((kB1 * 8 + 15) & ~15) +
-                                                 ((((kB1 + C - 1) / C) * 8 + 15) & ~15) + kLocalCap * 8,
+  static_assert((T / 32) * kRaceWarpBytes <= hist1_bytes() + own_bytes(C) + kLocalCap * 8,
                 "the race's buffers must fit the histogram space");
   static_assert(!TP || (C == 1 && T == 512), "the two-read top-p is for one 512-thread block a row");
-  static_assert(!TP || (kTPM + 1) * T * 8 <= ((kB1 * 8 + 15) & ~15) + ((((kB1 + C - 1) / C) * 8 + 15) & ~15) +
-                                                 kLocalCap * 8 + kGatherCap * 8,
+  static_assert(!TP || (kTPM + 1) * T * 8 <= hist1_bytes() + own_bytes(C) + kLocalCap * 8 + kGatherCap * 8,
                 "tp_finish's bins must fit the histogram space");
   static bool configured = false;
   if (!configured) {
@@ -2581,13 +2585,13 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   }
   const int S = ((V + C - 1) / C + 3) & ~3;
   const size_t fixed = fixed_smem(C);
-  const int staged = fixed + (size_t)S * 4 <= (size_t)max_smem;  // else read the row in place
+  const int staged = fixed + round128((size_t)S * 4) <= (size_t)max_smem;  // else read the row in place
   // the copy ring where it fits (not on GPUs with ~100 KB a block)
   const int ringed = !staged && fixed + ring_bytes(T) <= (size_t)max_smem;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3((unsigned)rows * C);
   cfg.blockDim = dim3(T);
-  cfg.dynamicSmemBytes = fixed + (staged ? (size_t)S * 4 : ringed ? ring_bytes(T) : 0);
+  cfg.dynamicSmemBytes = fixed + (staged ? round128((size_t)S * 4) : ringed ? ring_bytes(T) : 0);
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -2684,7 +2688,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   int c = 1;
   // blocks of 8-block clusters an SM holds: two unless the staged slice
   // leaves room for one only (vocabularies over ~155k)
-  const size_t s8 = fixed_smem(8) + (size_t)(((vocab + 7) / 8 + 3) & ~3) * 4 + 8192;
+  const size_t s8 = fixed_smem(8) + round128((size_t)(((vocab + 7) / 8 + 3) & ~3) * 4) + 8192;
   const long long per_sm = 2 * s8 <= (size_t)max_smem + 8192 ? 2 : 1;
   if (forced)
     c = forced;
