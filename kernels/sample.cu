@@ -1950,8 +1950,10 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // ~5% in every mode at 256 rows (H100, session 13), and 128 ran top-k 50
   // + top-p 0.9 at 256 rows in 91-92 us against 99 with 16, the other
   // modes 1-2% faster (session 14, bench/cuda/results/2026-11-27-h100-s14).
-  // (Why is not established: each warp's 512-byte ring stage then starts a
-  // 128-byte line of shared memory.)
+  // With the regions inside it rounded to 128 bytes as well (round128),
+  // each warp's 512-byte ring stage starts a 128-byte line: greedy, min-p
+  // and greedy + 5 logprobs another 1-2% at 256 rows. Why lines matter
+  // here is not established.
   extern __shared__ __align__(128) unsigned char dyn[];
   __shared__ std::conditional_t<KF, SharedKF, Shared> sh;
   block_time(tp_flags, 1);
