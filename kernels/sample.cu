@@ -92,6 +92,10 @@ constexpr int kGatherCap = 1024;                // members gathered and sorted (
 __host__ __device__ constexpr size_t round128(size_t b) { return (b + 127) & ~(size_t)127; }
 __host__ __device__ constexpr size_t hist1_bytes() { return round128((size_t)kB1 * 8); }
 __host__ __device__ constexpr size_t own_bytes(int C) { return round128((size_t)((kB1 + C - 1) / C) * 8); }
+// slice_len is S, the ids a block of C owns in a row of V (rounded up to
+// 4); stage_bytes the shared memory that stages such a slice.
+__host__ __device__ constexpr int slice_len(int V, int C) { return ((V + C - 1) / C + 3) & ~3; }
+__host__ __device__ constexpr size_t stage_bytes(int S) { return round128((size_t)S * 4); }
 constexpr int kMaxCluster = 16;
 constexpr float kFix = 4294967296.0f;  // 2^32: fixed-point masses (w <= 1), engine/sample's fixedOf
 constexpr int kLogSize = TK_SAMPLE_LOG_TABLE / 2;  // logarithm intervals of a mantissa
@@ -1969,7 +1973,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // [ring if not staged]
   unsigned char *ptr = dyn;
   float *stage = reinterpret_cast<float *>(ptr);
-  if (staged) ptr += round128((size_t)S * 4);
+  if (staged) ptr += stage_bytes(S);
   unsigned *tab = reinterpret_cast<unsigned *>(ptr);
   ptr += kQSize * 4;
   Slice sl;
@@ -2585,15 +2589,15 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
                                     cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
     configured = true;
   }
-  const int S = ((V + C - 1) / C + 3) & ~3;
+  const int S = slice_len(V, C);
   const size_t fixed = fixed_smem(C);
-  const int staged = fixed + round128((size_t)S * 4) <= (size_t)max_smem;  // else read the row in place
+  const int staged = fixed + stage_bytes(S) <= (size_t)max_smem;  // else read the row in place
   // the copy ring where it fits (not on GPUs with ~100 KB a block)
   const int ringed = !staged && fixed + ring_bytes(T) <= (size_t)max_smem;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3((unsigned)rows * C);
   cfg.blockDim = dim3(T);
-  cfg.dynamicSmemBytes = fixed + (staged ? round128((size_t)S * 4) : ringed ? ring_bytes(T) : 0);
+  cfg.dynamicSmemBytes = fixed + (staged ? stage_bytes(S) : ringed ? ring_bytes(T) : 0);
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -2690,7 +2694,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   int c = 1;
   // blocks of 8-block clusters an SM holds: two unless the staged slice
   // leaves room for one only (vocabularies over ~155k)
-  const size_t s8 = fixed_smem(8) + round128((size_t)(((vocab + 7) / 8 + 3) & ~3) * 4) + 8192;
+  const size_t s8 = fixed_smem(8) + stage_bytes(slice_len(vocab, 8)) + 8192;
   const long long per_sm = 2 * s8 <= (size_t)max_smem + 8192 ? 2 : 1;
   if (forced)
     c = forced;
