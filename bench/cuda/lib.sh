@@ -17,6 +17,9 @@
 #   sample_bench_base TAR
 #                     the tree in TAR (a `git archive`) built beside this
 #                     one, and its BenchmarkSampleFused into $W/bench-base.log
+#   sample_columns N..
+#                     $W/all.txt: the SAMPLE lines of $W/bench-N.log for
+#                     each column N, each led by N
 #   sample_table F    $W/all.txt (SAMPLE lines, each led by its column's
 #                     name) as a table of field F (7: kernel µs launched,
 #                     13: queued) a case a row, columns in order of first use
@@ -64,6 +67,13 @@ sample_bench_base() {
   local here=$PWD base=/tmp/sample-base
   rm -rf "$base" && mkdir -p "$base" && tar -xf "$1" -C "$base" && ln -s "$here/.gpu" "$base/.gpu"
   (cd "$base" && build_cuda && stamp "base built" && sample_bench base)
+}
+
+sample_columns() {
+  local f
+  for f in "$@"; do
+    grep -E '^SAMPLE ' "$W/bench-$f.log" | sed "s/^/$f /"
+  done >"$W/all.txt"
 }
 
 sample_table() {

@@ -23,8 +23,6 @@ sample_bench_base "${BASE_TAR:-base.tar}"
 sample_bench new2
 # tables: parameters, batch, kernel µs of new1 / base / new2, launched
 # and queued (trees from before session 12 print no queued time)
-for f in new1 base new2; do
-  grep -E '^SAMPLE ' "$W/bench-$f.log" | sed "s/^/$f /"
-done >"$W/all.txt"
+sample_columns new1 base new2
 sample_table 7
 sample_table 13

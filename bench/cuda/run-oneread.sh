@@ -14,15 +14,13 @@ build_cuda
 stamp built
 cuda_tests TestSample "drew|seed"
 sample_bench new1
-cols="new1"
 if [ -n "${BASE_TAR:-}" ]; then
   sample_bench_base "$BASE_TAR"
   sample_bench new2
-  cols="new1 base new2"
+  sample_columns new1 base new2
+else
+  sample_columns new1
 fi
-for f in $cols; do
-  grep -E '^SAMPLE ' "$W/bench-$f.log" | sed "s/^/$f /"
-done >"$W/all.txt"
 grep -E '^SAMPLE-TOPP' "$W/bench-new1.log" | head
 sample_table 13
 # phase clocks and block times of the top-p case

@@ -42,9 +42,7 @@ if [ -n "${BASE_TAR:-}" ]; then
   sample_bench_base "$BASE_TAR"
   SHAPES="$SHAPES base:"
 fi
-for shape in $SHAPES; do
-  name=${shape%%:*}
-  grep -E '^SAMPLE ' "$W/bench-$name.log" | sed "s/^/$name /"
-done >"$W/all.txt"
+# shellcheck disable=SC2046 # the shapes' names, one a word
+sample_columns $(for shape in $SHAPES; do echo "${shape%%:*}"; done)
 sample_table "${FIELD:-7}"
 grep -h 'SAMPLE-BLOCKS' "$W/bench-${SHAPES%%:*}.log" | grep 'batch 256' | cut -c1-250
