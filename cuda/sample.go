@@ -38,7 +38,7 @@ type sampler struct {
 // TOKAMAK_SAMPLE_TOPK_LISTS=0 (the cut passes, for comparisons).
 var sampleTopKLists = os.Getenv("TOKAMAK_SAMPLE_TOPK_LISTS") != "0"
 
-// sampleTopPFast turns on the fused sampler's two-read top-p
+// sampleTopPFast turns on the fused sampler's one-read top-p
 // (TK_SAMPLE_TOPP_FAST: rows with top-p >= 0.8, no top-k, no min-p and
 // no logprobs draw from the max pass's best race keys where one block
 // samples a row, instead of the cut passes; see docs/gpu.md). On unless
@@ -48,8 +48,8 @@ var sampleTopKLists = os.Getenv("TOKAMAK_SAMPLE_TOPK_LISTS") != "0"
 var (
 	sampleTopPFast    = os.Getenv("TOKAMAK_SAMPLE_TOPP_FAST") != "0"
 	sampleTopPFastAll = os.Getenv("TOKAMAK_SAMPLE_TOPP_FAST") == "all"
-	// sampleTopPFallback (tests only) sends every row of the two-read
-	// top-p to the cut passes after its two reads (TK_SAMPLE_TOPP_FAST_FALLBACK).
+	// sampleTopPFallback (tests only) sends every row of the one-read
+	// top-p to the cut passes after its read (TK_SAMPLE_TOPP_FAST_FALLBACK).
 	sampleTopPFallback = false
 )
 
@@ -268,7 +268,7 @@ func (b *Backend) sampleKernelMS(logits backend.Tensor, rows int, reps int) (lau
 	return launched, queued, nil
 }
 
-// sampleTopPCounts reports how many rows the two-read top-p drew and sent
+// sampleTopPCounts reports how many rows the one-read top-p drew and sent
 // to the cut passes since the last reset (tests and benchmarks); reset
 // zeroes the counts after reading them.
 func sampleTopPCounts(reset bool) (fast, fallback uint64, err error) {

@@ -85,6 +85,35 @@ func sampleDists() []logitDist {
 			}
 			v[r.Intn(lo)] = 10
 		}},
+		// top-p in one read places its histogram's window below the
+		// maximum of a sample of the row (toppSampled): a sample of -Inf
+		// only (every finite token goes to its list), and a sample of the
+		// row's lowest logits (the list overflows: the cut passes)
+		{"sample-blind", func(r *rand.Rand, v []float32) {
+			in := toppSampled(len(v))
+			for i := range v {
+				v[i] = float32(math.Inf(-1))
+			}
+			for range 700 {
+				if i := r.Intn(len(v)); !in[i] {
+					v[i] = float32(r.NormFloat64() * 2)
+				}
+			}
+			j := len(v) / 2 // at least one finite token outside the sample
+			for j < len(v)-1 && in[j] {
+				j++
+			}
+			v[j] = 4
+		}},
+		{"sample-low", func(r *rand.Rand, v []float32) {
+			in := toppSampled(len(v))
+			for i := range v {
+				v[i] = float32(r.NormFloat64())
+				if in[i] {
+					v[i] -= 20
+				}
+			}
+		}},
 		{"huge", func(r *rand.Rand, v []float32) { // l*WeightScale overflows: infinite race keys, ties by id
 			for i := range v {
 				v[i] = float32(r.NormFloat64() * 1e36)
@@ -95,6 +124,22 @@ func sampleDists() []logitDist {
 			v[r.Intn(len(v))] = 1e38
 		}},
 	}
+}
+
+// toppSampled marks the ids of the samples the one-read top-p takes of a
+// row of n (kernels/sample.cu, tp_scan: four runs of 32 ids a warp,
+// spread evenly), for its kernels of 512 and 1024 threads.
+func toppSampled(n int) []bool {
+	in := make([]bool, n)
+	for _, runs := range []int{64, 128} {
+		runs = min(runs, n/32)
+		for r := range runs {
+			for i := r * (n / runs); i < r*(n/runs)+32; i++ {
+				in[i] = true
+			}
+		}
+	}
+	return in
 }
 
 func sampleParams() []sample.Params {
@@ -123,8 +168,8 @@ func sampleParams() []sample.Params {
 		{Temperature: 0.8, MinP: 0.05},
 		{Temperature: 3, MinP: 0.01},
 		{Temperature: 1.1, MinP: 0.2, RepetitionPenalty: 1.3, FrequencyPenalty: 0.5},
-		// top-p below the two-read path's 0.8: the cut passes, or (with
-		// sampleTopPFastAll) the two reads and often their fallback; at
+		// top-p below the one-read path's 0.8: the cut passes, or (with
+		// sampleTopPFastAll) the one read and often its fallback; at
 		// 0.005 on flat rows the survivors' winner ranks far below the 7
 		// best keys, under the max pass's race threshold (a fallback
 		// that kept that threshold drew wrong tokens)
@@ -194,28 +239,29 @@ func TestSampleMatchesCPU(t *testing.T) {
 			}
 			// chunks of 1, 33 and 60 rows and the whole batch: the kernel's
 			// cluster shapes (8 blocks a row with staged slices, 2 blocks a
-			// row, one block a row), with the top-k lists and the two-read
+			// row, one block a row), with the top-k lists and the one-read
 			// top-p off (runs 0-3) and on (4-7: every top-p row taking it in
 			// 5 and 7), then the whole batch again with every top-p row
-			// taking it and falling back after its two reads (8). The path
-			// needs one block a row: the whole batch, or
-			// TOKAMAK_SAMPLE_CLUSTER=1 for every chunk size.
+			// taking it and falling back after its read (8), and with the
+			// lists off (9: the batch has top-k rows, so runs 7 and 8 run
+			// the one-read kernel of 512 threads that has the lists, run 9
+			// the one of 1024 threads). The path needs one block a row: the
+			// whole batch, or TOKAMAK_SAMPLE_CLUSTER=1 for every chunk size.
 			const tol = 2e-3
 			bad := 0
-			// the whole batch (hundreds of rows) runs one 512-thread block
-			// a row, the two-read top-p's shape, unless the environment
-			// forces another
+			// the whole batch (hundreds of rows) runs one block a row, the
+			// one-read top-p's shape, unless the environment forces another
 			forced := os.Getenv("TOKAMAK_SAMPLE_CLUSTER")
 			oneBlockARow := (forced == "" || forced == "1") && os.Getenv("TOKAMAK_SAMPLE_C1_THREADS") != "1024"
 			defer func(on, fast, all bool) {
 				sampleTopKLists, sampleTopPFast, sampleTopPFastAll, sampleTopPFallback = on, fast, all, false
 			}(sampleTopKLists, sampleTopPFast, sampleTopPFastAll)
-			for run := range 9 {
+			for run := range 10 {
 				bs := len(rows)
 				if run < 8 {
 					bs = []int{1, 33, 60, len(rows)}[run%4]
 				}
-				sampleTopKLists = run >= 4
+				sampleTopKLists = run >= 4 && run < 9
 				sampleTopPFast = run >= 4
 				sampleTopPFastAll = run == 5 || run >= 7
 				sampleTopPFallback = run == 8
@@ -241,15 +287,15 @@ func TestSampleMatchesCPU(t *testing.T) {
 					t.Fatal(err)
 				}
 				if sampleTopPFast {
-					t.Logf("chunks of %d, all %v, fallback forced %v: two-read top-p drew %d rows, %d to the cut passes",
-						bs, sampleTopPFastAll, sampleTopPFallback, fast, fallback)
+					t.Logf("chunks of %d, lists %v, all %v, fallback forced %v: one-read top-p drew %d rows, %d to the cut passes",
+						bs, sampleTopKLists, sampleTopPFastAll, sampleTopPFallback, fast, fallback)
 				}
 				switch {
 				case sampleTopPFallback && fast != 0:
-					t.Errorf("chunks of %d: two-read top-p drew %d rows with the fallback forced", bs, fast)
-				case run == 7 && fast == 0 && oneBlockARow:
-					// the whole batch runs one block a row: its top-p rows take the two reads
-					t.Errorf("whole batch: two-read top-p drew no row (%d to the cut passes)", fallback)
+					t.Errorf("chunks of %d: one-read top-p drew %d rows with the fallback forced", bs, fast)
+				case (run == 7 || run == 9) && fast == 0 && oneBlockARow:
+					// the whole batch runs one block a row: its top-p rows take the one read
+					t.Errorf("whole batch, lists %v: one-read top-p drew no row (%d to the cut passes)", sampleTopKLists, fallback)
 				case run == 8 && fallback == 0 && oneBlockARow:
 					t.Errorf("whole batch, fallback forced: no row went to the cut passes (%d drawn)", fast)
 				}
@@ -275,13 +321,13 @@ func TestSampleMatchesCPU(t *testing.T) {
 					if msg != "" {
 						bad++
 						if bad <= 10 {
-							t.Errorf("chunks of %d, top-k lists %v, two-read top-p %v (all %v): %s: %s",
+							t.Errorf("chunks of %d, top-k lists %v, one-read top-p %v (all %v): %s: %s",
 								bs, sampleTopKLists, sampleTopPFast, sampleTopPFastAll, names[i], msg)
 						}
 					}
 				}
 			}
-			t.Logf("%d rows in chunks of 1, 33, 60 and %d, top-k lists and two-read top-p off and on, and its fallback forced: %d differ", len(rows), len(rows), bad)
+			t.Logf("%d rows in chunks of 1, 33, 60 and %d, top-k lists and one-read top-p off and on, and its fallback forced: %d differ", len(rows), len(rows), bad)
 		})
 	}
 }
@@ -343,14 +389,17 @@ func BenchmarkSampleFused(b *testing.B) {
 	modes := []struct {
 		name string
 		p    sample.Params
+		odd  *sample.Params // the odd rows' parameters, where they differ
 	}{
-		{"greedy", sample.Params{}},
-		{"temp", sample.Params{Temperature: 0.8}},
-		{"minp0.05", sample.Params{Temperature: 0.8, MinP: 0.05}},
-		{"topp0.9", sample.Params{Temperature: 1, TopP: 0.9}},
-		{"topk50-topp0.9", sample.Params{Temperature: 1, TopK: 50, TopP: 0.9}},
-		{"greedy-logprobs5", sample.Params{Logprobs: true, TopLogprobs: 5}},
-		{"temp-logprobs5", sample.Params{Temperature: 0.8, Logprobs: true, TopLogprobs: 5}},
+		{"greedy", sample.Params{}, nil},
+		{"temp", sample.Params{Temperature: 0.8}, nil},
+		{"minp0.05", sample.Params{Temperature: 0.8, MinP: 0.05}, nil},
+		{"topp0.9", sample.Params{Temperature: 1, TopP: 0.9}, nil},
+		{"topk50-topp0.9", sample.Params{Temperature: 1, TopK: 50, TopP: 0.9}, nil},
+		// a batch of both: the one-read top-p kernel with the top-k lists
+		{"topp-mix-topk50", sample.Params{Temperature: 1, TopP: 0.9}, &sample.Params{Temperature: 1, TopK: 50, TopP: 0.9}},
+		{"greedy-logprobs5", sample.Params{Logprobs: true, TopLogprobs: 5}, nil},
+		{"temp-logprobs5", sample.Params{Temperature: 0.8, Logprobs: true, TopLogprobs: 5}, nil},
 	}
 	r := rand.New(rand.NewSource(1))
 	batches := []int{1, 64, 256}
@@ -378,6 +427,9 @@ func BenchmarkSampleFused(b *testing.B) {
 				rows := make([]sample.Row, batch)
 				for i := range rows {
 					rows[i] = sample.Row{Params: m.p, Draw: uint64(i)}
+					if m.odd != nil && i%2 == 1 {
+						rows[i].Params = *m.odd
+					}
 				}
 				if _, _, err := sampleTopPCounts(true); err != nil {
 					b.Fatal(err)
@@ -388,7 +440,7 @@ func BenchmarkSampleFused(b *testing.B) {
 				if fast, fallback, err := sampleTopPCounts(true); err != nil {
 					b.Fatal(err)
 				} else if fast+fallback > 0 {
-					fmt.Printf("SAMPLE-TOPP %-18s batch %3d  two reads drew %d rows, %d to the cut passes\n", m.name, batch, fast, fallback)
+					fmt.Printf("SAMPLE-TOPP %-18s batch %3d  one read drew %d rows, %d to the cut passes\n", m.name, batch, fast, fallback)
 				}
 				reps := max(b.N, 10)
 				t0 := time.Now()

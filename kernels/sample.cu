@@ -57,8 +57,9 @@
 // stop after the max pass. A min-p-only row lists its possible survivors
 // in the max pass (MinpList) and races over the list. A top-p row (0.8 or
 // more, no top-k, min-p or logprobs) that one block samples keeps its best
-// race keys in the max pass and cuts among them in one more read
-// (tp_scan, tp_finish): two reads instead of four.
+// race keys in the max pass and counts its tokens by quantized exponent,
+// then cuts among the keys from the counts (tp_scan, tp_finish): one read
+// instead of four.
 #include <cooperative_groups.h>
 #include <float.h>
 #include <limits.h>
@@ -137,7 +138,7 @@ __device__ __forceinline__ void block_time(int flags, int k) {
 // (engine/sample's, uploaded once).
 __device__ unsigned g_exp_mant[kQSize];
 __device__ float2 g_log_tab[kLogSize];
-// rows the two-read top-p drew and sent to the cut passes (tk_sample_topp_counts)
+// rows the one-read top-p drew and sent to the cut passes (tk_sample_topp_counts)
 __device__ unsigned long long g_tp_counts[2];
 bool g_exp_table_set = false, g_log_table_set = false;
 
@@ -156,29 +157,79 @@ __device__ __forceinline__ float ex2(float x) {
   return y;
 }
 
-// weight is engine/sample's weight, op for op; q gets the quantized
-// exponent (INT_MIN when the weight is 0).
-__device__ __forceinline__ float weight(float x, float maxl, float ws, const unsigned *tab,
-                                        int &q) {
-  const float y = __fmul_rn(__fsub_rn(x, maxl), ws);
-  if (!(y >= kYMin)) {  // also -Inf
+// q_of is engine/sample's qOf: x * ws rounded to the nearest integer
+// (ties to even), the product clamped to +-2^62 (the conversion runs at a
+// quarter of the FP32 rate: weight's fast path rounds by an add instead).
+__device__ __forceinline__ long long q_of(float x, float ws) {
+  return __float2ll_rn(fminf(fmaxf(__fmul_rn(x, ws), -0x1p62f), 0x1p62f));
+}
+
+// QRef is a row's reference for weights: the maximum's quantized exponent
+// mq = q_of(max), and whether it is small enough for weight's fast path
+// (|mq| < 2^21: every product above plo = mq32 + kQMin - 1 lies within
+// +-2^22, where an add rounds it).
+struct QRef {
+  long long mq;
+  int mq32;
+  float plo;
+  bool fast;
+};
+__device__ __forceinline__ QRef qref(float maxl, float ws) {
+  QRef r;
+  r.mq = q_of(maxl, ws);
+  r.fast = r.mq > -(1ll << 21) && r.mq < (1ll << 21);
+  r.mq32 = r.fast ? (int)r.mq : 0;
+  r.plo = (float)(r.mq32 + (int)kYMin - 1);  // exact: under 2^22 in magnitude
+  return r;
+}
+
+// weight_q_slow is weight's q where the maximum's q_of is 2^21 or more in
+// magnitude (tiny temperatures, huge logits): out of line, so that the
+// cut passes' loops keep their registers.
+__device__ __noinline__ int weight_q_slow(float x, long long mq, float ws) {
+  const long long d = q_of(x, ws) - mq;
+  return x == -INFINITY || d < (long long)kYMin ? INT_MIN : (int)d;
+}
+
+// weight is engine/sample's weightQ, op for op, for x <= the row's
+// maximum: q = q_of(x) - r.mq gets the quantized exponent (INT_MIN when the
+// weight is 0).
+__device__ __forceinline__ float weight(float x, const QRef &r, float ws, const unsigned *tab, int &q) {
+  if (r.fast) {
+    const float y = __fmul_rn(x, ws);
+    if (!(y > r.plo)) {  // then q < kYMin; also -Inf
+      q = INT_MIN;
+      return 0.f;
+    }
+    // round to nearest even as an add: y + 1.5 * 2^23 lands in
+    // [2^23, 2^24), where floats are the integers, and its bits count them
+    q = __float_as_int(__fadd_rn(y, 12582912.f)) - 0x4B400000 - r.mq32;
+  } else {
+    q = weight_q_slow(x, r.mq, ws);
+  }
+  if (q < (int)kYMin) {
     q = INT_MIN;
     return 0.f;
   }
-  // round to nearest even as an add (the conversion unit runs at 1/4 of
-  // the FP32 rate): y + 1.5 * 2^23 lands in [2^23, 2^24), where floats are
-  // the integers, and its bits count them
-  q = __float_as_int(__fadd_rn(y, 12582912.f)) - 0x4B400000;
   return __uint_as_float(((unsigned)((q >> kQBits) + 127) << 23) | tab[q & (kQSize - 1)]);
+}
+
+// mass_of is engine/sample's fixedOf: w in 2^-32 fixed point, 0 for
+// w <= 2^-32.
+__device__ __forceinline__ unsigned long long mass_of(float w) {
+  return w > 0x1p-32f ? __float2ull_rn(__fmul_rn(w, kFix)) : 0ull;
 }
 
 // q_window returns a logit interval holding every x whose quantized
 // exponent (weight's q) lies in [qa, qb] (qb <= 0), widened well past the
-// rounding of y and of the bounds: a two-compare pre-filter before the
-// exact test, which the cut's narrow passes would otherwise run on every
-// logit (they are instruction-bound).
+// roundings of x * ws and of the maximum's own (q is q_of(x) - q_of(max),
+// within 1 of (x - max) * ws) and of the bounds: a two-compare pre-filter
+// before the exact test, which the cut's narrow passes would otherwise run
+// on every logit (they are instruction-bound). No filter where the
+// products reach the clamp of q_of.
 __device__ __forceinline__ float2 q_window(float maxl, float ws, int qa, int qb) {
-  const float ca = ((float)qa - 0.5f) / ws, cb = ((float)qb + 0.5f) / ws;
+  if (!(fabsf(__fmul_rn(maxl, ws)) < 0x1p60f)) return make_float2(-INFINITY, INFINITY);
+  const float ca = ((float)qa - 1.5f) / ws, cb = ((float)qb + 1.5f) / ws;
   const float m = (fabsf(maxl) + fabsf(ca) + 1.f / ws) * 0x1p-18f;
   return make_float2(maxl + ca - m, maxl + cb + m);
 }
@@ -797,9 +848,14 @@ struct Shared {
   unsigned long long u0;
   int blist_cnt;  // cut's list of the cut bucket's members (may exceed its room)
   // a top-p row's best race keys from its max pass (tp_scan, race rank
-  // keys, descending, 0: none), their rank keys (descending, 0-padded) and
-  // the masses of the rank intervals between them (tp_finish)
-  unsigned long long tp_key[8], tp_rk[8], tp_d[8], tp_win;
+  // keys, descending, 0: none), the bounds of the mass ranking before each
+  // one's token ([kTPM]: the total) and their states (tp_finish)
+  unsigned long long tp_key[8], tp_lo[8], tp_hi[8], tp_win;
+  int tp_st[8];
+  int tp_qs, tp_novf;  // tp_scan's window top and its list's length
+  int tp_chk;          // the histogram's counts less what tp_scan tallied (0 unless one overflowed)
+  unsigned tp_smax;    // f2ord of the sample's maximum
+  float tp_x[8];       // tp_finish: the logits of tp_key's tokens
 };
 
 // SharedKF is Shared with the top-k lists' fields, for the kernel built
@@ -1160,27 +1216,50 @@ __device__ __forceinline__ unsigned warp_top_floor(const float4 *xs4, int k) {
   return max(t, f2ord(-INFINITY));
 }
 
-// Top-p in two reads (TK_SAMPLE_TOPP_FAST, one block a row). The race
-// winner over a row's survivors is the first of the row's race keys, in
-// key order, whose token survives: so the max pass keeps the row's kTPM
-// best race keys over every finite token (tp_scan), and one more read
-// with the maximum known sums the exact fixed-point masses of the rank
-// intervals between those kTPM tokens (tp_finish), which says for each of
-// them whether the prefix ranking before it reaches top_p of the total
-// (the cut's rule, the same exact sums). The first survivor in key order
-// wins. When none survives (at most about (1 - top_p)^kTPM of rows: each
-// of the kTPM is a draw without replacement by weight, and a draw falls
-// outside the nucleus with probability at most 1 - top_p; also rows
-// whose kTPM best keys all have weight 0, such as logits near 1e38), the
-// row takes the cut passes. Rows with min-p take the cut passes from the
-// start (min-p may drop all kTPM while the nucleus keeps its mass, so the
-// bound above fails: a review's crafted rows fell back 91% of the time);
-// so do rows with top_p below TK_SAMPLE_TOPP_FAST_MIN (0.8) unless
-// TK_SAMPLE_TOPP_FAST_ALL: for them a fallback is frequent, and it costs
-// a read more than the cut passes alone.
-// kTPM = 7: its 8 intervals a thread fit the histogram space as 64-bit
-// sums (8 * 512 * 8 = 32 KB), and a bin is three compares of a search.
+// Top-p in one read (TK_SAMPLE_TOPP_FAST, one block a row: 1024 threads,
+// or 512 where the batch also has rows that cut their top k from lists,
+// which 1024-thread blocks have no room for). The
+// race winner over a row's survivors is the first of the row's race keys,
+// in key order, whose token survives: so the max pass keeps the row's kTPM
+// best race keys over every finite token (RaceM), and, since a token's
+// weight depends only on its quantized exponent q = q_of(x) - q_of(max)
+// and q_of(x) needs no maximum, it also counts the tokens of each q_of
+// value in a window of kQWin values (every value whose mass is not 0) in
+// shared memory (tp_scan). With the maximum known, the counts weighed by
+// their exact fixed-point masses give the total and, for each of the kTPM
+// tokens, the mass of the tokens of larger q; those of its own q may rank
+// before or after it, which bounds the mass ranking before it (tp_finish).
+// A token survives when that mass has not reached top_p of the total (the
+// cut's rule, the same exact sums); the first survivor in key order wins.
+// The row takes the cut passes when a bound does not decide (a token whose
+// own q holds the cut), when none of the kTPM survives (at most about
+// (1 - top_p)^kTPM of rows: each is a draw without replacement by weight,
+// outside the nucleus with probability at most 1 - top_p), and where the
+// window cannot be placed: the scan places it below the maximum of a
+// sample of the row (128 ids a warp, spread), lists the logits of the
+// tokens above it (kTPOvf kept), and the row falls back when the
+// list overflows, when a count passes 65,535, or when the maximum's q_of
+// is 2^21 or more in magnitude (tiny temperatures). Session 11's form
+// read the row twice: at 256 rows 168 us against 155 (H100; 104 against
+// 83 at 128 rows, bench/cuda/results/2026-11-27-h100-s15). Rows with min-p
+// take the cut passes from the start (min-p may drop all kTPM while the
+// nucleus keeps its mass: a review's crafted rows fell back 91% of the
+// time); so do rows with top_p below TK_SAMPLE_TOPP_FAST_MIN (0.8) unless
+// TK_SAMPLE_TOPP_FAST_ALL: for them a fallback is frequent.
 constexpr int kTPM = 7;
+constexpr int kQWin = 1 << 15;  // q_of values a row's histogram counts: masses of q <= -32768 are 0
+constexpr int kTPOvf = 1024;    // tokens above the sample's maximum a block lists (their logits)
+
+// tp_smem is the top-p kernel's dynamic shared memory (T threads): the
+// exponent table, the copy ring, the race's buffers (nwarps *
+// kRaceWarpBytes), the histogram of kQWin 16-bit counts (over the cut
+// passes' regions, which a fallback uses once the counts are weighed), the
+// warps' pools of race keys (64 each) and the list of the logits above the
+// window.
+__host__ __device__ constexpr size_t tp_smem(int T, bool ring = true) {
+  return (size_t)kQSize * 4 + (ring ? ring_bytes(T) : 0) + (size_t)(T / 32) * kRaceWarpBytes + (size_t)kQWin * 2 +
+         (size_t)(T / 32) * 64 * 8 + (size_t)kTPOvf * 4;
+}
 
 // RaceM is the race of tp_scan: every token whose key reaches thr goes
 // to its warp's pool (rank keys of (race key, id), 64 slots), which keeps
@@ -1238,17 +1317,229 @@ struct RaceM : Race {
     drain_to([&](int take) { flush_m(take); }, last);
     if (last) compact();
   }
+
+  // add4t is add4 for tp_scan, two instructions a token cheaper: no floor
+  // (a NaN logit may be noted; flush_e's exact test drops it, as it
+  // drops -Inf), and may_win's clamp and shift made one FMA with
+  // saturation and a shift of h: z / 32 = sat(x * nws32 + t1024 / 32)
+  // (nws32 = nws / 32; scaling by 2^-5 is exact), j = 32 - rn(32 * z / 32)
+  // by the 1.5 * 2^23 trick (ties to even k, as may_win), and clz(h) >= k
+  // as h >> min(j, 32) == 0. The same tokens as may_win's for every
+  // finite or +Inf logit; a -Inf one only when h == 0 (thr = -Inf is
+  // taken as -FLT_MAX, so that the sum is not NaN).
+  __device__ __forceinline__ void add4t(int i0, float4 xv, float nws32) {
+    const float t32 = __fmul_rn(fmaxf(t1024, -FLT_MAX), 1.f / 32.f);
+    const unsigned h0 = (unsigned)i0 * 0x9e3779b9u + (unsigned)nk, hi = (unsigned)(nk >> 32);
+    auto one = [&](unsigned e, float x) {  // noise_hash(nk, i0 + e)
+      const unsigned h = fmix32(h0 + e * 0x9e3779b9u) ^ hi;
+      float z;
+      asm("fma.rn.sat.f32 %0, %1, %2, %3;" : "=f"(z) : "f"(x), "f"(nws32), "f"(t32));
+      const unsigned j = (unsigned)(__float_as_int(__fmaf_rn(z, -32.f, 12582944.f)) - 0x4B400000);
+      return (unsigned)(__funnelshift_rc(h, 0u, j) == 0u) << e;
+    };
+    pend |= one(0, xv.x) | one(1, xv.y) | one(2, xv.z) | one(3, xv.w);
+    pbase = i0;
+  }
+
+  // drain_q is drain_m with one buffer entry a lane instead of one a
+  // candidate: a lane with noted candidates queues (pbase << 4) | pend,
+  // with one vote where queue_group takes four and their offsets (that
+  // queueing was ~20% of tp_scan's instructions, H100, session 17), and
+  // flush_e keys an entry's candidates. At most 32 entries join the 31
+  // left, so one flush empties the buffer below 32. Warp-uniform.
+  __device__ __forceinline__ void drain_q(bool last = false) {
+    const unsigned mk = __ballot_sync(0xffffffffu, pend != 0);
+    if (mk) {
+      const float b = ord2f(*(volatile unsigned *)block_thr);
+      if (b > thr) set_thr(b);
+      if (pend) bid[cnt + __popc(mk & ((1u << (threadIdx.x & 31)) - 1))] = (pbase << 4) | (int)pend;
+      cnt += __popc(mk);
+      pend = 0;
+      if (cnt >= 32) flush_e(32);
+    }
+    if (last) {
+      if (cnt > 0) flush_e(cnt);
+      compact();
+    }
+  }
+
+  // flush_e keys the candidates of the last take entries (a lane an
+  // entry, one candidate a lane a round), pooling those whose key reaches
+  // thr, as flush_m does.
+  __device__ void flush_e(int take) {
+    const int lane = threadIdx.x & 31;
+    __syncwarp();
+    unsigned bits = 0;
+    int base = 0;
+    if (lane < take) {
+      const unsigned e = (unsigned)bid[cnt - take + lane];
+      bits = e & 15u;
+      base = (int)(e >> 4);
+    }
+    cnt -= take;
+    while (__any_sync(0xffffffffu, bits != 0)) {
+      unsigned long long key = 0;
+      if (bits) {
+        const int i = base + __ffs(bits) - 1;
+        bits &= bits - 1;
+        const float x = fix(xs[i - lo]);
+        const unsigned h = noise_hash(nk, i);
+        const float y = __fmul_rn(x, ws);
+        if (!(__fadd_rn(y, noise_bound(h)) < thr)) {
+          const float k = __fadd_rn(__fadd_rn(y, noise_of(h, lt)), 0.f);  // -0 as +0
+          if (!(k < thr)) key = rank_key(k, i);
+        }
+      }
+      const unsigned mk = __ballot_sync(0xffffffffu, key != 0);
+      if (key) pool[pcnt + __popc(mk & ((1u << lane) - 1))] = key;
+      pcnt += __popc(mk);
+      if (pcnt > 32) compact();
+    }
+  }
 };
 
-// tp_scan is the max pass of a top-p row (C = 1): each thread's argmax,
-// and the block's kTPM best race rank keys over its finite tokens into
-// sh.tp_key (descending, 0-padded), the warps' pools at pools + wid * pw.
-// Not inlined: the other rows' scans keep their registers. Block-uniform.
+// The histogram of tp_scan: kQWin 16-bit counts, two a word (the low half
+// the even slot). A count that passes 65,535 carries into its neighbour or
+// out of the word; tp_finish finds that from the sum of the counts.
+__device__ __forceinline__ void tp_add(unsigned *qh, unsigned s) { atomicAdd(qh + (s >> 1), 1u << ((s & 1u) << 4)); }
+__device__ __forceinline__ unsigned tp_get(const unsigned *qh, unsigned s) {
+  return reinterpret_cast<const unsigned short *>(qh)[s];
+}
+__device__ __forceinline__ void tp_clear(unsigned *qh, unsigned s) { reinterpret_cast<unsigned short *>(qh)[s] = 0; }
+
+// q_round is q_of(y / ws) for a product y within +-2^22, as an add (the
+// bits of y + 1.5 * 2^23 count the integers), biased by 0x4B400000.
+__device__ __forceinline__ int q_round(float y) { return __float_as_int(__fadd_rn(y, 12582912.f)); }
+
+// tp_scan is the max pass of a top-p row (C = 1): each thread's maximum
+// and the first group of four holding it (its first id; tp_resolve finds
+// the argmax where a row needs it);
+// the block's kTPM best race rank keys over its finite tokens into
+// sh.tp_key (descending, 0-padded), the warps' pools at pools + wid * 64;
+// and the counts of the tokens of each q_of value in [qs - 32767, qs] at
+// slot q & (kQWin - 1) of qh (as tp_add; sh.tp_chk gets minus how many),
+// qs the q_of of a sample's maximum (sh.tp_qs), the logits of the tokens
+// above qs listed at ovf (sh.tp_novf of them, kTPOvf kept; the tokens are
+// counted at qs as well). Not inlined: the other rows' scans keep their
+// registers. Block-uniform. Cheap: the race's notes by RaceM::add4t and
+// the groups' raw maxima (~12 instructions a group of four fewer, of the
+// ~215 counted in session 17's form: an estimate from its SASS, not
+// profiled); the kernel with the top-k lists takes add4 and quad_max, since
+// there the cheap form spilled in the scan's loop (two STL.64 a group;
+// the mixed top-p / top-k batch took 133 us at 256 rows against 102,
+// H100, session 18).
+template <bool Cheap>
 __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, float ws, int *bid,
-                                       unsigned long long *pools, int pw, Shared &sh) {
-  const int lane = (int)(threadIdx.x & 31), wid = (int)(threadIdx.x >> 5);
+                                       unsigned long long *pools, unsigned *qh, int *ovf, Shared &sh) {
+  const int tid = (int)threadIdx.x, lane = tid & 31, wid = tid >> 5, T = (int)blockDim.x;
+  // a global slice read in place: each thread's next group is loaded
+  // before it works on the current one (a load issued just before its use
+  // left ~30% of the scan's stall samples on it, H100, session 17); the
+  // first is loaded now, while the set-up runs
+  const bool pf = sl.vec && !sl.ring;
+  const float4 *x4 = reinterpret_cast<const float4 *>(sl.xs);
+  const int n4 = sl.n >> 2;
+  const float4 ninf = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+  auto ld = [&](int j) { return j < n4 ? __ldcg(x4 + j) : ninf; };
+  float4 nx = pf ? ld(wid * 32 + lane) : ninf;
+  // the histogram zeroed; the sample's maximum (NaN drops out of fmaxf)
+  for (int j = tid; j < kQWin / 8; j += T) reinterpret_cast<uint4 *>(qh)[j] = make_uint4(0u, 0u, 0u, 0u);
+  if (tid == 0) {
+    sh.tp_smax = f2ord(-INFINITY);
+    sh.tp_novf = 0;
+    sh.tp_chk = 0;
+  }
+  // the sample: its maximum, and its tokens' race rank keys, whose kTPM-th
+  // best starts the race's bound (kTPM tokens reach it; without it the
+  // warps' pools took every token until their first compaction, and the
+  // race cost the scan ~50k cycles a row, H100)
+  float smx = -INFINITY;
+  constexpr int kRuns = 4;  // runs a warp: the ids above the sample's maximum (listed) number ~V / (kRuns * T)
+  unsigned long long sk[kRuns];
+  const int runs = min(kRuns * nwarps(), sl.n / 32), stride = runs > 0 ? sl.n / runs : 0;
+#pragma unroll
+  for (int h = 0; h < kRuns; h++) {  // runs wid, wid + nwarps, ...
+    sk[h] = 0ull;
+    const int r = wid + h * nwarps();
+    const int i = r * stride + lane;  // distinct ids: stride >= 32
+    if (r < runs) {
+      const float x = fix(sl.xs[i]);
+      smx = fmaxf(smx, x);
+      if (x > -INFINITY) {
+        const int id = sl.lo + i;
+        sk[h] = rank_key(__fadd_rn(__fadd_rn(__fmul_rn(x, ws), noise_of(noise_hash(nk, id), sh.logt)), 0.f), id);
+      }
+    }
+  }
+  // each warp's best sample key: the kTPM-th best of those is a bound
+  // that kTPM distinct tokens reach
+  unsigned long long wk = 0ull;
+#pragma unroll
+  for (int h = 0; h < kRuns; h++) wk = sk[h] > wk ? sk[h] : wk;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const unsigned long long t = __shfl_xor_sync(0xffffffffu, wk, o);
+    wk = t > wk ? t : wk;
+    smx = fmaxf(smx, __shfl_xor_sync(0xffffffffu, smx, o));
+  }
+  if (lane == 0) pools[wid * 64] = wk;
+  prof(24);
+  __syncthreads();  // tp_smax's and tp_novf's start, the sample's keys
+  prof(25);
+  if (lane == 0) atomicMax(&sh.tp_smax, f2ord(smx));
+  if (wid == 0 && lane < nwarps()) {  // the lane whose warp's key ranks kTPM-th (keys are distinct or 0)
+    const unsigned long long k = pools[lane * 64];
+    int r = 0;
+    for (int j = 0; j < nwarps(); j++) r += pools[j * 64] > k;
+    if (k && r == kTPM - 1) atomicMax(&sh.race_thr, (unsigned)(k >> 32));
+  }
+  prof(26);
+  __syncthreads();  // the histogram zeroed, the sample's maximum, the race's bound
+  prof(27);
+  // the window: q_of in [qs - 32767, qs] counts where it lands (qs
+  // within +-2^21, so that every product above ylo rounds by an add);
+  // above it the list; a sample maximum below -2^21 (or -Inf) lists every
+  // finite token; one above 2^21 counts nothing (the row falls back).
+  // ylo is the least product that rounds into the window, yov the least
+  // that rounds above it (ties round to even); a product above the window
+  // counts at qs (the clamp yhi), and tp_finish takes the listed tokens'
+  // count off there.
+  const float ys = __fmul_rn(ord2f(sh.tp_smax), ws);
+  float ylo, yhi, yov;
+  if (ys > -0x1p21f && ys < 0x1p21f) {
+    const int qs = q_round(ys) - 0x4B400000;
+    const int qb = qs - (kQWin - 1);
+    ylo = (float)qb - 0.5f;  // exact, as the bounds below
+    if (qb & 1) ylo = nextafterf(ylo, INFINITY);  // the tie rounds to qb - 1
+    yhi = (float)qs;
+    yov = (float)qs + 0.5f;
+    if (!(qs & 1)) yov = nextafterf(yov, INFINITY);  // the tie rounds to qs
+    if (tid == 0) sh.tp_qs = qs;
+  } else {
+    ylo = INFINITY;  // no counts
+    yhi = 0.f;
+    yov = ys > 0.f ? INFINITY : -FLT_MAX;  // every finite token listed, or none
+    if (tid == 0) sh.tp_qs = ys > 0.f ? INT_MAX : INT_MIN;
+  }
+  const unsigned qh_s = (unsigned)__cvta_generic_to_shared(qh);
+  int tallied = 0;
+  // tally counts a token of product y in the window (16-bit counts, two a
+  // word: the low half the even slot; slot = q & (kQWin - 1), and the
+  // bias of q_round is a multiple of kQWin). No branch: the add is
+  // predicated.
+  auto tally = [&](float y) {
+    const unsigned b = (unsigned)q_round(fminf(y, yhi));
+    const unsigned a = qh_s + ((b << 1) & (unsigned)(kQWin * 2 - 4));
+    const unsigned inc = (b & 1u) * 0xFFFFu + 1u;
+    // y >= ylo (NaN and -Inf fail): the add, and one more tallied
+    asm volatile(
+        "{\n .reg .pred p;\n setp.ge.f32 p, %3, %4;\n @p red.shared.add.u32 [%1], %2;\n @p add.s32 %0, %0, 1;\n}\n"
+        : "+r"(tallied)
+        : "r"(a), "r"(inc), "f"(y), "f"(ylo)
+        : "memory");
+  };
   float m = -INFINITY;
-  int bi = INT_MAX;
+  int bg = INT_MAX;  // the first group holding this thread's maximum (its first id)
   RaceM race;
   race.ws = ws;
   race.nws = __fmul_rn(-ws, 1.f / 1024.f);
@@ -1258,136 +1549,218 @@ __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, fl
   race.lo = sl.lo;
   race.bid = bid;
   race.block_thr = &sh.race_thr;
-  race.pool = pools + wid * pw;
-  for_each_wq(sl, [&](int i0, float4 v, unsigned) {
-    quad_argmax(i0, v, quad_max(v), m, bi);
-    race.add4(i0, v, -FLT_MAX);
-  }, [](int, float) {}, [&] { race.drain_m(); });
-  race.drain_m(true);
-  prof(29);
-  __syncthreads();
-  if (threadIdx.x < 32) {
-    // warp 0: the block's kTPM best of the warps' kTPM (keys are
-    // distinct: distinct ids); 0 where they run out
-    if (lane < kTPM) sh.tp_key[lane] = 0;
-    __syncwarp();
-    warp_best_keys<kTPM>(nwarps() * kTPM, [&](int j) { return pools[(j / kTPM) * pw + j % kTPM]; },
-                         [&](int r, unsigned long long k) {
-                           if (lane == 0) sh.tp_key[r] = k;
-                         });
-  }
-  return ArgMax{m, bi};
-}
-
-// Shared-memory accesses by address, for tp_finish: a function not
-// inlined gets its shared arrays as generic pointers, and generic loads
-// and stores there cost it ~70 instructions an id instead of ~40 (H100,
-// Nsight Compute, session 11). The bins' load and store are volatile, so
-// that one thread's updates of one bin stay in order.
-__device__ __forceinline__ unsigned lds_u32(unsigned a) {
-  unsigned v;
-  asm("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ unsigned long long lds_u64(unsigned a) {
-  unsigned long long v;
-  asm("ld.shared.u64 %0, [%1];" : "=l"(v) : "r"(a));
-  return v;
-}
-__device__ __forceinline__ void bin_add(unsigned a, unsigned long long f) {
-  unsigned long long v;
-  asm volatile("ld.shared.u64 %0, [%1];" : "=l"(v) : "r"(a));
-  asm volatile("st.shared.u64 [%0], %1;" ::"r"(a), "l"(v + f));
-}
-
-// tp_finish is a top-p row's cut and draw after tp_scan (C = 1), the
-// row's maximum maxl known: it returns the winner's race rank key, or 0
-// when none of sh.tp_key's tokens survives (then the cut passes). The
-// read: each thread sums, for every token, its fixed-point weight (0 for
-// weight 0) into bin k = how many of the kTPM tokens rank before it (bins
-// in the histogram space, kTPM + 1 a thread); the mass ranking before the
-// j-th of them (by rank) is then bins 0 .. j less its own weight.
-// Block-uniform.
-__device__ __noinline__ unsigned long long tp_finish(const Slice sl, const float *row, float maxl, float ws,
-                                                     float top_p, float min_p, Shared &sh) {
-  const int tid = (int)threadIdx.x, lane = tid & 31, wid = tid >> 5, T = (int)blockDim.x;
-  unsigned long long *bins = sl.hist1;  // bins[b * T + tid]
-  if (tid == 0) {  // the tokens' rank keys, sorted descending (insertion)
-    int n = 0;
-    for (int j = 0; j < kTPM; j++) {
-      const unsigned long long k = sh.tp_key[j];
-      if (!k) break;
-      const int id = key_id(k);
-      const unsigned long long r = rank_key(fix(row[id]), id);
-      int p = n++;
-      for (; p > 0 && sh.tp_rk[p - 1] < r; p--) sh.tp_rk[p] = sh.tp_rk[p - 1];
-      sh.tp_rk[p] = r;
-    }
-    for (int j = n; j <= kTPM; j++) sh.tp_rk[j] = 0;
-  }
-#pragma unroll
-  for (int b = 0; b <= kTPM; b++) bins[b * T + tid] = 0;
-  __syncthreads();
-  const unsigned tab_s = (unsigned)__cvta_generic_to_shared(sl.tab);
-  const unsigned rk_s = (unsigned)__cvta_generic_to_shared(sh.tp_rk);
-  const unsigned bin_s = (unsigned)__cvta_generic_to_shared(bins + tid), bin_step = (unsigned)T * 8u;
-  const unsigned long long r3 = sh.tp_rk[3];
-  auto add = [&](int i, float x) {
-    // weight(), without its branch: a weight-0 token adds 0
-    const float y = __fmul_rn(__fsub_rn(x, maxl), ws);
-    const bool ok = y >= kYMin;  // also -Inf
-    const int q = __float_as_int(__fadd_rn(ok ? y : 0.f, 12582912.f)) - 0x4B400000;
-    const float w = __uint_as_float(((unsigned)((q >> kQBits) + 127) << 23) |
-                                    lds_u32(tab_s + ((unsigned)q & (kQSize - 1)) * 4u));
-    const unsigned long long f = ok ? __float2ull_rn(__fmul_rn(w, kFix)) : 0ull;
-    // k = how many of the rank keys (descending, 0-padded) exceed the
-    // token's: a binary search, three compares
-    const unsigned long long key = rank_key(x, i);
-    int k = r3 > key ? 4 : 0;
-    k += lds_u64(rk_s + (unsigned)(k + 1) * 8u) > key ? 2 : 0;
-    k += lds_u64(rk_s + (unsigned)k * 8u) > key ? 1 : 0;
-    bin_add(bin_s + (unsigned)k * bin_step, f);
-  };
-  // the copy ring keeps the loads in flight (a plain unrolled loop
-  // issued each float4 just before its use); ids past the slice come as
-  // -Inf and add 0
-  for_each_wq(sl, [&](int i0, float4 v, unsigned) {
-    add(i0, fix(v.x));
-    add(i0 + 1, fix(v.y));
-    add(i0 + 2, fix(v.z));
-    add(i0 + 3, fix(v.w));
-  }, [](int, float) {}, [] {});
+  race.pool = pools + wid * 64;
+  if (const float t = ord2f(sh.race_thr); t > -INFINITY) race.set_thr(t);
+  const float nws32 = __fmul_rn(race.nws, 1.f / 32.f);
   prof(30);
+  // a group of four ids i0 .. i0 + 3 (raw logits v; past the slice -Inf)
+  // g is the group's maximum, raw when Cheap (fix is applied to m after
+  // the scan: a NaN drops out of fmaxf, and -0 compares as +0)
+  auto group = [&](int i0, float4 v) {
+    const float g = Cheap ? fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)) : quad_max(v);
+    if (g > m) {  // a thread's ids rise: ties keep the first group
+      m = g;
+      bg = i0;
+    }
+    if constexpr (Cheap)
+      race.add4t(i0, v, nws32);
+    else
+      race.add4(i0, v, -FLT_MAX);
+    tally(__fmul_rn(v.x, ws));
+    tally(__fmul_rn(v.y, ws));
+    tally(__fmul_rn(v.z, ws));
+    tally(__fmul_rn(v.w, ws));
+    // the tokens above the window, listed (rare past a sample's maximum)
+    if (__any_sync(0xffffffffu, __fmul_rn(g, ws) >= yov)) {
+      const float xv[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int e = 0; e < 4; e++)
+        if (__fmul_rn(fix(xv[e]), ws) >= yov) {
+          const int k = atomicAdd(&sh.tp_novf, 1);
+          if (k < kTPOvf) ovf[k] = __float_as_int(fix(xv[e]));  // its logit (tp_finish counts it)
+        }
+    }
+    race.drain_q();
+  };
+  if (pf) {
+#pragma unroll 1
+    for (int jb = wid * 32; jb < n4; jb += T) {
+      const float4 v = nx;
+      nx = ld(jb + T + lane);
+      group(sl.lo + 4 * (jb + lane), v);
+    }
+    for (int jb = 4 * n4 + wid * 32; jb < sl.n; jb += T) {  // the unaligned tail: one id a group
+      const int j = jb + lane;
+      group(sl.lo + j, make_float4(j < sl.n ? sl.xs[j] : -INFINITY, -INFINITY, -INFINITY, -INFINITY));
+    }
+  } else {
+    for_each_wq(sl, [&](int i0, float4 v, unsigned) { group(i0, v); }, [](int, float) {}, [] {});
+  }
+  race.drain_q(true);
+  tallied = (int)__reduce_add_sync(0xffffffffu, (unsigned)tallied);
+  if (lane == 0) atomicSub(&sh.tp_chk, tallied);
+  prof(29);
+  if (tid < kTPM) sh.tp_key[tid] = 0;
   __syncthreads();
-  if (wid <= kTPM) {  // warp b sums bin b (fixed order)
-    unsigned long long t = 0;
-    for (int j = lane; j < T; j += 32) t += bins[wid * T + j];
-    t = warp_sum_u(t);
-    if (lane == 0) sh.tp_d[wid] = t;
+  // the block's kTPM best of the warps' kTPM (keys are distinct: distinct
+  // ids; 0 where they run out): each key's rank counted over all of them
+  if (tid < nwarps() * kTPM) {
+    const unsigned long long k = pools[(tid / kTPM) * 64 + tid % kTPM];
+    if (k) {
+      int r = 0;
+      for (int j = 0; j < nwarps() * kTPM; j++) r += pools[(j / kTPM) * 64 + j % kTPM] > k;
+      if (r < kTPM) sh.tp_key[r] = k;
+    }
+  }
+  __syncthreads();
+  return ArgMax{fix(m), bg};
+}
+
+// tp_resolve is the first id of the group at gb (tp_scan's maximum's
+// group) whose logit is maxl, the maximum: the row's argmax, for the rare
+// rows that need it (a +Inf maximum, the cut passes).
+__device__ int tp_resolve(const float *row, int V, int gb, float maxl) {
+  for (int e = 0; e < 4 && gb + e < V; e++)
+    if (fix(row[gb + e]) == maxl) return gb + e;
+  return gb;
+}
+
+// tp_mass is the fixed-point mass of the tokens of quantized exponent d
+// (-32767 <= d <= 0): count c times mass_of(weight).
+__device__ __forceinline__ unsigned long long tp_mass(unsigned c, int d, const unsigned *tab) {
+  return c ? (unsigned long long)c * mass_of(weight_of_q(d, tab)) : 0ull;
+}
+
+// tp_finish is a top-p row's cut and draw after tp_scan (C = 1),
+// the row's maximum maxl known: it returns the winner's race rank key, or 0
+// when the row takes the cut passes. It moves the window to [mq - 32767,
+// mq] (mq = q_of(maxl)): the counts of the values it leaves are cleared
+// and the listed tokens above the sample's window counted; then each thread
+// weighs kQWin / T consecutive values (sums at scratch), and warp j < kTPM finds
+// the j-th key's token's mass of larger q (the threads above its value's,
+// plus its own thread's values above it) and the count of its own q,
+// warp kTPM the total. Block-uniform.
+__device__ __noinline__ unsigned long long tp_finish(const Slice sl, const float *row, float maxl, float ws,
+                                                     float top_p, unsigned *qh, const int *ovf,
+                                                     unsigned long long *scratch, Shared &sh) {
+  const int tid = (int)threadIdx.x, lane = tid & 31, wid = tid >> 5, T = (int)blockDim.x;
+  constexpr int kMask = kQWin - 1;
+  const QRef qr = qref(maxl, ws);
+  const int qs = sh.tp_qs, novf = sh.tp_novf;
+  if (!qr.fast || qs == INT_MAX || novf > kTPOvf) {
+    __syncthreads();  // every thread has read sh before thread 0 may write it again
+    return 0ull;
+  }
+  // the logits of tp_key's tokens, loaded first: the loads overlap the
+  // clearing and the weighing
+  float cx = 0.f;
+  if (tid < kTPM)
+    if (const unsigned long long k = sh.tp_key[tid]) cx = fix(row[key_id(k)]);
+  // The counts summed to what tp_scan tallied unless one passed 65,535.
+  // That is checked after the weighing, which sums them again: sh.tp_chk
+  // (minus what was tallied) gets what is cleared and taken off here,
+  // less what is added back, plus that sum; 0 unless a count overflowed.
+  const int mq = qr.mq32;
+  unsigned short *h16 = reinterpret_cast<unsigned short *>(qh);
+  // the values (qs, mq] take the slots of (qs - kQWin, mq - kQWin]
+  const long long gap = (long long)mq - qs;
+  const int n = gap >= kQWin ? kQWin : (int)gap;
+  unsigned cl = 0;
+  for (int j = tid; j < n; j += T) {
+    const unsigned slot = (unsigned)(qs + 1 + j) & kMask;
+    cl += h16[slot];
+    h16[slot] = 0;
+  }
+  cl = __reduce_add_sync(0xffffffffu, cl);
+  if (lane == 0 && cl) atomicAdd(&sh.tp_chk, (int)cl);
+  // the listed tokens counted at qs (tp_scan's clamp), unless it was cleared
+  if (tid == 0 && n < kQWin && novf > 0) {
+    const unsigned slot = (unsigned)qs & kMask, v = h16[slot];
+    h16[slot] = (unsigned short)(v - (unsigned)novf);
+    atomicAdd(&sh.tp_chk, v < (unsigned)novf ? 1 << 30 : novf);  // fewer: a count overflowed
+  }
+  __syncthreads();
+  int ra = 0;
+  for (int k = tid; k < novf; k += T) {
+    const float y = __fmul_rn(__int_as_float(ovf[k]), ws);
+    if (y >= (float)(mq - (kQWin - 1)) - 0.5f) {  // y <= mq + 0.5: within +-2^22
+      const int q = q_round(y) - 0x4B400000;
+      if (q >= mq - (kQWin - 1)) {
+        tp_add(qh, (unsigned)q & kMask);
+        ra++;
+      }
+    }
+  }
+  ra = (int)__reduce_add_sync(0xffffffffu, (unsigned)ra);
+  if (lane == 0 && ra) atomicSub(&sh.tp_chk, ra);
+  __syncthreads();
+  // thread t weighs d in [d0, d0 + kPer - 1], d0 = -32767 + kPer t (its
+  // lane starts at a different value: fewer bank conflicts)
+  const int kPer = kQWin / T;
+  const int d0 = -(kQWin - 1) + kPer * tid;
+  {
+    unsigned long long s = 0;
+    unsigned cs = 0;
+    for (int r = 0; r < kPer; r++) {
+      const int d = d0 + ((r + lane) & (kPer - 1));
+      const unsigned c = tp_get(qh, (unsigned)(mq + d) & kMask);
+      cs += c;
+      s += tp_mass(c, d, sl.tab);
+    }
+    scratch[tid] = s;
+    cs = __reduce_add_sync(0xffffffffu, cs);
+    if (lane == 0) atomicAdd(&sh.tp_chk, (int)cs);
+  }
+  if (tid < kTPM) sh.tp_x[tid] = cx;
+  __syncthreads();
+  if (sh.tp_chk != 0) {
+    __syncthreads();
+    return 0ull;
+  }
+  if (wid <= kTPM) {
+    unsigned long long a = 0;
+    int st = 0;  // 0: no token or weight 0 (never drawn), 1: mass 0 (dead), 2: bounds
+    unsigned long long hi = 0;
+    if (wid == kTPM) {  // the total
+      for (int t = lane; t < T; t += 32) a += scratch[t];
+    } else if (const unsigned long long key = sh.tp_key[wid]) {
+      const float y = __fmul_rn(sh.tp_x[wid], ws);
+      const int q = y >= (float)(mq + (int)kYMin) - 0.5f ? q_round(y) - 0x4B400000 : INT_MIN;
+      const int d = q == INT_MIN ? INT_MIN : q - mq;
+      if (d >= -(kQWin - 1)) {
+        st = 2;
+        const int t = (d + (kQWin - 1)) / kPer, e = d0 - kPer * tid + kPer * t + kPer - 1;  // t's last value
+        for (int u = t + 1 + lane; u < T; u += 32) a += scratch[u];
+        for (int v = d + 1 + lane; v <= e; v += 32) a += tp_mass(tp_get(qh, (unsigned)(mq + v) & kMask), v, sl.tab);
+        if (lane == 0)
+          hi = (unsigned long long)(tp_get(qh, (unsigned)(mq + d) & kMask) - 1u) * mass_of(weight_of_q(d, sl.tab));
+      } else if (d >= (int)kYMin) {
+        st = 1;
+      }
+    }
+    a = warp_sum_u(a);
+    if (lane == 0) {
+      sh.tp_lo[wid] = a;
+      sh.tp_hi[wid] = a + hi;
+      sh.tp_st[wid] = st;
+    }
   }
   __syncthreads();
   if (tid == 0) {
-    unsigned long long tot = 0;
-    for (int b = 0; b <= kTPM; b++) tot += sh.tp_d[b];
     // the target, as cut computes it from the same exact sums
-    const double target = (double)top_p * (double)tot;
+    const double target = (double)top_p * (double)sh.tp_lo[kTPM];
     unsigned long long win = 0;
-    for (int j = 0; j < kTPM && !win; j++) {
+    for (int j = 0; j < kTPM; j++) {
       const unsigned long long k = sh.tp_key[j];
       if (!k) break;
-      const int id = key_id(k);
-      const float x = fix(row[id]);
-      int q;
-      const float w = weight(x, maxl, ws, sl.tab, q);
-      if (!(w > 0.f && w >= min_p)) continue;  // never drawn (the cut passes' race keeps the same)
-      const unsigned long long r = rank_key(x, id);
-      unsigned long long above = 0;
-      for (int b = 0; b <= kTPM; b++) {
-        above += sh.tp_d[b];
-        if (sh.tp_rk[b] == r) break;
+      if (sh.tp_st[j] != 2) continue;  // never drawn, or outside the nucleus
+      if ((double)sh.tp_hi[j] < target) {  // the prefix before it has not reached the target
+        win = k;
+        break;
       }
-      above -= __float2ull_rn(__fmul_rn(w, kFix));
-      if (!((double)above >= target)) win = k;  // the prefix before it has not reached the target
+      if (!((double)sh.tp_lo[j] >= target)) {  // its own q holds the cut: the cut passes decide
+        break;
+      }
     }
     sh.tp_win = win;
   }
@@ -1554,6 +1927,7 @@ __device__ __noinline__ ArgMax kf_finish(const Slice sl, int k, float top_p, flo
     kb = sl.gbuf;
   }  // one block: its sorted keys are the row's (kf_scan)
   if (tid >= 32) return win;
+  const QRef qr = qref(maxl, ws);
   unsigned long long key[2], fm[2];
   float x[2], wt[2];
   int id[2];
@@ -1564,8 +1938,8 @@ __device__ __noinline__ ArgMax kf_finish(const Slice sl, int k, float top_p, flo
     x[e] = ord2f((unsigned)(key[e] >> 32));
     id[e] = key_id(key[e]);
     int q;
-    wt[e] = key[e] ? weight(x[e], maxl, ws, sl.tab, q) : 0.f;
-    fm[e] = __float2ull_rn(__fmul_rn(wt[e], kFix));
+    wt[e] = key[e] ? weight(x[e], qr, ws, sl.tab, q) : 0.f;
+    fm[e] = mass_of(wt[e]);
   }
   int jc = k - 1;  // the last survivor's rank
   if (top_p > 0.f && top_p < 1.f) {
@@ -1619,10 +1993,11 @@ __device__ unsigned long long kth_key(const Slice &sl, float maxl, float ws, int
                                       const unsigned long long *blist, int bn) {
   const int lane = threadIdx.x & 31;
   const float2 win = q_window(maxl, ws, qs, qs);
+  const QRef qr = qref(maxl, ws);
   auto is_member = [&](int i, float x, unsigned long long &key) {
     if (x < win.x || x > win.y) return false;
     int q;
-    weight(x, maxl, ws, sl.tab, q);
+    weight(x, qr, ws, sl.tab, q);
     if (q != qs) return false;
     key = rank_key(x, i);
     return !(limit && key < limit);
@@ -1764,15 +2139,16 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
                                   double goal, unsigned long long limit, Shared &sh) {
   const int rank = Cluster<C>::rank();
   const int tid = threadIdx.x, lane = tid & 31;
+  const QRef qr = qref(maxl, ws);
   // 1. level-1 histogram over -q >> 6 (bucket 0 ranks first)
   for (int b = tid; b < kB1; b += (int)blockDim.x) sl.hist1[b] = 0;
   __syncthreads();
   for_each(sl, [&](int i, float x) {
     int q;
-    const float w = weight(x, maxl, ws, sl.tab, q);
+    const float w = weight(x, qr, ws, sl.tab, q);
     if (w == 0.f) return;
     if (limit && rank_key(x, i) < limit) return;
-    hist_add(sl.hist1 + ((-q) >> kB2Bits), by_mass ? __float2ull_rn(__fmul_rn(w, kFix)) : 1ull);
+    hist_add(sl.hist1 + ((-q) >> kB2Bits), by_mass ? mass_of(w) : 1ull);
   });
   prof(10);
   Cluster<C>::sync();
@@ -1882,11 +2258,11 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   for_each(sl, [&](int i, float x) {
     if (x < win.x || x > win.y) return;
     int q;
-    const float w = weight(x, maxl, ws, sl.tab, q);
+    const float w = weight(x, qr, ws, sl.tab, q);
     if (w == 0.f || ((-q) >> kB2Bits) != bstar) return;
     const unsigned long long key = rank_key(x, i);
     if (limit && key < limit) return;
-    hist_add(sh.x.h2 + ((-q) & (kB2 - 1)), by_mass ? __float2ull_rn(__fmul_rn(w, kFix)) : 1ull);
+    hist_add(sh.x.h2 + ((-q) & (kB2 - 1)), by_mass ? mass_of(w) : 1ull);
     const int pos = atomicAdd(&sh.blist_cnt, 1);
     if (pos < bcap) blist[pos] = key;
   });
@@ -1933,7 +2309,7 @@ __device__ unsigned long long cut(const Slice &sl, float maxl, float ws, bool by
   // 3. the members of exact q qs share one weight: the cut is the k-th of
   // them, the first k with acc_b + k * (its fixed-point weight) reaching
   // the target (a division, then corrected to the exact integer test)
-  const unsigned long long fw = by_mass ? __float2ull_rn(__fmul_rn(weight_of_q(qs, sl.tab), kFix)) : 1ull;
+  const unsigned long long fw = by_mass ? mass_of(weight_of_q(qs, sl.tab)) : 1ull;
   long long k = (long long)ceil((target - (double)acc_b) / (double)fw);
   if (k < 1) k = 1;
   while (k > 1 && reached(acc_b + (unsigned long long)(k - 1) * fw)) k--;
@@ -1977,6 +2353,13 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   unsigned *tab = reinterpret_cast<unsigned *>(ptr);
   ptr += kQSize * 4;
   Slice sl;
+  // the top-p kernel (TP): the ring first, then the regions below with the
+  // histogram of tp_scan over all but the race's buffers, then the pools
+  // and the list (tp_smem)
+  if constexpr (TP) {
+    sl.ring = ringed ? reinterpret_cast<float4 *>(ptr) : nullptr;
+    if (ringed) ptr += ring_bytes(T);
+  }
   sl.hist1 = reinterpret_cast<unsigned long long *>(ptr);
   ptr += hist1_bytes();
   sl.own = reinterpret_cast<unsigned long long *>(ptr);
@@ -1985,7 +2368,16 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   ptr += (size_t)kLocalCap * 8;
   sl.gbuf = reinterpret_cast<unsigned long long *>(ptr);
   ptr += (size_t)kGatherCap * 8;
-  sl.ring = ringed ? reinterpret_cast<float4 *>(ptr) : nullptr;  // ring_bytes(T) more
+  if constexpr (!TP) sl.ring = ringed ? reinterpret_cast<float4 *>(ptr) : nullptr;  // ring_bytes(T) more
+  unsigned *tp_qh = nullptr;
+  unsigned long long *tp_pools = nullptr;
+  int *tp_ovf = nullptr;
+  if constexpr (TP) {
+    unsigned char *q = reinterpret_cast<unsigned char *>(sl.hist1) + nwarps() * kRaceWarpBytes;
+    tp_qh = reinterpret_cast<unsigned *>(q);
+    tp_pools = reinterpret_cast<unsigned long long *>(q + (size_t)kQWin * 2);
+    tp_ovf = reinterpret_cast<int *>(tp_pools + nwarps() * 64);
+  }
   sl.tab = tab;
   sl.lo = lo;
   sl.n = n;
@@ -2095,7 +2487,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   // row: the max pass keeps the best race keys, and one more read cuts
   // (tp_scan, tp_finish). With min-p the 7 best keys could all fall below
   // it, and the row would read the logits six times.
-  const bool tpf = TP && p.greedy == 0 && topp && !topk && !want_lp && p.min_p == 0.f && capw >= 256 &&
+  const bool tpf = TP && p.greedy == 0 && topp && !topk && !want_lp && p.min_p == 0.f &&
                    p.top_p >= ((tp_flags & TK_SAMPLE_TOPP_FAST_ALL) ? 0.f : TK_SAMPLE_TOPP_FAST_MIN);
   MinpList ml;
   ml.w.ids = lst;
@@ -2308,9 +2700,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       }
     } else if (tpf) {
       if constexpr (TP) {
-        // the pools: the first 64 keys of each warp's list space
-        const ArgMax a = tp_scan(sl, p.noise_key, ws, race.bid, reinterpret_cast<unsigned long long *>(lst - wid * capw),
-                                 capw / 2, sh);
+        const ArgMax a = tp_scan<!KF>(sl, p.noise_key, ws, race.bid, tp_pools, tp_qh, tp_ovf, sh);
         m = a.m;
         bi = a.i;
       }
@@ -2381,6 +2771,9 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         if (pm[r] > -INFINITY) sum += (double)ps[r] * exp((double)pm[r] - bm);
       lz = (float)((double)bm + log(sum));
     }
+    // a top-p row's tp_scan gave its maximum's group (tp_resolve)
+    if constexpr (TP)
+      if (tpf && bm == INFINITY && bb != INT_MAX) bb = tp_resolve(l, V, bb, bm);
     sh.f_max = bm;
     sh.i_best = bb;
     sh.f_logz = lz;
@@ -2394,7 +2787,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   __syncthreads();
   prof(3);
   const float maxl = sh.f_max;
-  const int best = sh.i_best;
+  int best = sh.i_best;  // for a top-p row, its maximum's group until tp_resolve
   if (best == INT_MAX || maxl == INFINITY) {
     if (rank == 0 && tid == 0) {
       res->status = best == INT_MAX ? kNoFinite : kPosInf;
@@ -2413,7 +2806,8 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   bool tp_done = false;  // block-uniform
   if constexpr (TP) {
     if (tpf) {
-      const unsigned long long w = tp_finish(sl, l, maxl, ws, p.top_p, p.min_p, sh);
+      // the pools are free once tp_scan has merged them: the weighing's sums
+      const unsigned long long w = tp_finish(sl, l, maxl, ws, p.top_p, tp_qh, tp_ovf, tp_pools, sh);
       tp_done = w != 0 && !(tp_flags & TK_SAMPLE_TOPP_FAST_FALLBACK);
       if (tid == 0) {
         atomicAdd(&g_tp_counts[tp_done ? 0 : 1], 1ull);
@@ -2425,6 +2819,8 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         if (tp_done) {  // this block's winner (C = 1: the row's)
           race.bk = ord2f((unsigned)(w >> 32));
           race.bi = key_id(w);
+        } else {
+          sh.i_best = tp_resolve(l, V, best, maxl);  // the cut passes start from it (read after their barriers)
         }
       }
     }
@@ -2448,6 +2844,8 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
     prof(5);
     // the cut's exchanges read the histogram space the race's buffers take
     Cluster<C>::sync();
+    if constexpr (TP)
+      if (tpf) best = sh.i_best;  // tp_resolve's
     // 4. the race over the survivors (min-p included), its threshold
     // started at the key of the top token (always a survivor)
     {
@@ -2458,9 +2856,10 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
         race.bi = best;
       }
     }
+    const QRef qr = qref(maxl, ws);
     auto keep = [&](int i, float x) {
       int q;
-      const float w = weight(x, maxl, ws, sl.tab, q);
+      const float w = weight(x, qr, ws, sl.tab, q);
       return w > 0.f && w >= p.min_p && (limit == 0 || rank_key(x, i) >= limit);
     };
     // a logit floor under every survivor (the cut token's logit; min-p's
@@ -2567,12 +2966,14 @@ size_t fixed_smem(int C) {
 template <int C, int T = (C == 2 ? 1024 : 512), bool KF = false, bool TP = false>
 int launch(float *logits, int rows, int V, const tk_sample_params *params,
            const int32_t *hist_ids, const int32_t *hist_counts, tk_sample_result *results,
-           int max_smem, int flags, cudaStream_t s) {
+           int max_smem, int flags, cudaStream_t s, bool tp_ring = true) {
   static_assert((T / 32) * kRaceWarpBytes <= hist1_bytes() + own_bytes(C) + kLocalCap * 8,
                 "the race's buffers must fit the histogram space");
-  static_assert(!TP || (C == 1 && T == 512), "the two-read top-p is for one 512-thread block a row");
-  static_assert(!TP || (kTPM + 1) * T * 8 <= hist1_bytes() + own_bytes(C) + kLocalCap * 8 + kGatherCap * 8,
-                "tp_finish's bins must fit the histogram space");
+  static_assert(!TP || (C == 1 && (T == 512 || T == 1024)), "the one-read top-p is for one block a row");
+  static_assert(!TP || (size_t)(T / 32) * kRaceWarpBytes + (size_t)kQWin * 2 >=
+                           hist1_bytes() + own_bytes(C) + kLocalCap * 8 + kGatherCap * 8,
+                "the top-p kernel's regions must lie within its histogram's end");
+  static_assert(!TP || T * 8 <= T / 32 * 64 * 8, "tp_finish's sums must fit the pools");
   static bool configured = false;
   if (!configured) {
     TK_CHECK(cudaFuncSetAttribute(sample_kernel<C, T, KF, TP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -2591,13 +2992,15 @@ int launch(float *logits, int rows, int V, const tk_sample_params *params,
   }
   const int S = slice_len(V, C);
   const size_t fixed = fixed_smem(C);
-  const int staged = fixed + stage_bytes(S) <= (size_t)max_smem;  // else read the row in place
-  // the copy ring where it fits (not on GPUs with ~100 KB a block)
-  const int ringed = !staged && fixed + ring_bytes(T) <= (size_t)max_smem;
+  // the slice staged, else read in place; the copy ring where it fits
+  // (not on GPUs with ~100 KB a block); the top-p kernel always has the
+  // ring (tk_sample launches it where tp_smem fits)
+  const int staged = !TP && fixed + stage_bytes(S) <= (size_t)max_smem;
+  const int ringed = TP ? tp_ring : (!staged && fixed + ring_bytes(T) <= (size_t)max_smem);
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3((unsigned)rows * C);
   cfg.blockDim = dim3(T);
-  cfg.dynamicSmemBytes = fixed + (staged ? stage_bytes(S) : ringed ? ring_bytes(T) : 0);
+  cfg.dynamicSmemBytes = TP ? tp_smem(T, tp_ring) : fixed + (staged ? stage_bytes(S) : ringed ? ring_bytes(T) : 0);
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -2674,7 +3077,7 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
   // C=1; at 256 rows C=1 is fastest (bench/cuda/results/2026-11-26-h100-s4).
   // TOKAMAK_SAMPLE_CLUSTER (1, 2, 4, 8 or 16) forces one for comparisons.
   // Elsewhere one block a row.
-  static int cluster = 0, max_smem = 0, forced = 0, sms = 0, c1_wide = 0;
+  static int cluster = 0, max_smem = 0, forced = 0, sms = 0, c1_wide = 0, tp_shape = 0;
   if (cluster == 0) {
     int dev = 0, major = 0;
     TK_CHECK(cudaGetDevice(&dev));
@@ -2688,6 +3091,8 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
     }
     TK_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     if (const char *e = getenv("TOKAMAK_SAMPLE_C1_THREADS"); e && atoi(e) == 1024) c1_wide = 1;
+    if (const char *e = getenv("TOKAMAK_SAMPLE_TP_THREADS"); e && (atoi(e) == 512 || atoi(e) == 1024))
+      tp_shape = atoi(e);
     cluster = c;
   }
   cudaStream_t st = TK_STREAM(s);
@@ -2712,12 +3117,31 @@ extern "C" int tk_sample(float *logits, int rows, int vocab, const tk_sample_par
     default:
       if (c1_wide)
         return launch<1, 1024>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
-      // rows that may cut top-p in two reads get the kernel with that path
-      // (tp_scan, tp_finish), with or without the top-k lists
-      if (tp && kf)
-        return launch<1, 512, true, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
-      if (tp)
-        return launch<1, 512, false, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
+      // rows that may cut top-p in one read get the kernel with that path
+      // (tp_scan, tp_finish). While the rows fit the SMs one a row: 1,024
+      // threads with the copy ring (~202 KB of shared memory), or 512 with
+      // the top-k lists, which 1,024-thread blocks have no room for; above
+      // that two rows an SM: 512 threads without the ring (~92 KB), since
+      // one an SM runs the batch in two waves (H100, 256 rows: 126 us
+      // against 158; 128 rows: 101 against 83; bench/cuda/results/
+      // 2026-11-27-h100-s16). TOKAMAK_SAMPLE_TP_THREADS=512 or 1024 forces
+      // a shape for comparisons.
+      if (tp) {
+        const bool two = tp_shape ? tp_shape == 512 : rows > sms;
+        if (two && tp_smem(512, false) <= (size_t)max_smem) {
+          if (kf)
+            return launch<1, 512, true, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem,
+                                              flags, st, false);
+          return launch<1, 512, false, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem,
+                                             flags, st, false);
+        }
+        if (kf && tp_smem(512) <= (size_t)max_smem)
+          return launch<1, 512, true, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem,
+                                            flags, st);
+        if (!kf && tp_smem(1024) <= (size_t)max_smem)
+          return launch<1, 1024, false, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem,
+                                              flags, st);
+      }
       if (kf) return launch<1, 512, true>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
       return launch<1>(logits, rows, vocab, params, hist_ids, hist_counts, results, max_smem, flags, st);
   }

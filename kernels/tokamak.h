@@ -224,15 +224,15 @@ int tk_sample_phase_clocks(long long *out, int n);
 /* TK_SAMPLE_TOPP_FAST when some row samples (not greedy) with top-p of at
  * least TK_SAMPLE_TOPP_FAST_MIN, no top-k, no min-p and no logprobs: such
  * rows may then draw from the best race keys of their max pass and cut
- * top-p in one more read (two reads instead of four), where one block
- * samples a row. TK_SAMPLE_TOPP_FAST_ALL with it takes every such row
+ * top-p from the counts of their quantized exponents made in the same
+ * pass (one read instead of four), where one block samples a row. TK_SAMPLE_TOPP_FAST_ALL with it takes every such row
  * whatever its top-p (tests: small top-p falls back to the cut passes
  * often). */
 #define TK_SAMPLE_TOPP_FAST 2
 #define TK_SAMPLE_TOPP_FAST_ALL 4
 #define TK_SAMPLE_TOPP_FAST_MIN 0.8f
 /* With TK_SAMPLE_TOPP_FAST, tests only: every such row falls back to the
- * cut passes after its two reads, as when none of its race keys survives. */
+ * cut passes after its read, as when none of its race keys survives. */
 #define TK_SAMPLE_TOPP_FAST_FALLBACK 8
 /* Benchmarks: each block records its SM and its start and end
  * (%globaltimer, ns) for tk_sample_block_times. */
@@ -246,7 +246,7 @@ int tk_sample_phase_clocks(long long *out, int n);
  * *blocks to how many blocks that launch had (it may exceed n). Copies on
  * the legacy stream: synchronize the sampling stream first. */
 int tk_sample_block_times(unsigned long long *out, int n, int *blocks);
-/* Copies how many rows the two-read top-p drew (out[0]) and sent to the
+/* Copies how many rows the one-read top-p drew (out[0]) and sent to the
  * cut passes (out[1]) since the last reset; reset != 0 zeroes them after. */
 int tk_sample_topp_counts(unsigned long long *out, int reset);
 /* Samples every row of logits [rows, vocab] f32 (penalties are applied in

@@ -1,6 +1,6 @@
 # lib.sh: what the device-call scripts (run-final.sh, run-ab-sample.sh,
 # run-sample-final.sh, run-sample.sh, run-sample-ncu.sh, run-tune.sh,
-# run-oneread.sh)
+# run-oneread.sh, run-bisect.sh)
 # share. Source it after `set -u`.
 #   device_logs NAME  OUT (default /tmp/out) and W=/tmp/NAME made,
 #                     TOKAMAK_SHARED defaulted to .gpu/shared, W packed

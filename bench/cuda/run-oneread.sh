@@ -3,7 +3,11 @@
 # tests (parity included), BenchmarkSampleFused at TOKAMAK_SAMPLE_BATCHES
 # (default 256) of this tree, and with BASE_TAR of a base tree and of this
 # tree again, then the top-p case at 256 rows with phase clocks and block
-# times (TOKAMAK_SAMPLE_PHASES=1). Logs: $OUT/oneread.tgz.
+# times (TOKAMAK_SAMPLE_PHASES=1). TP_SHAPES="512 1024" (session 17) also
+# runs TestSampleMatchesCPU at cluster 1 with each top-p kernel shape
+# forced (TOKAMAK_SAMPLE_TP_THREADS), and prints the sampler kernels'
+# registers and local memory; ONE_NEW=1 skips the second run of this tree
+# after the base's. Logs: $OUT/oneread.tgz.
 #   BASE_TAR=base.tar bash .gpu/remote.sh bash bench/cuda/run-oneread.sh
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -12,12 +16,25 @@ export TOKAMAK_SAMPLE_BATCHES=${TOKAMAK_SAMPLE_BATCHES:-256}
 stamp "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 build_cuda
 stamp built
+if [ -n "${TP_SHAPES:-}" ]; then
+  /usr/local/cuda/bin/cuobjdump -res-usage build/libtokamak_kernels.so 2>/dev/null |
+    grep -A1 'sample_kernel' | grep -oE 'REG:[0-9]+ STACK:[0-9]+ SHARED:[0-9]+ LOCAL:[0-9]+' | sort | uniq -c
+fi
 cuda_tests TestSample "drew|seed"
+for shape in ${TP_SHAPES:-}; do
+  TOKAMAK_SAMPLE_TP_THREADS=$shape TOKAMAK_SAMPLE_CLUSTER=1 go test -tags cuda -count=1 -v -run TestSampleMatchesCPU ./cuda/ >"$W/parity-tp$shape.log" 2>&1
+  stamp "parity, top-p $shape threads, cluster 1: rc=$? $(grep -c ': 0 differ' "$W/parity-tp$shape.log") runs with 0 differing, $(grep -c 'differ' "$W/parity-tp$shape.log") in all"
+  grep -E "^(--- FAIL|FAIL)|panic" "$W/parity-tp$shape.log" | head -5
+done
 sample_bench new1
 if [ -n "${BASE_TAR:-}" ]; then
   sample_bench_base "$BASE_TAR"
-  sample_bench new2
-  sample_columns new1 base new2
+  if [ -n "${ONE_NEW:-}" ]; then  # no second run of this tree (a shorter call)
+    sample_columns new1 base
+  else
+    sample_bench new2
+    sample_columns new1 base new2
+  fi
 else
   sample_columns new1
 fi

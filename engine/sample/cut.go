@@ -5,25 +5,29 @@ import (
 	"slices"
 )
 
-// The weight of a token is a table exponential: with
-// y = (l - max) * WeightScale(T), a float32 product rounded on its own,
-// and q = y rounded to the nearest integer (ties to even),
+// The weight of a token is a table exponential of its quantized exponent.
+// With p = l * WeightScale(T), a float32 product rounded on its own,
+// qOf(l) = p rounded to the nearest integer (ties to even; p clamped to
+// +-2^62 first), and q = qOf(l) - qOf(max) <= 0,
 //
 //	w = 2^(q>>10) * 2^((q&1023)/1024)
 //
-// (0 when y < -126*1024), the second factor read from a 1,024-entry table
-// of float32 mantissas. So w is exp((l - max)/T) with the exponent
-// rounded to a multiple of ln2/1024: a relative error under 3.6e-4, far
-// below the logits' own (bf16 weights, summation order). The fused CUDA
-// sampler computes it with the same float32 ops, integer ops and table
-// (uploaded from ExpTable), so both backends get bit-identical weights;
-// it costs about ten simple ops instead of an accurate exp's thirty, which
-// bounded the GPU kernel. Weights are monotone (non-strictly) in the
-// logit, and the top token's is exactly 1.
+// (0 when q < -126*1024 or l = -Inf), the second factor read from a
+// 1,024-entry table of float32 mantissas. So w is exp((l - max)/T) with
+// the exponent rounded to a multiple of ln2/1024: a relative error under
+// 7e-4 (two roundings of half a step), far below the logits' own (bf16
+// weights, summation order). The exponent is taken from the logit itself,
+// not from its distance to the maximum, so that a token's q is known
+// before the row's maximum is: the fused CUDA sampler counts the tokens of
+// each q in one read of the logits and weighs the counts once it knows
+// the maximum (top-p in one read). It computes the weights with the same
+// float32 ops, integer ops and table (uploaded from ExpTable), so both
+// backends get bit-identical weights. Weights are monotone (non-strictly)
+// in the logit, and the top token's is exactly 1.
 const (
 	expBits  = 10
 	expSize  = 1 << expBits
-	weightY0 = -126 * expSize // below this y, the weight is 0
+	weightY0 = -126 * expSize // below this q, the weight is 0
 	// weightBase is WeightScale(1): 1024 * log2(e) as a float32.
 	weightBase = float32(expSize * math.Log2E)
 )
@@ -49,14 +53,35 @@ func WeightScale(t float32) float32 {
 	return invT * weightBase
 }
 
-// weight returns the table exponential of (x - maxL) for x <= maxL, with
+// qOf is a logit's quantized exponent at ws = WeightScale(T): l * ws
+// rounded to the nearest integer, ties to even, the product clamped to
+// +-2^62 (logits that large tie).
+func qOf(x, ws float32) int64 {
+	p := float32(x * ws)
+	if p > qClamp {
+		p = qClamp
+	} else if p < -qClamp {
+		p = -qClamp
+	}
+	return int64(math.RoundToEven(float64(p)))
+}
+
+// qClamp bounds a scaled logit before rounding, so that q fits an int64.
+const qClamp = float32(1 << 62)
+
+// weight returns the table exponential of (x - maxL), x <= maxL, with
 // ws = WeightScale(T).
-func weight(x, maxL, ws float32) float32 {
-	y := float32(x-maxL) * ws
-	if !(y >= weightY0) { // also -Inf
+func weight(x, maxL, ws float32) float32 { return weightQ(x, qOf(maxL, ws), ws) }
+
+// weightQ is weight with the maximum's quantized exponent mq = qOf(maxL, ws).
+func weightQ(x float32, mq int64, ws float32) float32 {
+	if math.IsInf(float64(x), -1) {
 		return 0
 	}
-	q := int32(math.RoundToEven(float64(y)))
+	q := qOf(x, ws) - mq
+	if q < weightY0 {
+		return 0
+	}
 	return math.Float32frombits(uint32((q>>expBits)+127)<<23 | expMant[q&(expSize-1)])
 }
 
@@ -72,10 +97,16 @@ func atOrBefore(l []float32, i, c int32) bool {
 }
 
 // fixedOf is w in the 2^-32 fixed-point units in which top-p masses are
-// summed, rounded to nearest (even): the sums are exact integers, so the
-// CPU and the CUDA sampler find the same cut whatever their order of
-// summation.
-func fixedOf(w float32) uint64 { return uint64(math.RoundToEven(float64(w) * (1 << 32))) }
+// summed, rounded to nearest (even), and 0 for w <= 2^-32 (q <= -32768):
+// the sums are exact integers, so the CPU and the CUDA sampler find the
+// same cut whatever their order of summation, and the masses that count
+// span 32,768 values of q (the CUDA sampler's histogram of q).
+func fixedOf(w float32) uint64 {
+	if w <= 1.0/(1<<32) {
+		return 0
+	}
+	return uint64(math.RoundToEven(float64(w) * (1 << 32)))
+}
 
 // cutToken finds the token at which a rank-order prefix of the tokens
 // ranking at or before limit (every token when limit < 0) reaches a

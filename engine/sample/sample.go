@@ -59,11 +59,12 @@ func (s *scratch) size(v int) {
 //     occurrences in the output.
 //  4. Greedy (Temperature <= 0): the largest logit, ties to the lowest id.
 //  5. With top-k, top-p or min-p: weights w = exp((l - max l) / T), as the
-//     table exponential of weight (within 3.6e-4). Tokens are ranked by
+//     table exponential of weight (within 7e-4). Tokens are ranked by
 //     penalised logit, descending, ties by lower id. Top-k keeps the first
 //     K ranks; top-p keeps the shortest rank prefix of those whose weight
 //     reaches TopP of their total (masses summed as exact 2^-32
-//     fixed-point integers, fixedOf, so both backends cut alike); min-p
+//     fixed-point integers, fixedOf, so both backends cut alike; a weight
+//     of at most 2^-32 has mass 0); min-p
 //     drops tokens with w < MinP (w of the top token is 1, so this is
 //     p < MinP*p_max). The survivors are the kept tokens of weight > 0.
 //     Without any of the three, the survivors are the finite logits (a
@@ -164,8 +165,9 @@ func drawToken(s *scratch, p Params, maxL float32, key uint64) int32 {
 		race.offerFinite(l)
 		return race.best
 	}
+	mq := qOf(maxL, ws)
 	for i, x := range l {
-		w[i] = weight(x, maxL, ws)
+		w[i] = weightQ(x, mq, ws)
 	}
 	// The survivors of top-k and top-p are the tokens ranking at or
 	// before one cut token (limit); -1 means no cut.

@@ -420,7 +420,7 @@ func TestWeightAccuracy(t *testing.T) {
 			x := 5 - d
 			got := weight(x, 5, ws)
 			want := math.Exp(float64(x-5) / float64(temp))
-			if math.Abs(float64(got)-want) > 3.6e-4*want {
+			if math.Abs(float64(got)-want) > 7e-4*want {
 				t.Fatalf("T=%v weight(%v) = %v, want %v", temp, x, got, want)
 			}
 			if got > prev {
@@ -433,8 +433,25 @@ func TestWeightAccuracy(t *testing.T) {
 	if weight(float32(math.Inf(-1)), 0, ws) != 0 || weight(-100, 0, ws) != 0 || weight(3, 3, ws) != 1 {
 		t.Error("weight edge values")
 	}
-	if got, want := weight(-87, 0, ws), math.Exp(-87); got == 0 || math.Abs(float64(got)-want) > 3.6e-4*want {
+	if got, want := weight(-87, 0, ws), math.Exp(-87); got == 0 || math.Abs(float64(got)-want) > 7e-4*want {
 		t.Errorf("weight(-87) = %v, want %v (smallest normal range)", got, want)
+	}
+	// the exponent comes from the logit itself: q(x) - q(max), each
+	// rounded on its own
+	if got, want := weight(0.25, 0.75, ws), weightQ(0.25, qOf(0.75, ws), ws); got != want || qOf(0.75, ws) != 1108 {
+		t.Errorf("weight(0.25, 0.75) = %v, weightQ %v, q(0.75) = %d", got, want, qOf(0.75, ws))
+	}
+	if qOf(1e38, ws) != 1<<62 || qOf(-1e38, ws) != -1<<62 {
+		t.Errorf("qOf clamp: %d %d", qOf(1e38, ws), qOf(-1e38, ws))
+	}
+	// masses: 2^-32 and below count 0, just above it 1 unit
+	for _, c := range []struct {
+		w    float32
+		want uint64
+	}{{1, 1 << 32}, {0x1p-32, 0}, {0x1p-33, 0}, {math.Nextafter32(0x1p-32, 1), 1}, {0x1.8p-32, 2}, {0.5, 1 << 31}} {
+		if got := fixedOf(c.w); got != c.want {
+			t.Errorf("fixedOf(%g) = %d, want %d", c.w, got, c.want)
+		}
 	}
 	if tab := ExpTable(); len(tab) != 1024 || tab[0] != 0 || tab[512] != math.Float32bits(float32(math.Sqrt2))&0x7fffff {
 		t.Errorf("ExpTable: %d entries, [0]=%#x [512]=%#x", len(tab), tab[0], tab[512])
