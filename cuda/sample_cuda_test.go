@@ -88,7 +88,8 @@ func sampleDists() []logitDist {
 		// top-p in one read places its histogram's window below the
 		// maximum of a sample of the row (toppSampled): a sample of -Inf
 		// only (every finite token goes to its list), and a sample of the
-		// row's lowest logits (the list overflows: the cut passes)
+		// row's lowest logits (in the larger vocabularies the list
+		// overflows: the cut passes)
 		{"sample-blind", func(r *rand.Rand, v []float32) {
 			in := toppSampled(len(v))
 			for i := range v {

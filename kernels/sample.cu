@@ -1216,9 +1216,10 @@ __device__ __forceinline__ unsigned warp_top_floor(const float4 *xs4, int k) {
   return max(t, f2ord(-INFINITY));
 }
 
-// Top-p in one read (TK_SAMPLE_TOPP_FAST, one block a row: 1024 threads,
-// or 512 where the batch also has rows that cut their top k from lists,
-// which 1024-thread blocks have no room for). The
+// Top-p in one read (TK_SAMPLE_TOPP_FAST, one block a row: 1024 threads
+// with the copy ring while the rows fit the SMs, else 512 threads without
+// it, two rows an SM; 512 wherever the batch also has rows that cut their
+// top k from lists, which 1024-thread blocks have no room for). The
 // race winner over a row's survivors is the first of the row's race keys,
 // in key order, whose token survives: so the max pass keeps the row's kTPM
 // best race keys over every finite token (RaceM), and, since a token's
@@ -1240,8 +1241,9 @@ __device__ __forceinline__ unsigned warp_top_floor(const float4 *xs4, int k) {
 // tokens above it (kTPOvf kept), and the row falls back when the
 // list overflows, when a count passes 65,535, or when the maximum's q_of
 // is 2^21 or more in magnitude (tiny temperatures). Session 11's form
-// read the row twice: at 256 rows 168 us against 155 (H100; 104 against
-// 83 at 128 rows, bench/cuda/results/2026-11-27-h100-s15). Rows with min-p
+// read the row twice: top-p 0.9 at 256 rows 168.3 us against 103.0 for
+// this one, at 128 rows 105.1 against 78.5 (H100, queued, same call,
+// bench/cuda/results/2026-11-27-h100-s18/call5). Rows with min-p
 // take the cut passes from the start (min-p may drop all kTPM while the
 // nucleus keeps its mass: a review's crafted rows fell back 91% of the
 // time); so do rows with top_p below TK_SAMPLE_TOPP_FAST_MIN (0.8) unless
@@ -1289,60 +1291,9 @@ struct RaceM : Race {
     __syncwarp();
   }
 
-  // flush_m keys the last take buffered candidates, pooling those whose
-  // key reaches thr.
-  __device__ void flush_m(int take) {
-    const int lane = threadIdx.x & 31;
-    __syncwarp();
-    unsigned long long key = 0;
-    if (lane < take) {
-      const int i = bid[cnt - take + lane];
-      const float x = fix(xs[i - lo]);
-      const unsigned h = noise_hash(nk, i);
-      const float y = __fmul_rn(x, ws);
-      if (!(__fadd_rn(y, noise_bound(h)) < thr)) {
-        const float k = __fadd_rn(__fadd_rn(y, noise_of(h, lt)), 0.f);  // -0 as +0
-        if (!(k < thr)) key = rank_key(k, i);
-      }
-    }
-    cnt -= take;
-    const unsigned mk = __ballot_sync(0xffffffffu, key != 0);
-    if (key) pool[pcnt + __popc(mk & ((1u << lane) - 1))] = key;
-    pcnt += __popc(mk);
-    if (pcnt > 32) compact();
-  }
-
-  // drain_m is Race::drain for the pool; last also sorts it.
-  __device__ __forceinline__ void drain_m(bool last = false) {
-    drain_to([&](int take) { flush_m(take); }, last);
-    if (last) compact();
-  }
-
-  // add4t is add4 for tp_scan, two instructions a token cheaper: no floor
-  // (a NaN logit may be noted; flush_e's exact test drops it, as it
-  // drops -Inf), and may_win's clamp and shift made one FMA with
-  // saturation and a shift of h: z / 32 = sat(x * nws32 + t1024 / 32)
-  // (nws32 = nws / 32; scaling by 2^-5 is exact), j = 32 - rn(32 * z / 32)
-  // by the 1.5 * 2^23 trick (ties to even k, as may_win), and clz(h) >= k
-  // as h >> min(j, 32) == 0. The same tokens as may_win's for every
-  // finite or +Inf logit; a -Inf one only when h == 0 (thr = -Inf is
-  // taken as -FLT_MAX, so that the sum is not NaN).
-  __device__ __forceinline__ void add4t(int i0, float4 xv, float nws32) {
-    const float t32 = __fmul_rn(fmaxf(t1024, -FLT_MAX), 1.f / 32.f);
-    const unsigned h0 = (unsigned)i0 * 0x9e3779b9u + (unsigned)nk, hi = (unsigned)(nk >> 32);
-    auto one = [&](unsigned e, float x) {  // noise_hash(nk, i0 + e)
-      const unsigned h = fmix32(h0 + e * 0x9e3779b9u) ^ hi;
-      float z;
-      asm("fma.rn.sat.f32 %0, %1, %2, %3;" : "=f"(z) : "f"(x), "f"(nws32), "f"(t32));
-      const unsigned j = (unsigned)(__float_as_int(__fmaf_rn(z, -32.f, 12582944.f)) - 0x4B400000);
-      return (unsigned)(__funnelshift_rc(h, 0u, j) == 0u) << e;
-    };
-    pend |= one(0, xv.x) | one(1, xv.y) | one(2, xv.z) | one(3, xv.w);
-    pbase = i0;
-  }
-
-  // drain_q is drain_m with one buffer entry a lane instead of one a
-  // candidate: a lane with noted candidates queues (pbase << 4) | pend,
+  // drain_q is Race::drain for the pool (last also sorts it), with one
+  // buffer entry a lane instead of one a candidate (session 17 replaced
+  // that form): a lane with noted candidates queues (pbase << 4) | pend,
   // with one vote where queue_group takes four and their offsets (that
   // queueing was ~20% of tp_scan's instructions, H100, session 17), and
   // flush_e keys an entry's candidates. At most 32 entries join the 31
@@ -1365,7 +1316,7 @@ struct RaceM : Race {
 
   // flush_e keys the candidates of the last take entries (a lane an
   // entry, one candidate a lane a round), pooling those whose key reaches
-  // thr, as flush_m does.
+  // thr; a pool of more than 32 is cut to its best kTPM (compact).
   __device__ void flush_e(int take) {
     const int lane = threadIdx.x & 31;
     __syncwarp();
@@ -1421,14 +1372,7 @@ __device__ __forceinline__ int q_round(float y) { return __float_as_int(__fadd_r
 // qs the q_of of a sample's maximum (sh.tp_qs), the logits of the tokens
 // above qs listed at ovf (sh.tp_novf of them, kTPOvf kept; the tokens are
 // counted at qs as well). Not inlined: the other rows' scans keep their
-// registers. Block-uniform. Cheap: the race's notes by RaceM::add4t and
-// the groups' raw maxima (~12 instructions a group of four fewer, of the
-// ~215 counted in session 17's form: an estimate from its SASS, not
-// profiled); the kernel with the top-k lists takes add4 and quad_max, since
-// there the cheap form spilled in the scan's loop (two STL.64 a group;
-// the mixed top-p / top-k batch took 133 us at 256 rows against 102,
-// H100, session 18).
-template <bool Cheap>
+// registers. Block-uniform.
 __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, float ws, int *bid,
                                        unsigned long long *pools, unsigned *qh, int *ovf, Shared &sh) {
   const int tid = (int)threadIdx.x, lane = tid & 31, wid = tid >> 5, T = (int)blockDim.x;
@@ -1551,21 +1495,15 @@ __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, fl
   race.block_thr = &sh.race_thr;
   race.pool = pools + wid * 64;
   if (const float t = ord2f(sh.race_thr); t > -INFINITY) race.set_thr(t);
-  const float nws32 = __fmul_rn(race.nws, 1.f / 32.f);
   prof(30);
   // a group of four ids i0 .. i0 + 3 (raw logits v; past the slice -Inf)
-  // g is the group's maximum, raw when Cheap (fix is applied to m after
-  // the scan: a NaN drops out of fmaxf, and -0 compares as +0)
   auto group = [&](int i0, float4 v) {
-    const float g = Cheap ? fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)) : quad_max(v);
+    const float g = quad_max(v);
     if (g > m) {  // a thread's ids rise: ties keep the first group
       m = g;
       bg = i0;
     }
-    if constexpr (Cheap)
-      race.add4t(i0, v, nws32);
-    else
-      race.add4(i0, v, -FLT_MAX);
+    race.add4(i0, v, -FLT_MAX);
     tally(__fmul_rn(v.x, ws));
     tally(__fmul_rn(v.y, ws));
     tally(__fmul_rn(v.z, ws));
@@ -1613,7 +1551,7 @@ __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, fl
     }
   }
   __syncthreads();
-  return ArgMax{fix(m), bg};
+  return ArgMax{m, bg};
 }
 
 // tp_resolve is the first id of the group at gb (tp_scan's maximum's
@@ -2700,7 +2638,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       }
     } else if (tpf) {
       if constexpr (TP) {
-        const ArgMax a = tp_scan<!KF>(sl, p.noise_key, ws, race.bid, tp_pools, tp_qh, tp_ovf, sh);
+        const ArgMax a = tp_scan(sl, p.noise_key, ws, race.bid, tp_pools, tp_qh, tp_ovf, sh);
         m = a.m;
         bi = a.i;
       }

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # One device call (session 18): this tree (the base) and the trees of
-# PATCHES (each applied to a copy of it) built side by side, then
-# BenchmarkSampleFused of each at TOKAMAK_SAMPLE_BATCHES (default
-# 1,64,128,256) in turn, the top-p case at 256 rows of each with phase
-# clocks under BATCHES2 (default 128,256: other logits), with PARITY="NAME ..." TestSampleMatchesCPU
-# of those trees at both top-p shapes, with FULLTEST="NAME ..." every
-# TestSample* of those trees, and with NCU="NAME ..." Nsight
-# Compute source profiles of those trees' top-p at 256 rows. Logs: $OUT/bisect.tgz.
-#   PATCHES="a.patch b.patch" bash .gpu/remote.sh bash bench/cuda/run-bisect.sh
+# PATCHES (paths relative to the repository root, each applied to a copy
+# of this tree under /tmp) built side by side, then:
+# - each sampler kernel's registers and stack and its static count of
+#   stack stores (STL), a line a tree, into $W/resources.txt;
+# - BenchmarkSampleFused of each tree in turn at TOKAMAK_SAMPLE_BATCHES
+#   (default 1,64,128,256), and the table of queued µs;
+# - the top-p case at 256 rows of each with phase clocks and block times,
+#   under BATCHES2 (default 128,256: other logits);
+# - with PARITY="NAME ...", TestSampleMatchesCPU of those trees at both
+#   top-p shapes (TOKAMAK_SAMPLE_TP_THREADS=512, 1024);
+# - with FULLTEST="NAME ...", every TestSample* of those trees;
+# - with NCU="NAME ...", Nsight Compute source counters of those trees'
+#   top-p at 256 rows, the SASS page written to $OUT/src-NAME.csv.gz
+#   (beside the archive: ~0.7 MB each).
+# NAME is a patch's file name without .patch, or base. Logs: $OUT/bisect.tgz.
+#   PATCHES="a.patch b.patch" PARITY=b bash .gpu/remote.sh bash bench/cuda/run-bisect.sh
 set -u
 . "$(dirname "$0")/lib.sh"
 device_logs bisect
@@ -44,7 +52,7 @@ for n in $names; do
   # stack stores (spills, and the saves around calls) in each sampler kernel
   /usr/local/cuda/bin/cuobjdump -sass "$d/build/libtokamak_kernels.so" 2>/dev/null |
     awk -v n="$n" '/Function :/ { f = $3 } /STL/ && f ~ /sample_kernel/ { c[f]++ } END { for (k in c) printf "%s STL %4d %s\n", n, c[k], k }' | sort -k4
-done
+done | tee "$W/resources.txt"
 for n in $names; do
   (cd "$root/cuda" && TOKAMAK_SAMPLE_BATCHES=${TOKAMAK_SAMPLE_BATCHES:-1,64,128,256} "/tmp/$n.test" -test.run '^$' -test.bench SampleFused -test.benchtime 20x >"$W/bench-$n.log" 2>&1)
   stamp "bench $n rc=$?"

@@ -15,8 +15,10 @@ import (
 // (0 when q < -126*1024 or l = -Inf), the second factor read from a
 // 1,024-entry table of float32 mantissas. So w is exp((l - max)/T) with
 // the exponent rounded to a multiple of ln2/1024: a relative error under
-// 7e-4 (two roundings of half a step), far below the logits' own (bf16
-// weights, summation order). The exponent is taken from the logit itself,
+// 7e-4 (two roundings of half a step) while |l| * WeightScale(T) < 2^17
+// (|l| / T below ~88; beyond, each product's own float32 rounding, up to
+// half its spacing, adds to the exponent's error), far below the logits'
+// own (bf16 weights, summation order). The exponent is taken from the logit itself,
 // not from its distance to the maximum, so that a token's q is known
 // before the row's maximum is: the fused CUDA sampler counts the tokens of
 // each q in one read of the logits and weighs the counts once it knows

@@ -59,7 +59,7 @@ func (s *scratch) size(v int) {
 //     occurrences in the output.
 //  4. Greedy (Temperature <= 0): the largest logit, ties to the lowest id.
 //  5. With top-k, top-p or min-p: weights w = exp((l - max l) / T), as the
-//     table exponential of weight (within 7e-4). Tokens are ranked by
+//     table exponential of weight (within 7e-4 for |l| / T < ~88). Tokens are ranked by
 //     penalised logit, descending, ties by lower id. Top-k keeps the first
 //     K ranks; top-p keeps the shortest rank prefix of those whose weight
 //     reaches TopP of their total (masses summed as exact 2^-32
