@@ -119,7 +119,9 @@ func (b *Backend) SampleBatch(logits backend.Tensor, rows []sample.Row) ([]sampl
 			}
 			if p.TopP > 0 && p.TopP < 1 {
 				cp.top_p = C.float(p.TopP)
-				if sampleTopPFast && cp.top_k == 0 && p.MinP == 0 && !p.WantLogprobs() &&
+				// (the one-read top-p's race queue packs an id above four
+				// bits of an int: ids below 2^27)
+				if sampleTopPFast && cp.top_k == 0 && p.MinP == 0 && !p.WantLogprobs() && vocab < 1<<27 &&
 					(sampleTopPFastAll || p.TopP >= C.TK_SAMPLE_TOPP_FAST_MIN) {
 					s.flags |= C.TK_SAMPLE_TOPP_FAST
 				}

@@ -1356,7 +1356,6 @@ __device__ __forceinline__ void tp_add(unsigned *qh, unsigned s) { atomicAdd(qh 
 __device__ __forceinline__ unsigned tp_get(const unsigned *qh, unsigned s) {
   return reinterpret_cast<const unsigned short *>(qh)[s];
 }
-__device__ __forceinline__ void tp_clear(unsigned *qh, unsigned s) { reinterpret_cast<unsigned short *>(qh)[s] = 0; }
 
 // q_round is q_of(y / ws) for a product y within +-2^22, as an add (the
 // bits of y + 1.5 * 2^23 count the integers), biased by 0x4B400000.
@@ -1460,7 +1459,8 @@ __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, fl
     if (!(qs & 1)) yov = nextafterf(yov, INFINITY);  // the tie rounds to qs
     if (tid == 0) sh.tp_qs = qs;
   } else {
-    ylo = INFINITY;  // no counts
+    ylo = INFINITY;  // no counts (a +Inf product still passes y >= ylo and counts at slot 0: such
+                     // a row returns kPosInf, or tp_finish falls back before reading a count)
     yhi = 0.f;
     yov = ys > 0.f ? INFINITY : -FLT_MAX;  // every finite token listed, or none
     if (tid == 0) sh.tp_qs = ys > 0.f ? INT_MAX : INT_MIN;
