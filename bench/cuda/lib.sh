@@ -10,6 +10,10 @@
 #   cuda_tests P [E]  go test -run ${TESTS:-P} ./cuda/ into $W/test.log
 #                     (none when TESTS=NONE), then its result lines and
 #                     those matching E
+#   parity_runs TAG VAR VALUES CMD..
+#                     CMD (a TestSampleMatchesCPU run) with VAR set to
+#                     each of VALUES, into $W/parity-TAG<value>.log, a
+#                     summary line each and any failure
 #   sample_parity C.. TestSampleMatchesCPU with each cluster shape C
 #                     forced, into $W/parity-cC.log, a summary line each
 #   sample_bench NAME BenchmarkSampleFused in the current directory into
@@ -20,6 +24,12 @@
 #   sample_columns N..
 #                     $W/all.txt: the SAMPLE lines of $W/bench-N.log for
 #                     each column N, each led by N
+#   sample_resources NAME LIB
+#                     each sampler kernel of LIB: its registers, stack,
+#                     shared and local memory (cuobjdump -res-usage,
+#                     counted by distinct set) and its static count of
+#                     stack stores (STL: spills and the saves around
+#                     calls), each line led by NAME
 #   sample_table F    $W/all.txt (SAMPLE lines, each led by its column's
 #                     name) as a table of field F (7: kernel µs launched,
 #                     13: queued) a case a row, columns in order of first use
@@ -51,11 +61,19 @@ cuda_tests() {
   grep -E "^(--- |ok|FAIL)|^    --- FAIL|panic|differ${2:+|$2}" "$W/test.log" | head -40
 }
 
-sample_parity() {
-  for c in "$@"; do
-    TOKAMAK_SAMPLE_CLUSTER=$c go test -tags cuda -count=1 -v -run TestSampleMatchesCPU ./cuda/ >"$W/parity-c$c.log" 2>&1
-    stamp "parity, cluster $c: rc=$? $(grep -c ': 0 differ' "$W/parity-c$c.log") runs with 0 differing, $(grep -c 'differ' "$W/parity-c$c.log") in all"
+parity_runs() {
+  local tag=$1 var=$2 vals=$3 v log
+  shift 3
+  for v in $vals; do
+    log="$W/parity-$tag$v.log"
+    env "$var=$v" "$@" >"$log" 2>&1
+    stamp "parity, $var=$v: rc=$? $(grep -c ': 0 differ' "$log") runs with 0 differing, $(grep -c 'differ' "$log") in all"
+    grep -E "^(--- FAIL|FAIL)|panic" "$log" | head -5
   done
+}
+
+sample_parity() {
+  parity_runs c TOKAMAK_SAMPLE_CLUSTER "$*" go test -tags cuda -count=1 -v -run TestSampleMatchesCPU ./cuda/
 }
 
 sample_bench() {
@@ -74,6 +92,14 @@ sample_columns() {
   for f in "$@"; do
     grep -E '^SAMPLE ' "$W/bench-$f.log" | sed "s/^/$f /"
   done >"$W/all.txt"
+}
+
+sample_resources() {
+  local cuobjdump=${CUOBJDUMP:-/usr/local/cuda/bin/cuobjdump}
+  "$cuobjdump" -res-usage "$2" 2>/dev/null |
+    grep -A1 'sample_kernel' | grep -oE 'REG:[0-9]+ STACK:[0-9]+ SHARED:[0-9]+ LOCAL:[0-9]+' | sort | uniq -c | sed "s/^/$1 /"
+  "$cuobjdump" -sass "$2" 2>/dev/null |
+    awk -v n="$1" '/Function :/ { f = $3 } /STL/ && f ~ /sample_kernel/ { c[f]++ } END { for (k in c) printf "%s STL %4d %s\n", n, c[k], k }' | sort -k4
 }
 
 sample_table() {

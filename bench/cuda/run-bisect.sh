@@ -47,11 +47,7 @@ done
 i=0
 for n in $names; do
   i=$((i + 1)); d=${!i}
-  /usr/local/cuda/bin/cuobjdump -res-usage "$d/build/libtokamak_kernels.so" 2>/dev/null |
-    grep -A1 'sample_kernel' | grep -oE 'REG:[0-9]+ STACK:[0-9]+ SHARED:[0-9]+ LOCAL:[0-9]+' | sort | uniq -c | sed "s/^/$n /"
-  # stack stores (spills, and the saves around calls) in each sampler kernel
-  /usr/local/cuda/bin/cuobjdump -sass "$d/build/libtokamak_kernels.so" 2>/dev/null |
-    awk -v n="$n" '/Function :/ { f = $3 } /STL/ && f ~ /sample_kernel/ { c[f]++ } END { for (k in c) printf "%s STL %4d %s\n", n, c[k], k }' | sort -k4
+  sample_resources "$n" "$d/build/libtokamak_kernels.so"
 done | tee "$W/resources.txt"
 for n in $names; do
   (cd "$root/cuda" && TOKAMAK_SAMPLE_BATCHES=${TOKAMAK_SAMPLE_BATCHES:-1,64,128,256} "/tmp/$n.test" -test.run '^$' -test.bench SampleFused -test.benchtime 20x >"$W/bench-$n.log" 2>&1)
@@ -65,10 +61,9 @@ for n in $names; do
   grep -E '^SAMPLE-(PHASES|BLOCKS)' "$W/phases-$n.log" | head -2 | cut -c1-300
 done
 for n in ${PARITY:-}; do
-  for shape in 512 1024; do
-    (cd "$root/cuda" && TOKAMAK_SAMPLE_TP_THREADS=$shape TOKAMAK_SAMPLE_CLUSTER=1 "/tmp/$n.test" -test.count=1 -test.v -test.run TestSampleMatchesCPU >"$W/parity-$n-tp$shape.log" 2>&1)
-    stamp "parity $n, top-p $shape threads: rc=$? $(grep -c ': 0 differ' "$W/parity-$n-tp$shape.log") runs with 0 differing, $(grep -c 'differ' "$W/parity-$n-tp$shape.log") in all"
-  done
+  echo "parity of $n, cluster 1:"
+  (cd "$root/cuda" && parity_runs "$n-tp" TOKAMAK_SAMPLE_TP_THREADS "512 1024" \
+    env TOKAMAK_SAMPLE_CLUSTER=1 "/tmp/$n.test" -test.count=1 -test.v -test.run TestSampleMatchesCPU)
 done
 # FULLTEST="NAME ...": every sampler test (TestSample*) of those trees
 for n in ${FULLTEST:-}; do

@@ -6,7 +6,7 @@
 # times (TOKAMAK_SAMPLE_PHASES=1). TP_SHAPES="512 1024" (session 17) also
 # runs TestSampleMatchesCPU at cluster 1 with each top-p kernel shape
 # forced (TOKAMAK_SAMPLE_TP_THREADS), and prints the sampler kernels'
-# registers and local memory; ONE_NEW=1 skips the second run of this tree
+# registers, memory and stack stores (sample_resources); ONE_NEW=1 skips the second run of this tree
 # after the base's. Logs: $OUT/oneread.tgz.
 #   BASE_TAR=base.tar bash .gpu/remote.sh bash bench/cuda/run-oneread.sh
 set -u
@@ -16,16 +16,10 @@ export TOKAMAK_SAMPLE_BATCHES=${TOKAMAK_SAMPLE_BATCHES:-256}
 stamp "gpu: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)"
 build_cuda
 stamp built
-if [ -n "${TP_SHAPES:-}" ]; then
-  /usr/local/cuda/bin/cuobjdump -res-usage build/libtokamak_kernels.so 2>/dev/null |
-    grep -A1 'sample_kernel' | grep -oE 'REG:[0-9]+ STACK:[0-9]+ SHARED:[0-9]+ LOCAL:[0-9]+' | sort | uniq -c
-fi
+[ -n "${TP_SHAPES:-}" ] && sample_resources new build/libtokamak_kernels.so
 cuda_tests TestSample "drew|seed"
-for shape in ${TP_SHAPES:-}; do
-  TOKAMAK_SAMPLE_TP_THREADS=$shape TOKAMAK_SAMPLE_CLUSTER=1 go test -tags cuda -count=1 -v -run TestSampleMatchesCPU ./cuda/ >"$W/parity-tp$shape.log" 2>&1
-  stamp "parity, top-p $shape threads, cluster 1: rc=$? $(grep -c ': 0 differ' "$W/parity-tp$shape.log") runs with 0 differing, $(grep -c 'differ' "$W/parity-tp$shape.log") in all"
-  grep -E "^(--- FAIL|FAIL)|panic" "$W/parity-tp$shape.log" | head -5
-done
+parity_runs tp TOKAMAK_SAMPLE_TP_THREADS "${TP_SHAPES:-}" \
+  env TOKAMAK_SAMPLE_CLUSTER=1 go test -tags cuda -count=1 -v -run TestSampleMatchesCPU ./cuda/
 sample_bench new1
 if [ -n "${BASE_TAR:-}" ]; then
   sample_bench_base "$BASE_TAR"
