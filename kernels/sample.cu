@@ -268,14 +268,30 @@ __device__ __forceinline__ float log2t(float x, const float2 *lt) {
   return __fadd_rn(__fadd_rn(e, t.y), p);
 }
 
-__device__ __forceinline__ unsigned fmix32(unsigned x) {
+// fmix32_pre is fmix32 without its last xorshift (which changes only
+// the low 16 bits).
+__device__ __forceinline__ unsigned fmix32_pre(unsigned x) {
   x ^= x >> 16;
   x *= 0x7feb352du;
   x ^= x >> 15;
   x *= 0x846ca68bu;
-  x ^= x >> 16;
   return x;
 }
+
+__device__ __forceinline__ unsigned fmix32(unsigned x) {
+  x = fmix32_pre(x);
+  return x ^ (x >> 16);
+}
+
+// note_hash is a stand-in for noise_hash(key, i) (x = i * 0x9e3779b9 +
+// key's low half, hc = hi ^ (hi >> 16), hi = key's high half) in tests
+// of clz(h) >= k, one instruction cheaper: fmix32_pre(x) ^ hc has the
+// same leading zeros as h up to 16 and the same bits when it has 16 or
+// more. (With p = fmix32_pre(x): h = p ^ (p >> 16) ^ hi. Both have high
+// half p_hi ^ hi_hi; where that is 0, p_hi = hi_hi and both low halves
+// are p_lo ^ hi_lo ^ hi_hi.) The scans' notes use it; every key uses
+// noise_hash.
+__device__ __forceinline__ unsigned note_hash(unsigned x, unsigned hc) { return fmix32_pre(x) ^ hc; }
 
 // noise_hash is noiseHash: token i's 32 random bits under the row's key.
 __device__ __forceinline__ unsigned noise_hash(unsigned long long key, int i) {
@@ -397,7 +413,8 @@ struct Race {
       const float x = fix(xs[i - lo]);
       const unsigned h = noise_hash(nk, i);
       const float y = __fmul_rn(x, ws);
-      if (!(__fadd_rn(y, noise_bound(h)) < thr) && keep(i, x)) {
+      // -Inf (and NaN, fixed to it) as add4's floor: add4v may note them
+      if (x > -INFINITY && !(__fadd_rn(y, noise_bound(h)) < thr) && keep(i, x)) {
         const float k = __fadd_rn(y, noise_of(h, lt));
         if (race_better(k, i, bk, bi)) {
           bk = k;
@@ -423,11 +440,38 @@ struct Race {
   int pbase = 0;
   __device__ __forceinline__ void add4(int i0, float4 xv, float fl) {
     const unsigned h0 = (unsigned)i0 * 0x9e3779b9u + (unsigned)nk, hi = (unsigned)(nk >> 32);
-    auto one = [&](unsigned e, float x) {  // noise_hash(nk, i0 + e)
-      const unsigned h = fmix32(h0 + e * 0x9e3779b9u) ^ hi;
+    auto one = [&](unsigned e, float x) {  // noise_hash(nk, i0 + e)'s leading zeros
+      const unsigned h = note_hash(h0 + e * 0x9e3779b9u, hi ^ (hi >> 16));
       return (unsigned)((x >= fl) & may_win(x, h, nws, t1024)) << e;
     };
     pend |= one(0, xv.x) | one(1, xv.y) | one(2, xv.z) | one(3, xv.w);
+    pbase = i0;
+  }
+
+  // add4v is add4 without a floor, for the scans that test every logit,
+  // about two instructions a token fewer by construction (the floor's
+  // compare and the clamp's max): may_win's clamp and shift made one FMA
+  // with saturation and a shift of h. z / 32 = sat(x * nws32 + t1024
+  // / 32) (nws32 = nws / 32; scaling by 2^-5 is exact, and -Inf stays
+  // -Inf), j = 32 - rn(32 * z / 32) by the 1.5 * 2^23 trick (ties to even
+  // as may_win), and clz(h) >= k as h >> min(j, 32) == 0. For a finite or
+  // +Inf logit it notes the same ids as may_win, for any thr. It may also
+  // note -Inf (when the id's hash is 0, or thr is -Inf) and NaN (always):
+  // flush and flush_e drop those, as add4's floor would. Only ids of the
+  // slice are noted: bit e of valid for id i0 + e (the padding past the
+  // slice's end is -Inf under ids that are not the slice's, or that
+  // another group offers).
+  __device__ __forceinline__ void add4v(int i0, float4 xv, unsigned valid, float nws32) {
+    const float t32 = __fmul_rn(t1024, 1.f / 32.f);
+    const unsigned h0 = (unsigned)i0 * 0x9e3779b9u + (unsigned)nk, hi = (unsigned)(nk >> 32);
+    auto one = [&](unsigned e, float x) {  // noise_hash(nk, i0 + e)'s leading zeros
+      const unsigned h = note_hash(h0 + e * 0x9e3779b9u, hi ^ (hi >> 16));
+      float z;
+      asm("fma.rn.sat.f32 %0, %1, %2, %3;" : "=f"(z) : "f"(x), "f"(nws32), "f"(t32));
+      const unsigned j = (unsigned)(__float_as_int(__fmaf_rn(z, -32.f, 12582944.f)) - 0x4B400000);
+      return (unsigned)(__funnelshift_rc(h, 0u, j) == 0u) << e;
+    };
+    pend |= (one(0, xv.x) | one(1, xv.y) | one(2, xv.z) | one(3, xv.w)) & valid;
     pbase = i0;
   }
 
@@ -1336,7 +1380,7 @@ struct RaceM : Race {
         const float x = fix(xs[i - lo]);
         const unsigned h = noise_hash(nk, i);
         const float y = __fmul_rn(x, ws);
-        if (!(__fadd_rn(y, noise_bound(h)) < thr)) {
+        if (x > -INFINITY && !(__fadd_rn(y, noise_bound(h)) < thr)) {  // -Inf, NaN: as Race::flush
           const float k = __fadd_rn(__fadd_rn(y, noise_of(h, lt)), 0.f);  // -0 as +0
           if (!(k < thr)) key = rank_key(k, i);
         }
@@ -1371,7 +1415,12 @@ __device__ __forceinline__ int q_round(float y) { return __float_as_int(__fadd_r
 // qs the q_of of a sample's maximum (sh.tp_qs), the logits of the tokens
 // above qs listed at ovf (sh.tp_novf of them, kTPOvf kept; the tokens are
 // counted at qs as well). Not inlined: the other rows' scans keep their
-// registers. Block-uniform.
+// registers. Block-uniform. Cheap: the race's notes by Race::add4v and
+// the groups' raw maxima; the kernel with the top-k lists takes add4 and
+// quad_max, since there the cheap form spilled in the scan's loop (two
+// STL.64 a group: the mixed top-p / top-k batch took 133 us at 256 rows
+// against 102, H100, session 18).
+template <bool Cheap>
 __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, float ws, int *bid,
                                        unsigned long long *pools, unsigned *qh, int *ovf, Shared &sh) {
   const int tid = (int)threadIdx.x, lane = tid & 31, wid = tid >> 5, T = (int)blockDim.x;
@@ -1495,15 +1544,22 @@ __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, fl
   race.block_thr = &sh.race_thr;
   race.pool = pools + wid * 64;
   if (const float t = ord2f(sh.race_thr); t > -INFINITY) race.set_thr(t);
+  const float nws32 = __fmul_rn(race.nws, 1.f / 32.f);
   prof(30);
-  // a group of four ids i0 .. i0 + 3 (raw logits v; past the slice -Inf)
-  auto group = [&](int i0, float4 v) {
-    const float g = quad_max(v);
+  // a group of four ids i0 .. i0 + 3 (raw logits v; past the slice -Inf;
+  // bit e of valid for an id i0 + e of the slice). g is the group's
+  // maximum, raw when Cheap (fix is applied to m after the scan: a NaN
+  // drops out of fmaxf, and -0 compares equal to +0)
+  auto group = [&](int i0, float4 v, unsigned valid) {
+    const float g = Cheap ? fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)) : quad_max(v);
     if (g > m) {  // a thread's ids rise: ties keep the first group
       m = g;
       bg = i0;
     }
-    race.add4(i0, v, -FLT_MAX);
+    if constexpr (Cheap)
+      race.add4v(i0, v, valid, nws32);
+    else
+      race.add4(i0, v, -FLT_MAX);
     tally(__fmul_rn(v.x, ws));
     tally(__fmul_rn(v.y, ws));
     tally(__fmul_rn(v.z, ws));
@@ -1525,14 +1581,15 @@ __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, fl
     for (int jb = wid * 32; jb < n4; jb += T) {
       const float4 v = nx;
       nx = ld(jb + T + lane);
-      group(sl.lo + 4 * (jb + lane), v);
+      group(sl.lo + 4 * (jb + lane), v, jb + lane < n4 ? 0xFu : 0u);
     }
     for (int jb = 4 * n4 + wid * 32; jb < sl.n; jb += T) {  // the unaligned tail: one id a group
       const int j = jb + lane;
-      group(sl.lo + j, make_float4(j < sl.n ? sl.xs[j] : -INFINITY, -INFINITY, -INFINITY, -INFINITY));
+      group(sl.lo + j, make_float4(j < sl.n ? sl.xs[j] : -INFINITY, -INFINITY, -INFINITY, -INFINITY),
+            j < sl.n ? 1u : 0u);
     }
   } else {
-    for_each_wq(sl, [&](int i0, float4 v, unsigned) { group(i0, v); }, [](int, float) {}, [] {});
+    for_each_wq(sl, [&](int i0, float4 v, unsigned valid) { group(i0, v, valid); }, [](int, float) {}, [] {});
   }
   race.drain_q(true);
   tallied = (int)__reduce_add_sync(0xffffffffu, (unsigned)tallied);
@@ -1551,7 +1608,7 @@ __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, fl
     }
   }
   __syncthreads();
-  return ArgMax{m, bg};
+  return ArgMax{fix(m), bg};
 }
 
 // tp_resolve is the first id of the group at gb (tp_scan's maximum's
@@ -1637,13 +1694,39 @@ __device__ __noinline__ unsigned long long tp_finish(const Slice sl, const float
   const int kPer = kQWin / T;
   const int d0 = -(kQWin - 1) + kPer * tid;
   {
-    unsigned long long s = 0;
+    // tp_mass in integers, no branch: value d's weight is m24 * 2^(E - 23)
+    // (m24 = 2^23 | tab[d & 1023], E = d >> 10), so its mass_of is m24 *
+    // 2^(E + 9) rounded to nearest even: m24 itself, the sum shifted left
+    // by E + 9 after the loop, where E >= -9; else m24 >> rs rounded (rs
+    // = -9 - E in 1 .. 23, (m24 + 2^(rs - 1) - 1 + bit rs of m24) >> rs).
+    // Every value of a thread has d0's E but its last where that starts
+    // the next band (d0 + kPer - 1 a multiple of 1024, every 1024 / kPer
+    // threads): that one is taken off and weighed by tp_mass after the
+    // loop. (The float form ran ~28 instructions a value, 86% of
+    // tp_finish's, H100, session 19; in unsigned arithmetic the sum is
+    // exact.)
+    const int e0 = d0 >> 10;
+    const unsigned rs = (unsigned)max(-9 - e0, 0), lsh = (unsigned)max(e0 + 9, 0);
+    const unsigned hm1 = rs ? (1u << (rs - 1)) - 1u : 0u, pm = rs ? 1u : 0u;
+    const unsigned qh_s = (unsigned)__cvta_generic_to_shared(qh),
+                   tab_s = (unsigned)__cvta_generic_to_shared(sl.tab);
+    unsigned long long a = 0;
     unsigned cs = 0;
     for (int r = 0; r < kPer; r++) {
       const int d = d0 + ((r + lane) & (kPer - 1));
-      const unsigned c = tp_get(qh, (unsigned)(mq + d) & kMask);
+      unsigned short c16;
+      unsigned t;
+      asm volatile("ld.shared.u16 %0, [%1];" : "=h"(c16) : "r"(qh_s + 2u * ((unsigned)(mq + d) & kMask)));
+      asm volatile("ld.shared.u32 %0, [%1];" : "=r"(t) : "r"(tab_s + 4u * ((unsigned)d & (kQSize - 1))));
+      const unsigned c = c16, m24 = t | 0x800000u;
       cs += c;
-      s += tp_mass(c, d, sl.tab);
+      a += (unsigned long long)c * ((m24 + hm1 + ((m24 >> rs) & pm)) >> rs);
+    }
+    unsigned long long s = a << lsh;
+    if (const int dl = d0 + kPer - 1; (dl & 1023) == 0) {  // the last value, in the next band
+      const unsigned c = tp_get(qh, (unsigned)(mq + dl) & kMask), m24 = sl.tab[dl & (kQSize - 1)] | 0x800000u;
+      s -= ((unsigned long long)c * ((m24 + hm1 + ((m24 >> rs) & pm)) >> rs)) << lsh;
+      s += tp_mass(c, dl, sl.tab);
     }
     scratch[tid] = s;
     cs = __reduce_add_sync(0xffffffffu, cs);
@@ -2386,6 +2469,11 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   Race race;
   race.ws = ws;
   race.nws = __fmul_rn(-ws, 1.f / 1024.f);
+  const float nws32 = __fmul_rn(race.nws, 1.f / 32.f);  // add4v's
+  // add4v, except in the kernel with both the top-k lists and the
+  // one-read top-p (the mixed top-p / top-k 50 batch took 129 us at 256
+  // rows with it there, 103 without, H100, session 19)
+  constexpr bool kV = !(KF && TP);
   race.nk = p.noise_key;
   race.lt = sh.logt;
   race.xs = sl.xs;
@@ -2502,7 +2590,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
               tl.w.pend = valid & quad_ge(xv, f);
             tl.w.pbase = i0;
           }
-          if constexpr (R) race.add4(i0, v, -FLT_MAX);
+          if constexpr (R) {
+            if constexpr (kV)
+              race.add4v(i0, v, valid, nws32);
+            else
+              race.add4(i0, v, -FLT_MAX);
+          }
         }, [&](int i, float x) {
           if constexpr (!L) {
             if (top_reg && x >= tg && i < end) {
@@ -2617,9 +2710,12 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       }
       prof(21);
     } else if (plain) {  // straight-line code a group of four: the hashes overlap
-      for_each_wq(sl, [&](int i0, float4 v, unsigned) {
+      for_each_wq(sl, [&](int i0, float4 v, unsigned valid) {
         quad_argmax(i0, v, quad_max(v), m, bi);
-        race.add4(i0, v, -FLT_MAX);
+        if constexpr (kV)
+          race.add4v(i0, v, valid, nws32);
+        else
+          race.add4(i0, v, -FLT_MAX);
       }, [](int, float) {}, [&] { race.drain(keep_all); });
     } else if (mp) {
       for_each_wq(sl, [&](int i0, float4 v, unsigned) {
@@ -2638,7 +2734,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
       }
     } else if (tpf) {
       if constexpr (TP) {
-        const ArgMax a = tp_scan(sl, p.noise_key, ws, race.bid, tp_pools, tp_qh, tp_ovf, sh);
+        const ArgMax a = tp_scan<!KF>(sl, p.noise_key, ws, race.bid, tp_pools, tp_qh, tp_ovf, sh);
         m = a.m;
         bi = a.i;
       }
