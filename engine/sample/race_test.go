@@ -200,3 +200,85 @@ func TestGPUScanTestIsConservative(t *testing.T) {
 		}
 	}
 }
+
+// add4vNotesGPU is kernels/sample.cu's Race::add4v test for one token,
+// op for op in float32 (FMAs as fma32): may_win's clamp and shift as one
+// saturating FMA of x * nws / 32 + t1024 / 32, then h >> (32 - rn(32 z)).
+func add4vNotesGPU(x, ws float32, h uint32, thr float32) bool {
+	thr512 := thr - (512 + float32(float32(math.Abs(float64(thr)))*0x1p-21))
+	t1024, nws := thr512*(1.0/1024), -ws*(1.0/1024)
+	z := fma32(x, nws*(1.0/32), t1024*(1.0/32))
+	if !(z > 0) { // .sat: NaN and negatives to 0
+		z = 0
+	}
+	if z > 1 {
+		z = 1
+	}
+	j := int64(math.Float32bits(fma32(z, -32, 12582944))) - 0x4B400000
+	return uint64(h)>>min(j, 32) == 0 // funnelshift_rc clamps the shift at 32
+}
+
+// TestGPUAdd4vNotesAsMayWin: for every finite or +Inf logit the kernels'
+// add4v notes a token exactly when may_win does, at finite thresholds, at
+// -Inf (no bound yet) and at +Inf (keys that overflowed), for
+// temperatures from 2^-20 to 4; -Inf and NaN logits it may note, and the
+// flushes drop them.
+func TestGPUAdd4vNotesAsMayWin(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	inf := float32(math.Inf(1))
+	for n := range 4000000 {
+		ws := float32(1024 * math.Log2E / math.Ldexp(1+r.Float64(), -r.IntN(22)+1))
+		e := r.IntN(140)
+		x := float32(math.Ldexp(r.Float64()*2-1, e-10))
+		h := r.Uint32() >> r.UintN(33)
+		thr := float32(math.Ldexp(r.Float64()*2-1, r.IntN(50)))
+		switch n % 16 {
+		case 0:
+			thr = -inf
+		case 1:
+			thr = inf
+		case 2:
+			x = inf
+		case 3: // near the bound: x * ws + 1024 * clz(h) around thr
+			thr = x*ws + float32(1024*bits.LeadingZeros32(h)) + float32(r.IntN(4096)-2048)
+		}
+		if got, want := add4vNotesGPU(x, ws, h, thr), mayWinGPU(x, ws, h, thr); got != want {
+			t.Fatalf("x %g ws %g h %#x thr %g: add4v notes %v, may_win %v", x, ws, h, thr, got, want)
+		}
+	}
+}
+
+// fmix32Pre is kernels/sample.cu's fmix32_pre: fmix32 without its last
+// xorshift.
+func fmix32Pre(x uint32) uint32 {
+	x ^= x >> 16
+	x *= 0x7feb352d
+	x ^= x >> 15
+	x *= 0x846ca68b
+	return x
+}
+
+// TestNoteHashLeadingZeros: the kernels' note_hash, fmix32Pre(x) ^ hi ^
+// (hi >> 16), passes clz >= k exactly when noiseHash does, for every k
+// from 0 to 32; half the keys are chosen so that the hash's high half is
+// 0 (where the low halves must agree).
+func TestNoteHashLeadingZeros(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for n := range 2000000 {
+		key, i := r.Uint64(), int32(r.Uint32N(1<<27))
+		x := uint32(i)*0x9e3779b9 + uint32(key)
+		if n%2 == 0 { // the key's high half: fmix32Pre(x)'s high half over a random low half
+			key = uint64(key&0xffffffff) | uint64(fmix32Pre(x)&0xffff0000|r.Uint32()&0xffff)<<32
+		}
+		hi := uint32(key >> 32)
+		h, nh := noiseHash(key, i), fmix32Pre(x)^hi^(hi>>16)
+		if n%2 == 0 && h>>16 != 0 {
+			t.Fatalf("key %#x id %d: the chosen key left the hash's high half %#x", key, i, h>>16)
+		}
+		for k := range 33 {
+			if got, want := bits.LeadingZeros32(nh) >= k, bits.LeadingZeros32(h) >= k; got != want {
+				t.Fatalf("key %#x id %d k %d: note_hash %#x says %v, noiseHash %#x says %v", key, i, k, nh, got, h, want)
+			}
+		}
+	}
+}

@@ -552,3 +552,75 @@ func TestCutTokenIsExactFixedPointPrefix(t *testing.T) {
 		}
 	}
 }
+
+// weighGPU is one thread's weighing in kernels/sample.cu's tp_finish
+// (threads t of T, values d0 .. d0 + 32768/T - 1, d0 = -32767 +
+// (32768/T) t, count(d) their counts), op for op in integers: the sum of
+// count * m24 shifted left by E + 9 where E >= -9, else of m24 >> rs
+// rounded to nearest even; the last value, where it starts the next
+// band, taken off and weighed as fixedOf(weight).
+func weighGPU(t, T int, count func(d int) uint32) uint64 {
+	per := 32768 / T
+	d0 := -32767 + per*t
+	e0 := d0 >> 10
+	rs, lsh := uint32(max(-9-e0, 0)), uint32(max(e0+9, 0))
+	var hm1, pm uint32
+	if rs > 0 {
+		hm1, pm = 1<<(rs-1)-1, 1
+	}
+	one := func(d int) uint64 {
+		m24 := expMant[d&(expSize-1)] | 0x800000
+		return uint64(count(d)) * uint64((m24+hm1+((m24>>rs)&pm))>>rs)
+	}
+	var a uint64
+	for d := d0; d < d0+per; d++ {
+		a += one(d)
+	}
+	s := a << lsh
+	if dl := d0 + per - 1; dl&1023 == 0 {
+		s -= one(dl) << lsh
+		s += uint64(count(dl)) * fixedOf(weightOfD(dl))
+	}
+	return s
+}
+
+// weightOfD is the weight of quantized exponent d (-32767 <= d <= 0),
+// as weightQ builds it.
+func weightOfD(d int) float32 {
+	return math.Float32frombits(uint32((d>>expBits)+127)<<23 | expMant[d&(expSize-1)])
+}
+
+// TestGPUIntegerWeighing: tp_finish's integer weighing gives each
+// thread's sum of count * fixedOf(weight) exactly, at both block sizes of
+// the one-read top-p, for single values (every d) and random counts.
+func TestGPUIntegerWeighing(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, T := range []int{512, 1024} {
+		per := 32768 / T
+		for tid := range T {
+			d0 := -32767 + per*tid
+			for d := d0; d < d0+per; d++ { // each value alone, count 1
+				got := weighGPU(tid, T, func(e int) uint32 { return b2u(e == d) })
+				if want := fixedOf(weightOfD(d)); got != want {
+					t.Fatalf("T %d thread %d d %d: %d, want %d", T, tid, d, got, want)
+				}
+			}
+			counts := make([]uint32, per)
+			var want uint64
+			for j := range counts {
+				counts[j] = r.Uint32N(65536) >> r.UintN(17)
+				want += uint64(counts[j]) * fixedOf(weightOfD(d0+j))
+			}
+			if got := weighGPU(tid, T, func(e int) uint32 { return counts[e-d0] }); got != want {
+				t.Fatalf("T %d thread %d random counts: %d, want %d", T, tid, got, want)
+			}
+		}
+	}
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}
