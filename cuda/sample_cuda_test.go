@@ -388,19 +388,23 @@ func BenchmarkSampleFused(b *testing.B) {
 	gpu := openTest(b)
 	const vocab = 128256
 	modes := []struct {
-		name string
-		p    sample.Params
-		odd  *sample.Params // the odd rows' parameters, where they differ
+		name   string
+		p      sample.Params
+		odd    *sample.Params // the odd rows' parameters, where they differ
+		masked bool           // the masked logits: 64 finite a row, the rest -Inf
 	}{
-		{"greedy", sample.Params{}, nil},
-		{"temp", sample.Params{Temperature: 0.8}, nil},
-		{"minp0.05", sample.Params{Temperature: 0.8, MinP: 0.05}, nil},
-		{"topp0.9", sample.Params{Temperature: 1, TopP: 0.9}, nil},
-		{"topk50-topp0.9", sample.Params{Temperature: 1, TopK: 50, TopP: 0.9}, nil},
+		{"greedy", sample.Params{}, nil, false},
+		{"temp", sample.Params{Temperature: 0.8}, nil, false},
+		{"minp0.05", sample.Params{Temperature: 0.8, MinP: 0.05}, nil, false},
+		{"topp0.9", sample.Params{Temperature: 1, TopP: 0.9}, nil, false},
+		{"topk50-topp0.9", sample.Params{Temperature: 1, TopK: 50, TopP: 0.9}, nil, false},
 		// a batch of both: the one-read top-p kernel with the top-k lists
-		{"topp-mix-topk50", sample.Params{Temperature: 1, TopP: 0.9}, &sample.Params{Temperature: 1, TopK: 50, TopP: 0.9}},
-		{"greedy-logprobs5", sample.Params{Logprobs: true, TopLogprobs: 5}, nil},
-		{"temp-logprobs5", sample.Params{Temperature: 0.8, Logprobs: true, TopLogprobs: 5}, nil},
+		{"topp-mix-topk50", sample.Params{Temperature: 1, TopP: 0.9}, &sample.Params{Temperature: 1, TopK: 50, TopP: 0.9}, false},
+		{"greedy-logprobs5", sample.Params{Logprobs: true, TopLogprobs: 5}, nil, false},
+		{"temp-logprobs5", sample.Params{Temperature: 0.8, Logprobs: true, TopLogprobs: 5}, nil, false},
+		// rows as a grammar or a logit bias leaves them: few tokens finite
+		{"masked-temp", sample.Params{Temperature: 0.8}, nil, true},
+		{"masked-topp0.9", sample.Params{Temperature: 1, TopP: 0.9}, nil, true},
 	}
 	r := rand.New(rand.NewSource(1))
 	batches := []int{1, 64, 256}
@@ -423,7 +427,24 @@ func BenchmarkSampleFused(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		for i := range host {
+			host[i] = float32(math.Inf(-1))
+		}
+		rm := rand.New(rand.NewSource(int64(batch))) // not r: the other modes' logits stay as before
+		for row := range batch {
+			for range 64 {
+				host[row*vocab+rm.Intn(vocab)] = float32(rm.NormFloat64() * 2)
+			}
+		}
+		lm, err := gpu.Upload(backend.F32, []int{batch, vocab}, f32Bytes(host))
+		if err != nil {
+			b.Fatal(err)
+		}
 		for _, m := range modes {
+			lt := lt
+			if m.masked {
+				lt = lm
+			}
 			b.Run(fmt.Sprintf("b%d/%s", batch, m.name), func(b *testing.B) {
 				rows := make([]sample.Row, batch)
 				for i := range rows {
@@ -472,5 +493,6 @@ func BenchmarkSampleFused(b *testing.B) {
 			})
 		}
 		gpu.Free(lt)
+		gpu.Free(lm)
 	}
 }

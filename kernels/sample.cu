@@ -388,6 +388,7 @@ struct Race {
   float thr = -INFINITY;     // the same in every lane in practice (each lane's is a valid bound)
   float thr512 = -INFINITY;  // thr - 512
   float t1024 = -INFINITY;   // thr512 / 1024
+  float t32 = -INFINITY;     // add4v's t1024 / 32, floored (init_t32)
   float nws;                 // -ws / 1024
   int cnt = 0;               // warp-uniform: buffered candidates
   int *bid;
@@ -400,6 +401,19 @@ struct Race {
     // temperatures: a float step of 512 or more)
     thr512 = __fsub_rn(t, __fadd_rn(512.f, __fmul_rn(fabsf(t), 0x1p-21f)));
     t1024 = __fmul_rn(thr512, 1.f / 1024.f);
+    init_t32();
+  }
+
+  // init_t32 sets add4v's t32 = t1024 / 32 (exact), with -Inf (no bound
+  // yet; a NaN from thr = +Inf too) as -FLT_MAX where -nws <= 32 (ws <=
+  // 32768, temperatures from ~0.045): every finite x * nws / 32 + -FLT_MAX
+  // is then <= 0, so every finite or +Inf logit is still noted, and -Inf
+  // only when its hash is 0. (With -Inf there, rows of mostly -Inf
+  // logits, as a grammar leaves them, flushed each -Inf until a bound:
+  // top-p at 256 rows of 64 finite logits 167 us against 87, H100,
+  // session 19.) Called once nws is set, and by set_thr.
+  __device__ __forceinline__ void init_t32() {
+    t32 = fmaxf(__fmul_rn(t1024, 1.f / 32.f), nws >= -32.f ? -FLT_MAX : -INFINITY);
   }
 
   // flush keys the last take buffered candidates that keep(id, logit)
@@ -451,18 +465,18 @@ struct Race {
   // add4v is add4 without a floor, for the scans that test every logit,
   // about two instructions a token fewer by construction (the floor's
   // compare and the clamp's max): may_win's clamp and shift made one FMA
-  // with saturation and a shift of h. z / 32 = sat(x * nws32 + t1024
-  // / 32) (nws32 = nws / 32; scaling by 2^-5 is exact, and -Inf stays
-  // -Inf), j = 32 - rn(32 * z / 32) by the 1.5 * 2^23 trick (ties to even
+  // with saturation and a shift of h. z / 32 = sat(x * nws32 + t32)
+  // (nws32 = nws / 32, t32 = t1024 / 32: scaling by 2^-5 is exact), j =
+  // 32 - rn(32 * z / 32) by the 1.5 * 2^23 trick (ties to even
   // as may_win), and clz(h) >= k as h >> min(j, 32) == 0. For a finite or
-  // +Inf logit it notes the same ids as may_win, for any thr. It may also
-  // note -Inf (when the id's hash is 0, or thr is -Inf) and NaN (always):
+  // +Inf logit it notes the same ids as may_win, for any thr (t32 as
+  // init_t32 sets it). It may also note -Inf (when the id's hash is 0, or
+  // while thr is -Inf at temperatures below ~0.045) and NaN (always):
   // flush and flush_e drop those, as add4's floor would. Only ids of the
   // slice are noted: bit e of valid for id i0 + e (the padding past the
   // slice's end is -Inf under ids that are not the slice's, or that
   // another group offers).
   __device__ __forceinline__ void add4v(int i0, float4 xv, unsigned valid, float nws32) {
-    const float t32 = __fmul_rn(t1024, 1.f / 32.f);
     const unsigned h0 = (unsigned)i0 * 0x9e3779b9u + (unsigned)nk, hi = (unsigned)(nk >> 32);
     auto one = [&](unsigned e, float x) {  // noise_hash(nk, i0 + e)'s leading zeros
       const unsigned h = note_hash(h0 + e * 0x9e3779b9u, hi ^ (hi >> 16));
@@ -1536,6 +1550,7 @@ __device__ __noinline__ ArgMax tp_scan(const Slice sl, unsigned long long nk, fl
   RaceM race;
   race.ws = ws;
   race.nws = __fmul_rn(-ws, 1.f / 1024.f);
+  race.init_t32();
   race.nk = nk;
   race.lt = sh.logt;
   race.xs = sl.xs;
@@ -2469,6 +2484,7 @@ __global__ void __launch_bounds__(T, 1024 / T) sample_kernel(
   Race race;
   race.ws = ws;
   race.nws = __fmul_rn(-ws, 1.f / 1024.f);
+  race.init_t32();
   const float nws32 = __fmul_rn(race.nws, 1.f / 32.f);  // add4v's
   // add4v, except in the kernel with both the top-k lists and the
   // one-read top-p (the mixed top-p / top-k 50 batch took 129 us at 256
