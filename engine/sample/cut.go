@@ -84,6 +84,12 @@ func weightQ(x float32, mq int64, ws float32) float32 {
 	if q < weightY0 {
 		return 0
 	}
+	return weightOfQ(q)
+}
+
+// weightOfQ is the weight of quantized exponent q (weightY0 <= q <= 0):
+// 2^(q/1024) from the exponent q >> expBits and the table's mantissa.
+func weightOfQ(q int64) float32 {
 	return math.Float32frombits(uint32((q>>expBits)+127)<<23 | expMant[q&(expSize-1)])
 }
 

@@ -579,15 +579,9 @@ func weighGPU(t, T int, count func(d int) uint32) uint64 {
 	s := a << lsh
 	if dl := d0 + per - 1; dl&1023 == 0 {
 		s -= one(dl) << lsh
-		s += uint64(count(dl)) * fixedOf(weightOfD(dl))
+		s += uint64(count(dl)) * fixedOf(weightOfQ(int64(dl)))
 	}
 	return s
-}
-
-// weightOfD is the weight of quantized exponent d (-32767 <= d <= 0),
-// as weightQ builds it.
-func weightOfD(d int) float32 {
-	return math.Float32frombits(uint32((d>>expBits)+127)<<23 | expMant[d&(expSize-1)])
 }
 
 // TestGPUIntegerWeighing: tp_finish's integer weighing gives each
@@ -601,7 +595,7 @@ func TestGPUIntegerWeighing(t *testing.T) {
 			d0 := -32767 + per*tid
 			for d := d0; d < d0+per; d++ { // each value alone, count 1
 				got := weighGPU(tid, T, func(e int) uint32 { return b2u(e == d) })
-				if want := fixedOf(weightOfD(d)); got != want {
+				if want := fixedOf(weightOfQ(int64(d))); got != want {
 					t.Fatalf("T %d thread %d d %d: %d, want %d", T, tid, d, got, want)
 				}
 			}
@@ -609,7 +603,7 @@ func TestGPUIntegerWeighing(t *testing.T) {
 			var want uint64
 			for j := range counts {
 				counts[j] = r.Uint32N(65536) >> r.UintN(17)
-				want += uint64(counts[j]) * fixedOf(weightOfD(d0+j))
+				want += uint64(counts[j]) * fixedOf(weightOfQ(int64(d0+j)))
 			}
 			if got := weighGPU(tid, T, func(e int) uint32 { return counts[e-d0] }); got != want {
 				t.Fatalf("T %d thread %d random counts: %d, want %d", T, tid, got, want)
